@@ -1,0 +1,488 @@
+"""FreeSWITCH events: decoding of event frames and the typed events the controller acts on.
+
+An event frame is either ``text/event-json`` (one JSON object; ``Content-Length`` is a string and the body,
+if any, is the string ``_body``) or ``text/event-plain`` (URL-encoded ``Name: value`` lines, a blank line,
+and for events with a body an inner ``Content-Length`` header followed by exactly that many bytes). Both
+forms are in shared/fixtures/freeswitch/esl_inbound_session.txt (SESSION 1 plain, SESSION 2 json).
+
+What we act on becomes a frozen, slotted dataclass (``ChannelPark``, ``BackgroundJob``,
+``AudioStreamPlay`` ...); everything else stays an ``OtherEvent`` with a read-only header mapping.
+Every typed event keeps the full ``headers`` so nothing FreeSWITCH said is lost.
+
+Exception tree: decoding raises ``controller.freeswitch.protocol.ProtocolError`` (an ``EslError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import unquote
+
+import orjson
+
+from controller.freeswitch.protocol import Frame, ProtocolError, parse_content_length, parse_header_block
+
+__all__ = [
+    "AudioStreamConnect",
+    "AudioStreamDisconnect",
+    "AudioStreamError",
+    "AudioStreamJson",
+    "AudioStreamPlay",
+    "BackgroundJob",
+    "ChannelAnswer",
+    "ChannelBridge",
+    "ChannelCreate",
+    "ChannelDestroy",
+    "ChannelEvent",
+    "ChannelExecute",
+    "ChannelExecuteComplete",
+    "ChannelHangup",
+    "ChannelHangupComplete",
+    "ChannelPark",
+    "ChannelProgress",
+    "ChannelProgressMedia",
+    "ChannelUnbridge",
+    "ChannelUnpark",
+    "ChannelsResync",
+    "Dtmf",
+    "Event",
+    "EventHeaders",
+    "OtherEvent",
+    "PlaybackStart",
+    "PlaybackStop",
+    "decode_event",
+    "decode_event_json",
+    "decode_event_plain",
+]
+
+_ARRAY_PREFIX: Final = "ARRAY::"
+_ARRAY_SEP: Final = "|:"
+
+
+class EventHeaders(Mapping[str, str]):
+    """Read-only view of an event's headers.
+
+    JSON events carry some values as arrays (``variable_DP_MATCH``); they read back in FreeSWITCH's plain
+    form ``ARRAY::a|:b`` so the mapping means the same whichever format the event came in.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, name: str) -> str:
+        value = self._data[name]
+        if type(value) is str:
+            return value
+        if isinstance(value, list):
+            return _ARRAY_PREFIX + _ARRAY_SEP.join(str(v) for v in value)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __repr__(self) -> str:
+        return f"EventHeaders({len(self._data)} headers, Event-Name={self._data.get('Event-Name')!r})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of all decoded events: the name, the full headers and the exact body (None when absent)."""
+
+    name: str
+    headers: EventHeaders
+    body: str | None
+
+    @property
+    def subclass(self) -> str:
+        """``Event-Subclass`` of CUSTOM events ('' otherwise)."""
+        return self.headers.get("Event-Subclass", "")
+
+    @property
+    def sequence(self) -> int:
+        """``Event-Sequence``: FreeSWITCH's global event counter."""
+        return int(self.headers.get("Event-Sequence", "0"))
+
+    @property
+    def timestamp_us(self) -> int:
+        """``Event-Date-Timestamp`` in microseconds since the epoch."""
+        return int(self.headers.get("Event-Date-Timestamp", "0"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtherEvent(Event):
+    """An event we do not act on, kept as headers + body."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackgroundJob(Event):
+    """Result of a ``bgapi`` command, matched to it by ``job_uuid``; ``body`` is the command's output."""
+
+    job_uuid: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelEvent(Event):
+    """An event about one channel (``Unique-ID``) with the state headers every channel event carries."""
+
+    uuid: str
+    channel_name: str
+    direction: str
+    answer_state: str
+    call_state: str
+
+    def variable(self, name: str, default: str = "") -> str:
+        """A channel variable as carried by this event (``variable_<name>``)."""
+        return self.headers.get("variable_" + name, default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelCreate(ChannelEvent):
+    """CHANNEL_CREATE."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelProgress(ChannelEvent):
+    """CHANNEL_PROGRESS (ringing indicated)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelProgressMedia(ChannelEvent):
+    """CHANNEL_PROGRESS_MEDIA (early media)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelAnswer(ChannelEvent):
+    """CHANNEL_ANSWER."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelPark(ChannelEvent):
+    """CHANNEL_PARK: the dialplan handed the channel to us."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelUnpark(ChannelEvent):
+    """CHANNEL_UNPARK."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelBridge(ChannelEvent):
+    """CHANNEL_BRIDGE, fired on one leg only (esl_dtmf_and_bridge.txt finding 3)."""
+
+    other_uuid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelUnbridge(ChannelEvent):
+    """CHANNEL_UNBRIDGE, fired on the same leg as the BRIDGE."""
+
+    other_uuid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelExecute(ChannelEvent):
+    """CHANNEL_EXECUTE: a dialplan application started."""
+
+    application: str
+    application_data: str
+    application_uuid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelExecuteComplete(ChannelExecute):
+    """CHANNEL_EXECUTE_COMPLETE; ``response`` is ``Application-Response``."""
+
+    response: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelHangup(ChannelEvent):
+    """CHANNEL_HANGUP with its ``Hangup-Cause``."""
+
+    cause: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelHangupComplete(ChannelHangup):
+    """CHANNEL_HANGUP_COMPLETE: the channel is done; carries the CDR variables."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelDestroy(ChannelEvent):
+    """CHANNEL_DESTROY."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dtmf(ChannelEvent):
+    """DTMF: one digit; ``duration`` in samples at 8 kHz; ``source`` e.g. APP, RTP, UNKNOWN."""
+
+    digit: str
+    duration: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackStart(ChannelEvent):
+    """PLAYBACK_START of ``file_path``."""
+
+    file_path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackStop(ChannelEvent):
+    """PLAYBACK_STOP; ``status`` is ``done`` or ``break`` (the only way to tell them apart).
+
+    ``last_offset_pos`` (channel samples) is the real position; ``variable_playback_ms`` is wrong after a
+    break on a rate-mismatched file (esl_playback_queue.txt finding 6).
+    """
+
+    file_path: str
+    status: str
+    last_offset_pos: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamEvent(ChannelEvent):
+    """Base of the CUSTOM ``mod_audio_stream::*`` events; ``body`` is the module's JSON text."""
+
+    def body_json(self) -> Any:
+        """The body parsed as JSON (None when there is no body).
+
+        Raises:
+            ProtocolError: the body is not JSON.
+        """
+        if self.body is None:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(f"{self.subclass} body is not JSON: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamConnect(AudioStreamEvent):
+    """``mod_audio_stream::connect``: the WebSocket to the worker is open (``+OK`` from start is not)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamDisconnect(AudioStreamEvent):
+    """``mod_audio_stream::disconnect``: fired only when the worker closed the socket."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamError(AudioStreamEvent):
+    """``mod_audio_stream::error``: the connection failed; the media bug is gone."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamJson(AudioStreamEvent):
+    """``mod_audio_stream::json``: a text message from the worker, verbatim in ``body``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioStreamPlay(AudioStreamEvent):
+    """``mod_audio_stream::play``: FreeSWITCH wrote returned audio to ``file``; it does not play it."""
+
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsResync:
+    """Not a wire event: the node's live channels, read after a (re)connect.
+
+    The adapter emits it into the event stream after ``show channels as json`` and ``show calls as json``
+    so the call model can drop channels that ended while we were away and add the ones that appeared.
+    ``channels`` are the rows of ``show channels``; ``calls`` the rows of ``show calls`` (bridged pairs carry
+    ``b_uuid``).
+    """
+
+    node: str
+    channels: tuple[Mapping[str, str], ...]
+    calls: tuple[Mapping[str, str], ...]
+
+
+def _channel_fields(h: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "uuid": h.get("Unique-ID", ""),
+        "channel_name": h.get("Channel-Name", ""),
+        "direction": h.get("Call-Direction", ""),
+        "answer_state": h.get("Answer-State", ""),
+        "call_state": h.get("Channel-Call-State", ""),
+    }
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _play_file(body: str | None) -> str:
+    if body is None:
+        return ""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"mod_audio_stream::play body is not JSON: {exc}") from exc
+    file = data.get("file") if isinstance(data, dict) else None
+    if not isinstance(file, str):
+        raise ProtocolError("mod_audio_stream::play body has no file")
+    return file
+
+
+_SIMPLE: Final[dict[str, type[ChannelEvent]]] = {
+    "CHANNEL_CREATE": ChannelCreate,
+    "CHANNEL_PROGRESS": ChannelProgress,
+    "CHANNEL_PROGRESS_MEDIA": ChannelProgressMedia,
+    "CHANNEL_ANSWER": ChannelAnswer,
+    "CHANNEL_PARK": ChannelPark,
+    "CHANNEL_UNPARK": ChannelUnpark,
+    "CHANNEL_DESTROY": ChannelDestroy,
+}
+
+_AUDIO_STREAM: Final[dict[str, type[AudioStreamEvent]]] = {
+    "mod_audio_stream::connect": AudioStreamConnect,
+    "mod_audio_stream::disconnect": AudioStreamDisconnect,
+    "mod_audio_stream::error": AudioStreamError,
+    "mod_audio_stream::json": AudioStreamJson,
+}
+
+
+def _typed(name: str, raw: Mapping[str, Any], body: str | None) -> Event:
+    """Build the typed event for ``name`` from its raw header dict."""
+    headers = EventHeaders(raw)
+    simple = _SIMPLE.get(name)
+    if simple is not None:
+        return simple(name=name, headers=headers, body=body, **_channel_fields(raw))
+    if name == "BACKGROUND_JOB":
+        return BackgroundJob(
+            name=name, headers=headers, body=body, job_uuid=raw.get("Job-UUID", ""),
+            command=raw.get("Job-Command", ""),
+        )  # fmt: skip
+    if name == "CUSTOM":
+        subclass = raw.get("Event-Subclass", "")
+        kind = _AUDIO_STREAM.get(subclass)
+        if kind is not None:
+            return kind(name=name, headers=headers, body=body, **_channel_fields(raw))
+        if subclass == "mod_audio_stream::play":
+            return AudioStreamPlay(
+                name=name, headers=headers, body=body, file=_play_file(body), **_channel_fields(raw)
+            )
+        return OtherEvent(name=name, headers=headers, body=body)
+    if name in ("CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"):
+        fields = _channel_fields(raw)
+        fields.update(
+            application=raw.get("Application", ""),
+            application_data=raw.get("Application-Data", ""),
+            application_uuid=raw.get("Application-UUID", ""),
+        )
+        if name == "CHANNEL_EXECUTE":
+            return ChannelExecute(name=name, headers=headers, body=body, **fields)
+        return ChannelExecuteComplete(
+            name=name, headers=headers, body=body, response=raw.get("Application-Response", ""), **fields
+        )
+    return _typed_rest(name, raw, headers, body)
+
+
+def _typed_rest(name: str, raw: Mapping[str, Any], headers: EventHeaders, body: str | None) -> Event:
+    fields = _channel_fields(raw)
+    common: dict[str, Any] = {"name": name, "headers": headers, "body": body, **fields}
+    if name == "CHANNEL_HANGUP":
+        return ChannelHangup(cause=raw.get("Hangup-Cause", ""), **common)
+    if name == "CHANNEL_HANGUP_COMPLETE":
+        return ChannelHangupComplete(cause=raw.get("Hangup-Cause", ""), **common)
+    if name in ("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"):
+        other = raw.get("Other-Leg-Unique-ID") or raw.get("Bridge-B-Unique-ID", "")
+        kind = ChannelBridge if name == "CHANNEL_BRIDGE" else ChannelUnbridge
+        return kind(other_uuid=other, **common)
+    if name == "DTMF":
+        return Dtmf(
+            digit=raw.get("DTMF-Digit", ""), duration=_int(raw.get("DTMF-Duration")),
+            source=raw.get("DTMF-Source", ""), **common,
+        )  # fmt: skip
+    if name == "PLAYBACK_START":
+        return PlaybackStart(file_path=raw.get("Playback-File-Path", ""), **common)
+    if name == "PLAYBACK_STOP":
+        return PlaybackStop(
+            file_path=raw.get("Playback-File-Path", ""), status=raw.get("Playback-Status", ""),
+            last_offset_pos=_int(raw.get("variable_playback_last_offset_pos")), **common,
+        )  # fmt: skip
+    return OtherEvent(name=name, headers=headers, body=body)
+
+
+def decode_event_json(body: bytes) -> Event:
+    """Decode the body of a ``text/event-json`` frame.
+
+    Raises:
+        ProtocolError: not a JSON object, or no ``Event-Name``.
+    """
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"event-json body is not JSON: {exc}") from exc
+    if type(raw) is not dict:
+        raise ProtocolError("event-json body is not a JSON object")
+    name = raw.get("Event-Name")
+    if type(name) is not str:
+        raise ProtocolError("event-json has no Event-Name")
+    event_body = raw.get("_body")
+    if event_body is not None and type(event_body) is not str:
+        raise ProtocolError("event-json _body is not a string")
+    return _typed(name, raw, event_body)
+
+
+def decode_event_plain(body: bytes) -> Event:
+    """Decode the body of a ``text/event-plain`` frame (URL-encoded headers, optional inner body).
+
+    Raises:
+        ProtocolError: malformed header lines, a bad inner length, or no ``Event-Name``.
+    """
+    end = body.find(b"\n\n")
+    block = body[:end] if end >= 0 else body.rstrip(b"\n")
+    raw = parse_header_block(block)
+    try:
+        for key, value in raw.items():
+            if "%" in value:
+                raw[key] = unquote(value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"event-plain header is not UTF-8 once URL-decoded: {exc}") from exc
+    event_body: str | None = None
+    length_text = raw.get("Content-Length")
+    if length_text is not None:
+        length = parse_content_length(length_text)
+        inner = body[end + 2 : end + 2 + length] if end >= 0 else b""
+        if len(inner) != length:
+            raise ProtocolError(f"event-plain inner body is {len(inner)} bytes, Content-Length {length}")
+        try:
+            event_body = inner.decode()
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"event-plain inner body is not UTF-8: {exc}") from exc
+    name = raw.get("Event-Name")
+    if name is None:
+        raise ProtocolError("event-plain has no Event-Name")
+    return _typed(name, raw, event_body)
+
+
+def decode_event(frame: Frame) -> Event:
+    """Decode an event frame of either format.
+
+    Raises:
+        ProtocolError: the frame is not an event or its body is malformed.
+    """
+    content_type = frame.content_type
+    if content_type == "text/event-json":
+        return decode_event_json(frame.body)
+    if content_type == "text/event-plain":
+        return decode_event_plain(frame.body)
+    raise ProtocolError(f"not an event frame: Content-Type {content_type!r}")

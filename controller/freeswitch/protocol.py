@@ -1,0 +1,194 @@
+"""Event Socket (ESL) framing, sans-IO.
+
+The parser is fed bytes and hands out whole frames; it never touches a socket. A frame is a block of
+``Name: value`` header lines ended by an empty line, followed by a body of exactly ``Content-Length``
+*bytes* when that header is present (mod_event_socket.c; every capture in shared/fixtures/freeswitch).
+Framing works on bytes, so a multi-byte character split across two reads cannot break it; text is decoded
+only once a frame is complete.
+
+Exception tree (this layer)::
+
+    EslError                      base of every error the FreeSWITCH adapter raises
+    └── ProtocolError             the peer sent bytes that are not ESL (bad header line, bad length, ...)
+
+The client layer (``controller.freeswitch.connection``) extends the tree with connection errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "EslError",
+    "EslParser",
+    "Frame",
+    "ProtocolError",
+    "encode_command",
+]
+
+MAX_HEADER_BYTES: Final = 64 * 1024
+"""Longest header block we accept. The outbound ``connect`` reply, the biggest seen, is ~8 KiB."""
+
+MAX_BODY_BYTES: Final = 64 * 1024 * 1024
+"""Largest body we accept; `show channels` on a loaded node stays far below this."""
+
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class EslError(Exception):
+    """Base of every error raised by the FreeSWITCH adapter."""
+
+
+class ProtocolError(EslError):
+    """The peer sent bytes that are not a well-formed ESL frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One framed ESL message: envelope headers (as sent, not URL-decoded) and the exact body bytes."""
+
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> str:
+        """The envelope's ``Content-Type`` ('' when absent)."""
+        return self.headers.get("Content-Type", "")
+
+
+def parse_header_block(block: bytes) -> dict[str, str]:
+    """Split ``Name: value`` lines (LF separated, no trailing blank line) into a dict.
+
+    A repeated name keeps its first value (FreeSWITCH repeats ``Event-Name`` when it nests a
+    PRIVATE_COMMAND inside a COMMAND event; the outer one is the event's name).
+
+    Raises:
+        ProtocolError: a line has no ``": "`` separator or is not UTF-8.
+    """
+    try:
+        text = block.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"header block is not UTF-8: {exc}") from exc
+    headers: dict[str, str] = {}
+    for line in text.split("\n"):
+        name, sep, value = line.partition(": ")
+        if not sep:
+            if line.endswith(":") and line[:-1] and " " not in line:
+                name, value = line[:-1], ""
+            else:
+                raise ProtocolError(f"malformed header line {line[:80]!r}")
+        if name not in headers:
+            headers[name] = value
+    return headers
+
+
+def parse_content_length(value: str) -> int:
+    """Parse a ``Content-Length`` value strictly (decimal digits only, bounded).
+
+    Raises:
+        ProtocolError: not a plain decimal number, or larger than ``MAX_BODY_BYTES``.
+    """
+    if not value.isdigit() or not value.isascii():
+        raise ProtocolError(f"bad Content-Length {value[:40]!r}")
+    length = int(value)
+    if length > MAX_BODY_BYTES:
+        raise ProtocolError(f"Content-Length {length} exceeds {MAX_BODY_BYTES}")
+    return length
+
+
+class EslParser:
+    """Incremental ESL frame parser: ``feed()`` bytes, then drain ``next_frame()`` until it returns None.
+
+    After a ``ProtocolError`` the stream cannot be re-synchronised (there is no frame marker to hunt for),
+    so the parser stays broken and the connection must be closed.
+    """
+
+    __slots__ = ("_broken", "_buf", "_headers", "_need")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._headers: dict[str, str] | None = None  # headers of a frame whose body is still incomplete
+        self._need = 0  # body length of that frame
+        self._broken: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer."""
+        self._buf += data
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield every complete frame buffered so far."""
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+    def next_frame(self) -> Frame | None:
+        """Return the next complete frame, or None when more bytes are needed.
+
+        Raises:
+            ProtocolError: the buffered bytes are not ESL; the parser stays broken afterwards.
+        """
+        if self._broken is not None:
+            raise self._broken
+        try:
+            return self._next_frame()
+        except ProtocolError as exc:
+            self._broken = exc
+            raise
+
+    def _next_frame(self) -> Frame | None:
+        buf = self._buf
+        if self._headers is None:
+            # FreeSWITCH never sends blank lines between frames, but tolerate stray ones.
+            start = 0
+            while start < len(buf) and buf[start] == 0x0A:
+                start += 1
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                if len(buf) - start > MAX_HEADER_BYTES:
+                    raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+                if start:
+                    del buf[:start]
+                return None
+            if end - start > MAX_HEADER_BYTES:
+                raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+            headers = parse_header_block(bytes(buf[start:end]))
+            del buf[: end + 2]
+            length_text = headers.get("Content-Length")
+            if length_text is None:
+                return Frame(MappingProxyType(headers))
+            self._headers = headers
+            self._need = parse_content_length(length_text)
+        if len(buf) < self._need:
+            return None
+        body = bytes(buf[: self._need])
+        del buf[: self._need]
+        headers, self._headers = self._headers, None
+        return Frame(MappingProxyType(headers), body)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned in a frame."""
+        return len(self._buf)
+
+    def at_frame_boundary(self) -> bool:
+        """True when no partial frame is buffered (a clean place for the peer to close)."""
+        return self._headers is None and not self._buf.strip(b"\n")
+
+
+def encode_command(command: str, headers: Mapping[str, str] = _EMPTY, body: bytes = b"") -> bytes:
+    """Encode one client command: the command line, optional header lines, a blank line, optional body.
+
+    Raises:
+        ProtocolError: the command or a header contains a newline (it would smuggle a second command).
+    """
+    lines = [command]
+    for name, value in headers.items():
+        lines.append(f"{name}: {value}")
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    for line in lines:
+        if "\n" in line or "\r" in line:
+            raise ProtocolError(f"newline inside command or header {line[:80]!r}")
+    return ("\n".join(lines) + "\n\n").encode() + body
