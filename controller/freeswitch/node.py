@@ -1,0 +1,296 @@
+"""The FreeSWITCH adapter: one node, one inbound ESL connection, owned for its whole life.
+
+``FreeSwitchNode`` connects, authenticates, subscribes to the events the controller uses (FreeSWITCH drops
+a listener that falls 500 events behind, so we take only what we need), resyncs the live channels, probes
+liveness, and reconnects with capped, jittered backoff when the connection ends. Used as ``async with``;
+its tasks run in one ``asyncio.TaskGroup`` per connection.
+
+After every (re)connect a ``ChannelsResync`` (rows of ``show channels as json`` / ``show calls as json``)
+is put into the event stream at the point where the subscription started, so the call model is correct
+again without a restart. Events before it are older than the snapshot; events after it are newer or
+repeat what the snapshot says, and the call model applies them idempotently.
+
+Exceptions: those of ``controller.freeswitch.connection``. An ``AuthenticationError`` is final: the node
+stops, and ``api``/``bgapi``/``events`` raise it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Final, Self
+
+import orjson
+
+from controller.freeswitch.backoff import Backoff
+from controller.freeswitch.connection import AuthenticationError, ConnectionLost, EslConnection
+from controller.freeswitch.events import ChannelsResync, Event
+from controller.freeswitch.protocol import EslError, ProtocolError
+from controller.settings import FreeSwitchNodeSettings
+
+__all__ = ["CUSTOM_EVENTS", "SUBSCRIBED_EVENTS", "FreeSwitchNode", "NodeEvent", "parse_show_json"]
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBED_EVENTS: Final = (
+    "CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_PARK",
+    "CHANNEL_UNPARK", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF", "PLAYBACK_START", "PLAYBACK_STOP", "BACKGROUND_JOB",
+)  # fmt: skip
+"""The plain events the controller acts on (BACKGROUND_JOB must be named explicitly for bgapi)."""
+
+CUSTOM_EVENTS: Final = (
+    "mod_audio_stream::connect", "mod_audio_stream::disconnect", "mod_audio_stream::error",
+    "mod_audio_stream::json", "mod_audio_stream::play",
+)  # fmt: skip
+
+NodeEvent = Event | ChannelsResync
+_Pending = asyncio.Future[ChannelsResync]
+
+
+def parse_show_json(text: str) -> tuple[Mapping[str, str], ...]:
+    """Rows of ``show <what> as json``: ``{"row_count":N,"rows":[...]}``, no ``rows`` when N is 0.
+
+    Raises:
+        ProtocolError: the text is not that shape.
+    """
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"show ... as json is not JSON: {text[:80]!r}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("row_count"), int):
+        raise ProtocolError(f"show ... as json has no row_count: {text[:80]!r}")
+    rows = data.get("rows", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ProtocolError("show ... as json rows are not objects")
+    return tuple({str(k): "" if v is None else str(v) for k, v in row.items()} for row in rows)
+
+
+class FreeSwitchNode:
+    """Adapter for one FreeSWITCH node (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: FreeSwitchNodeSettings,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._backoff = Backoff(settings.backoff, rng)
+        self._conn: EslConnection | None = None
+        self._connected = asyncio.Event()
+        self._events: deque[NodeEvent | _Pending] = deque()
+        self._event_ready = asyncio.Event()
+        self._failure: EslError | None = None
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self.connects = 0
+        self.overflows = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._supervise(), name=f"freeswitch {self.name}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reconnecting, close the connection (``exit``), and end the event stream."""
+        self._stopped = True
+        conn = self._conn
+        if conn is not None:
+            await conn.close(self.settings.deadlines.close)
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(self.settings.deadlines.close):
+                    await task
+        self._connected.set()
+        self._event_ready.set()
+
+    @property
+    def connected(self) -> bool:
+        """True while an authenticated, subscribed connection is up."""
+        return self._conn is not None and self._conn.is_open
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until the node is connected.
+
+        Raises:
+            AuthenticationError: the node stopped because FreeSWITCH refused the password.
+            ConnectionLost: not connected within ``timeout`` seconds, or the node is closed.
+        """
+        await self._connection(timeout)
+
+    async def _connection(self, timeout: float) -> EslConnection:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self._failure is not None:
+                        raise self._failure
+                    if self._stopped:
+                        raise ConnectionLost(f"node {self.name} is closed")
+                    conn = self._conn
+                    if conn is not None and conn.is_open:
+                        return conn
+                    self._connected.clear()
+                    await self._connected.wait()
+        except TimeoutError as exc:
+            raise ConnectionLost(f"node {self.name}: not connected within {timeout}s") from exc
+
+    async def _supervise(self) -> None:
+        while not self._stopped:
+            try:
+                conn = await self._open()
+            except AuthenticationError as exc:
+                log.error("node %s: %s; not retrying", self.name, exc)
+                self._failure = exc
+                self._connected.set()
+                self._event_ready.set()
+                return
+            except EslError as exc:
+                delay = self._backoff.next_delay()
+                log.warning("node %s: connect failed (%s); retry in %.2fs", self.name, exc, delay)
+                await self._sleep(delay)
+                continue
+            started = self._monotonic()
+            await self._run_session(conn)
+            self._backoff.connection_ended(self._monotonic() - started)
+            if not self._stopped:
+                delay = self._backoff.next_delay()
+                log.warning("node %s: connection lost; reconnect in %.2fs", self.name, delay)
+                await self._sleep(delay)
+
+    async def _open(self) -> EslConnection:
+        s = self.settings
+        conn = await EslConnection.open(
+            s.host, s.port, s.secret(), connect_timeout=s.deadlines.connect,
+            auth_timeout=s.deadlines.auth, on_event=self._on_event,
+        )  # fmt: skip
+        try:
+            await conn.subscribe(SUBSCRIBED_EVENTS, CUSTOM_EVENTS, timeout=s.deadlines.command)
+        except BaseException:
+            await conn.close(s.deadlines.close)
+            raise
+        return conn
+
+    async def _run_session(self, conn: EslConnection) -> None:
+        placeholder: _Pending = asyncio.get_running_loop().create_future()
+        self._push(placeholder)
+        self._conn = conn
+        self.connects += 1
+        self._connected.set()
+        log.info("node %s: connected to %s:%s", self.name, self.settings.host, self.settings.port)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._resync(conn, placeholder))]
+                if self.settings.keepalive > 0:
+                    tasks.append(tg.create_task(self._keepalive(conn)))
+                with contextlib.suppress(EslError):
+                    await asyncio.shield(conn.closed)
+                for task in tasks:
+                    task.cancel()
+        finally:
+            if not placeholder.done():
+                placeholder.set_exception(ConnectionLost("connection ended before the resync"))
+            self._conn = None
+            await conn.close(self.settings.deadlines.close)
+
+    async def _resync(self, conn: EslConnection, placeholder: _Pending) -> None:
+        timeout = self.settings.deadlines.resync
+        try:
+            channels = parse_show_json(await conn.api("show channels as json", timeout))
+            calls = parse_show_json(await conn.api("show calls as json", timeout))
+        except ProtocolError as exc:
+            log.error("node %s: resync failed: %s", self.name, exc)
+            placeholder.set_exception(exc)
+            conn.abort(exc)
+            return
+        except EslError as exc:
+            placeholder.set_exception(exc)
+            return
+        placeholder.set_result(ChannelsResync(self.name, channels, calls))
+        self._event_ready.set()
+
+    async def _keepalive(self, conn: EslConnection) -> None:
+        """Probe the node; a probe that misses the command deadline drops the connection."""
+        with contextlib.suppress(EslError):
+            while conn.is_open:
+                await self._sleep(self.settings.keepalive)
+                await conn.api("status", self.settings.deadlines.command)
+
+    # ---- events ----------------------------------------------------------------------------------------
+
+    def _push(self, item: NodeEvent | _Pending) -> None:
+        self._events.append(item)
+        self._event_ready.set()
+
+    def _on_event(self, event: Event) -> None:
+        events = self._events
+        events.append(event)
+        self._event_ready.set()
+        if len(events) > self.settings.event_backlog:
+            # Like FreeSWITCH dropping a slow listener: stop here, reconnect, and let the resync repair.
+            self.overflows += 1
+            conn = self._conn
+            if conn is not None and conn.is_open:
+                log.error("node %s: %d events unread; dropping the connection", self.name, len(events))
+                conn.abort(ConnectionLost("event backlog overflow"))
+
+    async def events(self) -> AsyncIterator[NodeEvent]:
+        """All events of this node across reconnects, with a ``ChannelsResync`` after each connect.
+
+        Ends when the node is closed. Raises ``AuthenticationError`` if the password was refused.
+        """
+        events = self._events
+        while True:
+            while events:
+                item = events.popleft()
+                if isinstance(item, asyncio.Future):
+                    try:
+                        item = await item
+                    except EslError:
+                        continue
+                yield item
+            if self._failure is not None:
+                raise self._failure
+            if self._stopped:
+                return
+            self._event_ready.clear()
+            await self._event_ready.wait()
+
+    # ---- commands --------------------------------------------------------------------------------------
+
+    async def api(self, command: str, timeout: float | None = None, *, check: bool = True) -> str:
+        """``api <command>`` on the current connection (waits up to the deadline for one).
+
+        Raises:
+            CommandError, CommandTimeout, ConnectionLost, AuthenticationError: see connection.py.
+        """
+        timeout = timeout or self.settings.deadlines.command
+        conn = await self._connection(timeout)
+        return await conn.api(command, timeout, check=check)
+
+    async def bgapi(self, command: str, timeout: float | None = None, *, check: bool = True) -> str:
+        """``bgapi <command>``; returns the BACKGROUND_JOB output (e.g. ``+OK <uuid>`` of originate)."""
+        deadlines = self.settings.deadlines
+        conn = await self._connection(deadlines.command)
+        return await conn.bgapi(
+            command, timeout or deadlines.bgapi, reply_timeout=deadlines.command, check=check
+        )

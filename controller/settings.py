@@ -1,0 +1,195 @@
+"""Switchyard settings: one pydantic model, built once in ``main()`` and passed down by parts.
+
+Sources, lowest priority first: ``switchyard.yaml`` (path from ``SWITCHYARD_CONFIG``), then environment
+variables ``SWITCHYARD_<FIELD>`` with ``__`` between nested fields. Secrets (the ESL password) have no
+default: they come from the file, the environment or a ``*_file`` path, and a missing one fails at start
+with the field path. Library code never reads ``os.environ``; ``load_settings`` receives it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+__all__ = [
+    "BackoffSettings",
+    "Deadlines",
+    "FreeSwitchNodeSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
+
+
+_ENV_PREFIX: Final = "SWITCHYARD_"
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; the message names the field path and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Deadlines(_Strict):
+    """How long each ESL step may take, in seconds."""
+
+    connect: float = Field(5.0, gt=0)
+    auth: float = Field(5.0, gt=0)
+    command: float = Field(10.0, gt=0, description="api and plain commands")
+    bgapi: float = Field(120.0, gt=0, description="bgapi until its BACKGROUND_JOB (originate rings)")
+    resync: float = Field(10.0, gt=0)
+    close: float = Field(2.0, gt=0)
+
+
+class BackoffSettings(_Strict):
+    """Reconnect policy: capped exponential backoff with full jitter and a quick-failure breaker."""
+
+    initial: float = Field(0.2, gt=0)
+    maximum: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    quick_failure: float = Field(
+        5.0, ge=0, description="a connection that dies sooner than this does not reset the backoff"
+    )
+
+
+class FreeSwitchNodeSettings(_Strict):
+    """One FreeSWITCH node reached over inbound ESL."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9_.-]+$")
+    host: str = "127.0.0.1"
+    port: int = Field(8021, ge=1, le=65535)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    keepalive: float = Field(15.0, ge=0, description="seconds between liveness probes (0 = off)")
+    event_backlog: int = Field(
+        100_000, gt=0, description="events buffered for the controller before the node is resynced"
+    )
+    deadlines: Deadlines = Deadlines()
+    backoff: BackoffSettings = BackoffSettings()
+
+    @model_validator(mode="after")
+    def _password_given(self) -> Self:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password or password_file (no default password)")
+        return self
+
+    def secret(self) -> str:
+        """The ESL password, read from ``password_file`` when that is how it was given.
+
+        Raises:
+            SettingsError: the password file cannot be read or is empty.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        assert self.password_file is not None
+        try:
+            text = self.password_file.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"freeswitch.{self.name}.password_file: {exc}") from exc
+        if not text:
+            raise SettingsError(f"freeswitch.{self.name}.password_file: file is empty")
+        return text
+
+
+class Settings(_Strict):
+    """Everything Switchyard is configured with."""
+
+    freeswitch: dict[str, FreeSwitchNodeSettings] = Field(
+        min_length=1, description="FreeSWITCH nodes by name (lower case: environment names fold case)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_nodes(cls, data: Any) -> Any:
+        nodes = data.get("freeswitch") if isinstance(data, dict) else None
+        if isinstance(nodes, dict):
+            for name, node in nodes.items():
+                if isinstance(node, dict):
+                    node.setdefault("name", name)
+        return data
+
+    @model_validator(mode="after")
+    def _names_match(self) -> Self:
+        for key, node in self.freeswitch.items():
+            if key != node.name:
+                raise ValueError(f"freeswitch.{key}: name {node.name!r} differs from its key")
+        return self
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "<root>"
+        lines.append(f"{path}: {error['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SWITCHYARD_A__B=v`` → ``{"a": {"b": v}}``; a value starting with ``[`` or ``{`` is JSON."""
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(_ENV_PREFIX) or key == "SWITCHYARD_CONFIG":
+            continue
+        path = key[len(_ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"{key}: conflicts with another SWITCHYARD_ variable")
+            node = child
+        parsed: Any = value
+        if value[:1] in ("[", "{"):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{key}: not valid JSON: {exc}") from exc
+        node[path[-1]] = parsed
+    return tree
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = _merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Settings:
+    """Build the settings from the YAML file and the environment.
+
+    Args:
+        environ: the process environment (``os.environ`` in ``main()``; a dict in tests).
+        path: the YAML file; defaults to ``SWITCHYARD_CONFIG``, else ``switchyard.yaml`` if it exists.
+
+    Raises:
+        SettingsError: the file is unreadable or the settings are invalid (field path + reason).
+    """
+    if path is None:
+        configured = environ.get("SWITCHYARD_CONFIG")
+        path = Path(configured) if configured else Path("switchyard.yaml")
+        if not configured and not path.exists():
+            path = None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: top level must be a mapping")
+        data = loaded or {}
+    try:
+        return Settings.model_validate(_merge(data, _env_overrides(environ)))
+    except ValidationError as exc:
+        raise SettingsError(_format_errors(exc)) from exc
