@@ -77,7 +77,8 @@ class ChannelAdded(ChannelChange):
 
 @dataclass(frozen=True, slots=True)
 class ChannelUpdated(ChannelChange):
-    """Other channel fields changed: ``state`` (RINGING / EARLY), ``application``, tracked variable names."""
+    """Other channel fields changed: ``state`` (to RINGING or EARLY) or media variables (``read_codec``,
+    ``read_rate``, ``ptime``). The running application is not reported (it changes on every EXECUTE)."""
 
     fields: tuple[str, ...]
 
@@ -136,8 +137,8 @@ class AudioStreamChanged(ChannelChange):
 
 @dataclass(frozen=True, slots=True)
 class AudioStreamMessage(ChannelChange):
-    """Something the worker sent: ``kind`` ``json`` (``data`` = the text, verbatim) or ``play`` (``data`` = the
-    file FreeSWITCH wrote; it does not play it)."""
+    """Something the worker sent: ``kind`` ``json`` (``data`` = the text, verbatim) or ``play``
+    (``data`` = the file FreeSWITCH wrote; it does not play it)."""
 
     kind: str
     data: str

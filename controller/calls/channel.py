@@ -1,9 +1,9 @@
 """Channels and calls as the call model holds them.
 
-A ``Channel`` is one FreeSWITCH session (one leg), keyed by its ``Unique-ID``; a ``Call`` groups the legs that
-belong together (loopback peers, originator/originatee, bridged legs) under the uuid of its first leg. Both are
-mutable records owned by ``controller.calls.model.CallModel`` and written only from events: read them, never
-assign to them from outside the model.
+A ``Channel`` is one FreeSWITCH session (one leg), keyed by its ``Unique-ID``; a ``Call`` groups the legs
+that belong together (loopback peers, originator/originatee, bridged legs) under the uuid of its first leg.
+Both are mutable records owned by ``controller.calls.model.CallModel`` and written only from events: read
+them, never assign to them from outside the model.
 
 Timestamps are microseconds since the epoch, as FreeSWITCH reports them (``Event-Date-Timestamp``,
 ``Caller-Channel-*-Time``); 0 means unknown / not yet.
@@ -15,16 +15,14 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 __all__ = [
-    "TRACKED_VARIABLES",
     "AudioStreamState",
     "Call",
     "Channel",
     "ChannelState",
     "PlaybackResult",
-    "raw_headers",
 ]
 
 _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
@@ -48,8 +46,9 @@ class ChannelState(enum.IntEnum):
 class AudioStreamState(enum.Enum):
     """State of the channel's mod_audio_stream WebSocket, from its CUSTOM events.
 
-    ARCHITECTURE.md "Real-server facts": ``+OK`` from start is not a connection; ``::disconnect`` fires only when
-    the worker closes (the media bug then stays attached until ``stop``); ``::error`` means the bug is gone.
+    ARCHITECTURE.md "Real-server facts": ``+OK`` from start is not a connection; ``::disconnect`` fires only
+    when the worker closes (the media bug then stays attached until ``stop``); ``::error`` means the bug is
+    gone.
     """
 
     NONE = "none"
@@ -61,8 +60,8 @@ class AudioStreamState(enum.Enum):
     FAILED = "failed"
     """``mod_audio_stream::error``: the connection failed; the media bug is gone."""
     STOPPED = "stopped"
-    """``MEDIA_BUG_STOP`` with ``Media-Bug-Function: audio_stream`` (local stop or hangup; no ::disconnect then,
-    esl_inbound_session.txt SESSION 1)."""
+    """``MEDIA_BUG_STOP`` with ``Media-Bug-Function: audio_stream`` (local stop or hangup; no ::disconnect
+    then, esl_inbound_session.txt SESSION 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,32 +75,6 @@ class PlaybackResult:
     file_path: str
     status: str
     last_offset_pos: int
-
-
-TRACKED_VARIABLES: Final[tuple[tuple[str, str], ...]] = (
-    ("variable_sip_user_agent", "sip_user_agent"),
-    ("variable_sip_from_host", "sip_from_host"),
-    ("variable_sip_from_user", "sip_from_user"),
-    ("variable_sip_to_user", "sip_to_user"),
-    ("variable_sip_req_host", "sip_req_host"),
-    ("variable_sip_network_ip", "sip_network_ip"),
-    ("Channel-Read-Codec-Name", "read_codec"),
-    ("Channel-Read-Codec-Rate", "read_rate"),
-    ("variable_rtp_use_codec_ptime", "ptime"),
-)
-"""(event header, key in ``Channel.variables``) the router needs; everything else stays in ``Channel.headers``.
-The ptime can change mid-call (20 at CHANNEL_ANSWER, 30 a moment later in esl_inbound_session.txt SESSION 2)."""
-
-
-def raw_headers(headers: Mapping[str, str]) -> Mapping[str, Any]:
-    """The dict behind an ``EventHeaders`` view, for hot-path lookups.
-
-    ``EventHeaders.get`` goes through ``Mapping.get`` -> ``__getitem__`` (~0.8 µs a lookup, a miss raises
-    KeyError inside); the underlying dict answers in ~50 ns. Values are strings except JSON arrays, which no
-    header read here carries; callers that need a string check it.
-    """
-    data = getattr(headers, "_data", None)
-    return data if isinstance(data, dict) else headers
 
 
 @dataclass(slots=True, eq=False)
@@ -121,9 +94,9 @@ class Channel:
         caller_id_number / caller_id_name / destination_number / context: the caller profile.
         bridged_to: Uuid of the leg this one is bridged with ('' when not bridged).
         loopback_peer: ``variable_other_loopback_leg_uuid`` ('' when not a loopback leg).
-        applications: Running dialplan applications as (name, data), innermost last: a parked channel playing a
-            broadcast runs ``park`` and ``playback`` at once.
-        variables: The ``TRACKED_VARIABLES`` seen so far (latest value).
+        applications: Running dialplan applications as (name, data), innermost last: a parked channel
+            playing a broadcast runs ``park`` and ``playback`` at once.
+        variables: ``headers.SIP_VARIABLES`` and ``headers.MEDIA_VARIABLES`` as last seen.
         headers: The full headers of the last event for this channel (not copied).
         answer_state / call_state: FreeSWITCH's ``Answer-State`` / ``Channel-Call-State`` as last seen.
         audio_stream: mod_audio_stream state; ``audio_stream_code`` / ``audio_stream_reason`` carry the close
@@ -153,7 +126,7 @@ class Channel:
     loopback_peer: str = ""
     applications: list[tuple[str, str]] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = _NO_HEADERS
+    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)
     answer_state: str = ""
     call_state: str = ""
     audio_stream: AudioStreamState = AudioStreamState.NONE

@@ -209,6 +209,7 @@ class FreeSwitchNode:
         finally:
             if not placeholder.done():
                 placeholder.set_exception(ConnectionLost("connection ended before the resync"))
+            placeholder.exception()  # retrieved here: events() skips a failed resync
             self._conn = None
             await conn.close(self.settings.deadlines.close)
 

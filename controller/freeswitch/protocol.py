@@ -99,6 +99,13 @@ def parse_content_length(value: str) -> int:
     return length
 
 
+def _check_first_line(buf: bytearray, start: int) -> None:
+    """Fail early on a peer that is not ESL (an SSH or HTTP banner) instead of waiting for a blank line."""
+    eol = buf.find(b"\n", start)
+    if eol >= 0 and b": " not in buf[start:eol] and not buf[start:eol].endswith(b":"):
+        raise ProtocolError(f"not an ESL header line: {bytes(buf[start:eol])[:80]!r}")
+
+
 class EslParser:
     """Incremental ESL frame parser: ``feed()`` bytes, then drain ``next_frame()`` until it returns None.
 
@@ -106,16 +113,20 @@ class EslParser:
     so the parser stays broken and the connection must be closed.
     """
 
-    __slots__ = ("_broken", "_buf", "_headers", "_need")
+    __slots__ = ("_broken", "_buf", "_headers", "_need", "_pos")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._pos = 0  # start of the unparsed bytes; the consumed prefix is dropped on the next feed
         self._headers: dict[str, str] | None = None  # headers of a frame whose body is still incomplete
         self._need = 0  # body length of that frame
         self._broken: ProtocolError | None = None
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
         self._buf += data
 
     def __iter__(self) -> Iterator[Frame]:
@@ -132,49 +143,53 @@ class EslParser:
         if self._broken is not None:
             raise self._broken
         try:
-            return self._next_frame()
+            if self._headers is None and not self._read_headers():
+                return None
+            return self._read_body()
         except ProtocolError as exc:
             self._broken = exc
             raise
 
-    def _next_frame(self) -> Frame | None:
+    def _read_headers(self) -> bool:
         buf = self._buf
-        if self._headers is None:
-            # FreeSWITCH never sends blank lines between frames, but tolerate stray ones.
-            start = 0
-            while start < len(buf) and buf[start] == 0x0A:
-                start += 1
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                if len(buf) - start > MAX_HEADER_BYTES:
-                    raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
-                if start:
-                    del buf[:start]
-                return None
-            if end - start > MAX_HEADER_BYTES:
+        start = self._pos
+        # FreeSWITCH never sends blank lines between frames, but tolerate stray ones.
+        while start < len(buf) and buf[start] == 0x0A:
+            start += 1
+        self._pos = start
+        end = buf.find(b"\n\n", start)
+        if end < 0:
+            if len(buf) - start > MAX_HEADER_BYTES:
                 raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
-            headers = parse_header_block(bytes(buf[start:end]))
-            del buf[: end + 2]
-            length_text = headers.get("Content-Length")
-            if length_text is None:
-                return Frame(MappingProxyType(headers))
-            self._headers = headers
-            self._need = parse_content_length(length_text)
-        if len(buf) < self._need:
+            _check_first_line(buf, start)
+            return False
+        if end - start > MAX_HEADER_BYTES:
+            raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+        self._headers = parse_header_block(bytes(buf[start:end]))
+        self._pos = end + 2
+        length_text = self._headers.get("Content-Length")
+        self._need = 0 if length_text is None else parse_content_length(length_text)
+        return True
+
+    def _read_body(self) -> Frame | None:
+        start = self._pos
+        stop = start + self._need
+        if len(self._buf) < stop:
             return None
-        body = bytes(buf[: self._need])
-        del buf[: self._need]
-        headers, self._headers = self._headers, None
-        return Frame(MappingProxyType(headers), body)
+        headers = self._headers
+        assert headers is not None
+        self._headers = None
+        self._pos = stop
+        return Frame(headers, bytes(self._buf[start:stop]) if stop > start else b"")
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned in a frame."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     def at_frame_boundary(self) -> bool:
         """True when no partial frame is buffered (a clean place for the peer to close)."""
-        return self._headers is None and not self._buf.strip(b"\n")
+        return self._headers is None and not self._buf[self._pos :].strip(b"\n")
 
 
 def encode_command(command: str, headers: Mapping[str, str] = _EMPTY, body: bytes = b"") -> bytes:

@@ -1,0 +1,142 @@
+"""Reconciling the call model with a node's live channels after a (re)connect.
+
+The FreeSWITCH adapter emits ``ChannelsResync(node, channels, calls)`` with the rows of
+``show channels as json`` and ``show calls as json``. Their columns come from FreeSWITCH's core database
+(switch_core_sqldb.c): the ``channels`` table (uuid, direction, created, created_epoch, name, state,
+cid_name, cid_num, ip_addr, dest, application, application_data, dialplan, context, read_codec, read_rate,
+..., callstate, ..., call_uuid, ...) and the ``basic_calls`` view, which adds the bridged peer as ``b_uuid``,
+``b_name``, ``b_callstate`` ... from the ``calls`` table that CHANNEL_BRIDGE fills (caller = Bridge-A,
+callee = Bridge-B) and CHANNEL_UNBRIDGE empties.
+
+Rules, for the channels of that node only (other nodes are untouched):
+
+* a channel we hold that is not in the snapshot ended while we were away: it completes with cause
+  ``LOST_DURING_RECONNECT`` (unless it already had one) at the injected clock's time;
+* a row we do not hold is added, unless the uuid completed recently (the core database is written through a
+  queue and may list a channel for a moment after CHANNEL_HANGUP_COMPLETE). Its state comes from
+  ``callstate``, ``parked`` from ``application == "park"`` (a parked channel that is playing a broadcast
+  shows ``playback``: it is not recognised as parked). Rows are taken oldest first so the older leg founds
+  the call;
+* channels we hold move forward to the row's state; ``application == "park"`` parks them (rows never unpark:
+  see above);
+* bridged pairs from ``show calls`` link and merge; a bridge we hold that the snapshot lacks is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from controller.calls.changes import CallChange, ChannelParked
+from controller.calls.channel import Channel, ChannelState
+
+if TYPE_CHECKING:
+    from controller.calls.registry import CallRegistry
+    from controller.freeswitch.events import ChannelsResync
+
+__all__ = ["LOST_CAUSE", "apply_resync"]
+
+LOST_CAUSE: Final = "LOST_DURING_RECONNECT"
+"""Hangup cause given to channels that vanished while the controller was not connected."""
+
+_BY_CALLSTATE: Final = {
+    "DOWN": ChannelState.NEW,
+    "DIALING": ChannelState.NEW,
+    "RINGING": ChannelState.RINGING,
+    "RING_WAIT": ChannelState.RINGING,
+    "EARLY": ChannelState.EARLY,
+    "ACTIVE": ChannelState.ANSWERED,
+    "HELD": ChannelState.ANSWERED,
+    "UNHELD": ChannelState.ANSWERED,
+    "HANGUP": ChannelState.HANGUP,
+}
+
+Row = Mapping[str, str]
+
+
+def _created_epoch(row: Row) -> int:
+    value = row.get("created_epoch", "")
+    return int(value) if value.isdigit() else 0
+
+
+def apply_resync(registry: CallRegistry, snapshot: ChannelsResync) -> list[CallChange]:
+    """Reconcile ``registry`` with one node's snapshot and return what changed.
+
+    Args:
+        registry: The call model.
+        snapshot: The node's ``show channels`` / ``show calls`` rows.
+
+    Returns:
+        The changes, in the order they happened.
+    """
+    node = snapshot.node
+    rows: dict[str, Row] = {}
+    for row in snapshot.channels:
+        uuid = row.get("uuid", "")
+        if uuid:
+            rows[uuid] = row
+    pairs = [
+        (row.get("uuid", ""), row.get("b_uuid", ""))
+        for row in snapshot.calls
+        if row.get("uuid") and row.get("b_uuid")
+    ]
+    partner = dict(pairs) | {b: a for a, b in pairs}
+    changes: list[CallChange] = []
+    now = registry.now_us()
+    for ch in [c for c in registry.channels.values() if c.node == node and c.uuid not in rows]:
+        registry._complete(ch, changes, ch.hangup_us or now, LOST_CAUSE)
+    for row in sorted(rows.values(), key=_created_epoch):
+        _sync_row(registry, node, row, partner.get(row["uuid"], ""), changes)
+    _sync_bridges(registry, node, pairs, changes)
+    return changes
+
+
+def _sync_row(registry: CallRegistry, node: str, row: Row, partner: str, changes: list[CallChange]) -> None:
+    uuid = row["uuid"]
+    state = _BY_CALLSTATE.get(row.get("callstate", ""), ChannelState.NEW)
+    parked = row.get("application", "") == "park"
+    ch = registry.channel(uuid)
+    if ch is None:
+        if registry.is_gone(uuid):
+            return
+        ch = _channel_from_row(node, row, state)
+        call_uuid = row.get("call_uuid", "")
+        registry._add(ch, (partner, call_uuid), changes)
+    elif state > ch.state:
+        registry._advance(ch, state, changes, registry.now_us())
+    if parked and not ch.parked and ch.state is not ChannelState.HANGUP:
+        ch.parked = True
+        changes.append(ChannelParked(ch.call_id, uuid))
+
+
+def _channel_from_row(node: str, row: Row, state: ChannelState) -> Channel:
+    ch = Channel(
+        uuid=row["uuid"], node=node, call_id="", name=row.get("name", ""), direction=row.get("direction", ""),
+        state=state, created_us=_created_epoch(row) * 1_000_000, caller_id_number=row.get("cid_num", ""),
+        caller_id_name=row.get("cid_name", ""), destination_number=row.get("dest", ""),
+        context=row.get("context", ""), call_state=row.get("callstate", ""),
+    )  # fmt: skip
+    application = row.get("application", "")
+    if application:
+        ch.applications.append((application, row.get("application_data", "")))
+    for column in ("read_codec", "read_rate"):
+        value = row.get(column, "")
+        if value:
+            ch.variables[column] = value
+    return ch
+
+
+def _sync_bridges(
+    registry: CallRegistry, node: str, pairs: list[tuple[str, str]], changes: list[CallChange]
+) -> None:
+    paired: set[str] = set()
+    for a_uuid, b_uuid in pairs:
+        a = registry.channel(a_uuid)
+        if a is None or a.node != node:
+            continue
+        paired.add(a_uuid)
+        paired.add(b_uuid)
+        registry._bridge(a, b_uuid, changes)
+    for ch in list(registry.channels.values()):
+        if ch.node == node and ch.bridged_to and ch.uuid not in paired:
+            registry._unbridge(ch, ch.bridged_to, changes)

@@ -1,0 +1,83 @@
+"""ESL targets for the integration tests: the FreeSWITCH emulator always, a real FreeSWITCH when named.
+
+Every scenario that takes ``esl_target`` runs twice: against the emulator (CI) and, marked ``live``,
+against the FreeSWITCH named by ``SWITCHYARD_LIVE_ESL=host:port`` and ``SWITCHYARD_LIVE_ESL_PASSWORD``
+(``make test-live``; skipped when they are not set). Live scenarios use only real FreeSWITCH commands:
+calls come from ``originate loopback/<ext>`` against the test dialplan (extension 7101 answers and plays
+an endless tone; ``SWITCHYARD_LIVE_TONE_EXT`` overrides it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.settings import FreeSwitchNodeSettings
+from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+
+
+@dataclass
+class EslTarget:
+    """Where a scenario's FreeSWITCH is, and the emulator handle when it is emulated."""
+
+    kind: str
+    host: str
+    port: int
+    password: str
+    emulator: FreeSwitchEmulator | None
+    tone_extension: str = "7101"
+
+    def node_settings(self, **overrides: Any) -> FreeSwitchNodeSettings:
+        """Settings of a node pointing at this target, with fast test deadlines and backoff."""
+        data: dict[str, Any] = {
+            "name": "fs1",
+            "host": self.host,
+            "port": self.port,
+            "password": self.password,
+            "keepalive": 0,
+            "deadlines": {"connect": 2, "auth": 2, "command": 5, "bgapi": 20, "resync": 5, "close": 1},
+            "backoff": {"initial": 0.05, "maximum": 0.5, "quick_failure": 0},
+        }
+        data.update(overrides)
+        return FreeSwitchNodeSettings.model_validate(data)
+
+
+def live_target() -> EslTarget:
+    address = os.environ.get("SWITCHYARD_LIVE_ESL")
+    password = os.environ.get("SWITCHYARD_LIVE_ESL_PASSWORD")
+    if not address or not password:
+        pytest.skip("live FreeSWITCH not configured (SWITCHYARD_LIVE_ESL, SWITCHYARD_LIVE_ESL_PASSWORD)")
+    host, _, port = address.rpartition(":")
+    return EslTarget(
+        "live",
+        host.strip("[]"),
+        int(port),
+        password,
+        None,
+        os.environ.get("SWITCHYARD_LIVE_TONE_EXT", "7101"),
+    )
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path) -> AsyncIterator[FreeSwitchEmulator]:
+    """A running FreeSWITCH emulator on 127.0.0.1 with a random password."""
+    config = EmulatorConfig(password=secrets.token_hex(8), host="127.0.0.1", port=0, temp_dir=tmp_path)
+    async with FreeSwitchEmulator(config) as fs:
+        yield fs
+
+
+@pytest.fixture(params=["emulator", pytest.param("live", marks=pytest.mark.live)])
+async def esl_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EslTarget]:
+    """The emulator, or (``-m live``) the real FreeSWITCH named by the environment."""
+    if request.param == "live":
+        yield live_target()
+        return
+    config = EmulatorConfig(password=secrets.token_hex(8), host="127.0.0.1", port=0, temp_dir=tmp_path)
+    async with FreeSwitchEmulator(config) as fs:
+        yield EslTarget("emulator", "127.0.0.1", fs.port, config.password, fs)
