@@ -1,0 +1,339 @@
+"""mod_audio_stream (amigniter @ ec2a781, libwsc 1.1.0) as audio_stream_wire.txt specifies it.
+
+``uuid_audio_stream`` answers at once; the WebSocket client connects asynchronously with libwsc's exact
+handshake bytes, sends the metadata as the first text frame, then one binary L16 frame per media-bug read
+(the channel's ptime), paced in real time. Server text frames become CUSTOM mod_audio_stream::json / ::play
+events; a server close fires ::disconnect and leaves the bug attached; a local stop or hangup fires nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import wsproto.events
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
+
+from tests.fsemu.audio import AudioSource
+from tests.fsemu.channel import EmulatedChannel
+from tests.fsemu.core import SwitchCore
+
+USAGE = (
+    "-USAGE: <uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
+    "[wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]\n"
+)
+OK = "+OK Success\n"
+FAILED = "-ERR Operation Failed\n"
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_URL = re.compile(r"^ws://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?P<path>/.*)?$")
+RAW_SUFFIX = {8000: ".r8", 16000: ".r16", 24000: ".r24", 32000: ".r32", 48000: ".r48", 64000: ".r64"}
+OTHER_SUFFIX = {"wav": ".wav", "mp3": ".mp3", "ogg": ".ogg", "pcmu": ".pcmu", "pcma": ".pcma"}
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(eq=False)
+class StreamSession:
+    """One attached audio_stream media bug and its WebSocket client."""
+
+    channel: EmulatedChannel
+    url: str
+    mix: str
+    rate: int
+    metadata: str | None
+    state: str = "connecting"  # connecting | connected | disconnected
+    paused: bool = False
+    files: list[Path] = field(default_factory=list)
+    frames_sent: int = 0
+    frame_sizes: list[int] = field(default_factory=list)
+    writer: asyncio.StreamWriter | None = None
+    ws: Connection | None = None
+    task: asyncio.Task[None] | None = None
+    closing: bool = False
+
+
+def parse_rate(text: str) -> int | None:
+    """``8k`` / ``16k`` / N (a multiple of 8000)."""
+    if text == "8k":
+        return 8000
+    if text == "16k":
+        return 16000
+    value = int(text) if text.isdigit() else 0
+    return value if value > 0 and value % 8000 == 0 else None
+
+
+class AudioStreams:
+    """The ``uuid_audio_stream`` api and its sessions (one per channel)."""
+
+    def __init__(self, core: SwitchCore, temp_dir: Path, pre_answer: Any) -> None:
+        self.core = core
+        self.temp_dir = temp_dir
+        self.pre_answer = pre_answer
+        self.sessions: dict[str, StreamSession] = {}
+
+    async def command(self, arg: str) -> str:
+        """Run ``uuid_audio_stream <arg>`` and return the api reply body."""
+        argv = arg.split(" ", 5) if arg else []
+        if len(argv) < 2:
+            return USAGE
+        ch = self.core.channels.get(argv[0])
+        action = argv[1]
+        if ch is None or not ch.alive:
+            return FAILED
+        if action == "start":
+            return self._start(ch, argv) if len(argv) >= 4 else USAGE
+        session = self.sessions.get(ch.uuid)
+        if action == "stop":
+            return await self._stop(session, argv[2] if len(argv) > 2 else None) if session else FAILED
+        if action == "send_text":
+            if session is None or session.state != "connected" or len(argv) < 3:
+                return FAILED
+            self._send(session, TextMessage(data=argv[2]))
+            return OK
+        if action in ("pause", "resume"):
+            if session is None:
+                return FAILED
+            session.paused = action == "pause"
+            return OK
+        return FAILED if action == "graceful-shutdown" else USAGE
+
+    def _start(self, ch: EmulatedChannel, argv: list[str]) -> str:
+        url, mix, rate_text = argv[2], argv[3], argv[4] if len(argv) > 4 else "8k"
+        rate = parse_rate(rate_text)
+        if ch.uuid in self.sessions or _URL.match(url) is None or mix not in ("mono", "mixed", "stereo"):
+            return FAILED
+        if rate is None:
+            return FAILED
+        self.pre_answer(ch)
+        session = StreamSession(ch, url, mix, rate, argv[5] if len(argv) > 5 else None)
+        self.sessions[ch.uuid] = session
+        pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
+        self.core.fire_channel(ch, "MEDIA_BUG_START", pre=pre)
+        session.task = self.core.spawn(self._run(session), name=f"audio-stream-{ch.uuid}")
+        return OK
+
+    async def _stop(self, session: StreamSession, text: str | None) -> str:
+        await self.detach(session, text)
+        return OK
+
+    async def detach(self, session: StreamSession, text: str | None = None) -> None:
+        """Remove the bug: MEDIA_BUG_STOP, optional text, close 1000 "Normal closure", files deleted."""
+        ch = session.channel
+        if self.sessions.get(ch.uuid) is not session:
+            return
+        del self.sessions[ch.uuid]
+        session.closing = True
+        pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
+        self.core.fire_channel(ch, "MEDIA_BUG_STOP", pre=pre)
+        if session.state == "connected":
+            if text:
+                self._send(session, TextMessage(data=text))
+            self._send(session, CloseConnection(code=1000, reason="Normal closure"))
+        for file in session.files:
+            file.unlink(missing_ok=True)
+        if session.task is not None and session.task is not asyncio.current_task():
+            session.task.cancel()
+            await asyncio.gather(session.task, return_exceptions=True)
+        if session.writer is not None:
+            session.writer.close()
+
+    def on_destroy(self, ch: EmulatedChannel) -> None:
+        """Hangup stops the stream without ::disconnect (callbacks are detached first)."""
+        session = self.sessions.get(ch.uuid)
+        if session is not None:
+            self.core.spawn(self.detach(session), name=f"audio-stream-stop-{ch.uuid}")
+
+    def fire(self, session: StreamSession, kind: str, body: str) -> None:
+        """Fire CUSTOM mod_audio_stream::<kind> with a JSON body."""
+        self.core.fire_channel(session.channel, "CUSTOM", subclass=f"mod_audio_stream::{kind}", body=body)
+
+    def _send(self, session: StreamSession, event: wsproto.events.Event) -> None:
+        if session.ws is None or session.writer is None or session.writer.is_closing():
+            return
+        try:
+            data = session.ws.send(event)
+        except Exception:  # wsproto LocalProtocolError after a close: nothing more to send
+            return
+        session.writer.write(data)
+
+    # -- connection ----------------------------------------------------------------------------
+    async def _run(self, session: StreamSession) -> None:
+        try:
+            reader = await self._connect(session)
+        except (
+            OSError,
+            TimeoutError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ) as exc:
+            if session.writer is not None:
+                session.writer.close()
+            self._connect_failed(session, exc)
+            return
+        session.state = "connected"
+        if session.metadata:
+            self._send(session, TextMessage(data=session.metadata))
+        self.fire(session, "connect", '{"status":"connected"}')
+        pump = asyncio.create_task(self._pump_audio(session), name=f"audio-pump-{session.channel.uuid}")
+        try:
+            await self._read_frames(session, reader)
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            if session.writer is not None:
+                session.writer.close()
+
+    def _connect_failed(self, session: StreamSession, exc: BaseException) -> None:
+        errno = getattr(exc, "errno", None)
+        message = f"{os.strerror(errno)} (system error {errno})" if errno else str(exc) or "Connection failed"
+        body = json.dumps(
+            {"status": "error", "message": {"code": 6, "error": message}}, separators=(",", ":")
+        )
+        self.fire(session, "error", body)
+        ch = session.channel
+        if self.sessions.get(ch.uuid) is session:
+            del self.sessions[ch.uuid]
+            pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
+            self.core.fire_channel(ch, "MEDIA_BUG_STOP", pre=pre)
+
+    async def _connect(self, session: StreamSession) -> asyncio.StreamReader:
+        match = _URL.match(session.url)
+        assert match is not None
+        host, port, path = match.group("host"), int(match.group("port") or 80), match.group("path") or "/"
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, port)
+            session.writer = writer
+            key = base64.b64encode(os.urandom(16)).decode()
+            # libwsc's exact request: no space after the colons, this header order, an Origin header.
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost:{host}:{port}\r\nUpgrade:websocket\r\nConnection:upgrade\r\n"
+                f"Sec-WebSocket-Key:{key}\r\nSec-WebSocket-Version:13\r\nOrigin:http://{host}:{port}\r\n\r\n"
+            )
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+        _check_handshake(head, key)
+        session.ws = Connection(ConnectionType.CLIENT)
+        return reader
+
+    async def _read_frames(self, session: StreamSession, reader: asyncio.StreamReader) -> None:
+        ws = session.ws
+        assert ws is not None
+        text_parts: list[str] = []
+        while True:
+            data = await reader.read(65536)
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, TextMessage):
+                    text_parts.append(event.data)
+                    if event.message_finished:
+                        self._on_text(session, "".join(text_parts))
+                        text_parts.clear()
+                elif isinstance(event, Ping):
+                    self._send(session, event.response())
+                elif isinstance(event, CloseConnection):
+                    self._on_close(session, event.code, event.reason or "")
+                    return
+            if not data:
+                self._on_close(session, 1006, "")
+                return
+
+    def _on_close(self, session: StreamSession, code: int, reason: str) -> None:
+        if session.closing:
+            return
+        self._send(session, CloseConnection(code=code if code != CloseReason.NO_STATUS_RCVD else 1000))
+        session.state = "disconnected"
+        body = {"status": "disconnected", "message": {"code": int(code), "reason": reason}}
+        self.fire(session, "disconnect", json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+
+    def _on_text(self, session: StreamSession, text: str) -> None:
+        body = self._stream_audio(session, text)
+        if body is None:
+            self.fire(session, "json", text)
+        else:
+            self.fire(session, "play", body)
+
+    def _stream_audio(self, session: StreamSession, text: str) -> str | None:
+        """Handle {"type":"streamAudio","data":{...}}: write the file, return the ::play body (or None)."""
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return None
+        if (
+            not isinstance(msg, dict)
+            or msg.get("type") != "streamAudio"
+            or not isinstance(msg.get("data"), dict)
+        ):
+            return None
+        data = msg["data"]
+        kind, rate = data.get("audioDataType"), data.get("sampleRate")
+        suffix = (
+            RAW_SUFFIX.get(rate) if kind == "raw" and isinstance(rate, int) else OTHER_SUFFIX.get(kind or "")
+        )
+        if suffix is None or not isinstance(data.get("audioData"), str):
+            return None
+        try:
+            audio = base64.b64decode(data["audioData"], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        path = self.temp_dir / f"{session.channel.uuid}_{len(session.files)}.tmp{suffix}"
+        path.write_bytes(audio)
+        session.files.append(path)
+        out = {k: v for k, v in data.items() if k != "audioData"}
+        out["file"] = str(path)
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+    # -- audio ---------------------------------------------------------------------------------
+    async def _pump_audio(self, session: StreamSession) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        source = session.channel.audio_source or AudioSource()
+        while session.state == "connected":
+            ptime = session.channel.ptime_ms
+            frame = _frame(session, source, ptime)
+            if frame is not None and not session.paused:
+                self._send(session, BytesMessage(data=frame))
+                session.frames_sent += 1
+                session.frame_sizes.append(len(frame))
+                if session.writer is not None:
+                    await session.writer.drain()
+            next_at += ptime / 1000
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+
+def _frame(session: StreamSession, source: AudioSource, ptime: int) -> bytes | None:
+    """One media-bug read: ``rate/1000*ptime`` samples per channel; 20 ms cap when resampling."""
+    ch = session.channel
+    chan_rate = ch.read_codec.rate if ch.read_codec else 8000
+    samples = session.rate * ptime // 1000
+    pcm = source.read(samples, session.rate)
+    if session.rate != chan_rate:
+        # The resampler's output buffer holds 20 ms: on a 30 ms leg a third of the audio is dropped.
+        pcm = pcm[: session.rate * 20 // 1000]
+    if session.mix == "mono":
+        return pcm.astype("<i2").tobytes()
+    if not ch.outbound_audio:
+        return None  # mixed/stereo need audio in both directions: a parked leg sends nothing
+    if session.mix == "mixed":
+        return pcm.astype("<i2").tobytes()
+    return np.repeat(pcm, 2).astype("<i2").tobytes()
+
+
+def _check_handshake(head: bytes, key: str) -> None:
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1.1 101"):
+        raise ConnectionError(f"handshake refused: {lines[0]}")
+    expected = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    if headers.get("sec-websocket-accept") != expected:
+        raise ConnectionError("bad Sec-WebSocket-Accept")
