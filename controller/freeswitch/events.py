@@ -89,6 +89,12 @@ class EventHeaders(Mapping[str, str]):
     def __contains__(self, name: object) -> bool:
         return name in self._data
 
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The decoded header dict itself, for hot-path lookups (~50 ns instead of ~0.8 µs through
+        ``Mapping.get``). Values are strings, except JSON arrays, which stay lists."""
+        return self._data
+
     def __repr__(self) -> str:
         return f"EventHeaders({len(self._data)} headers, Event-Name={self._data.get('Event-Name')!r})"
 
