@@ -1,13 +1,9 @@
 """One inbound Event Socket connection on asyncio: auth, commands with deadlines, bgapi jobs, events.
 
-Replies to ``api`` (``api/response``) and to every other command (``command/reply``) come back in the
-order the commands were sent, so pending commands wait in one FIFO. A command whose reply does not come
-before its deadline *poisons* that FIFO (the late reply would be taken as the next command's), so a
-timeout closes the connection; the node adapter reconnects. ``bgapi`` results arrive later as
-BACKGROUND_JOB events, matched by a ``Job-UUID`` we choose and send as a header (mod_event_socket.c
-honours a client ``Job-UUID``).
-
-No reconnect here: ``controller.freeswitch.node.FreeSwitchNode`` owns the lifecycle.
+Replies (``api/response`` to ``api``, ``command/reply`` to the rest) come in command order: one FIFO. A reply
+missing its deadline *poisons* it (the late reply would be taken as the next one's), so a timeout closes the
+connection and the node adapter (which owns reconnects) builds a new one. ``bgapi`` results come later as
+BACKGROUND_JOB events, matched by a ``Job-UUID`` header we choose (mod_event_socket.c honours it).
 
 Exception tree (extends ``controller.freeswitch.protocol``)::
 
@@ -31,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Final, Self
 
-from controller.freeswitch.events import BackgroundJob, Event, decode_event
+from controller.freeswitch.decode import decode_event
+from controller.freeswitch.events import BackgroundJob, Event
 from controller.freeswitch.protocol import EslError, EslParser, Frame, ProtocolError, encode_command
 
 __all__ = [

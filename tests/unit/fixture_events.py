@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from controller.freeswitch.events import Event, decode_event
+from controller.freeswitch.decode import decode_event
+from controller.freeswitch.events import Event
 from controller.freeswitch.protocol import EslParser
 from tests.fsemu import fixtures as fsemu_fixtures
 from tests.fsemu.fixtures import Block

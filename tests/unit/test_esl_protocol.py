@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.freeswitch.decode import decode_event, decode_event_json, decode_event_plain
 from controller.freeswitch.events import (
     AudioStreamError,
     AudioStreamPlay,
@@ -18,9 +19,6 @@ from controller.freeswitch.events import (
     Dtmf,
     Event,
     PlaybackStop,
-    decode_event,
-    decode_event_json,
-    decode_event_plain,
 )
 from controller.freeswitch.protocol import EslParser, Frame, ProtocolError, encode_command
 from tests.unit.fixture_events import read_blocks
