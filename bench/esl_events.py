@@ -139,7 +139,7 @@ def main() -> None:
     greenswitch_rate = asyncio.run(measure("greenswitch", args.events))
     pipeline_rate = asyncio.run(measure("pipeline", args.events))
     print(f"events: {args.events} realistic channel events (esl_inbound_session.txt calls, fresh UUIDs)")
-    print(f"greenswitch 0.0.19, plain, handler only:      {greenswitch_rate:10.0f} events/s")
+    print(f"greenswitch 0.0.19, plain, reader + handler:{greenswitch_rate:10.0f} events/s")
     print(f"ours, json -> typed event -> call model:     {pipeline_rate:10.0f} events/s")
     print(f"ratio ours/greenswitch:                      {pipeline_rate / greenswitch_rate:10.2f}")
     print(f"events_per_s_pipeline={pipeline_rate:.0f} events_per_s_greenswitch={greenswitch_rate:.0f}")
