@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from controller.calls.channel import Channel, ChannelState
-from controller.freeswitch.events import AudioStreamEvent, EventHeaders
+from controller.freeswitch.events import AudioStreamEvent, EventHeaders, header_int
 from controller.freeswitch.protocol import ProtocolError
 
 __all__ = [
@@ -71,13 +71,6 @@ def derive_state(answer_state: str, call_state: str) -> ChannelState:
     if answer_state == "ringing" and call_state != "DOWN":
         return ChannelState.RINGING
     return ChannelState.NEW
-
-
-def header_int(value: Any) -> int:
-    """A header value as a non-negative integer (0 when absent or not a number)."""
-    if type(value) is str and value.isdigit():
-        return int(value)
-    return 0
 
 
 def header_str(raw: Mapping[str, Any], name: str) -> str:

@@ -43,6 +43,7 @@ from controller.freeswitch.events import (
     OtherEvent,
     PlaybackStart,
     PlaybackStop,
+    header_int,
 )
 from controller.freeswitch.protocol import Frame, ProtocolError, parse_content_length, parse_header_block
 
@@ -57,13 +58,6 @@ def _channel_fields(h: Mapping[str, Any]) -> dict[str, Any]:
         "answer_state": h.get("Answer-State", ""),
         "call_state": h.get("Channel-Call-State", ""),
     }
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _play_file(body: str | None) -> str:
@@ -146,7 +140,7 @@ def _typed_rest(name: str, raw: Mapping[str, Any], headers: EventHeaders, body: 
         return kind(other_uuid=other, **common)
     if name == "DTMF":
         return Dtmf(
-            digit=raw.get("DTMF-Digit", ""), duration=_int(raw.get("DTMF-Duration")),
+            digit=raw.get("DTMF-Digit", ""), duration=header_int(raw.get("DTMF-Duration")),
             source=raw.get("DTMF-Source", ""), **common,
         )  # fmt: skip
     if name == "PLAYBACK_START":
@@ -154,7 +148,7 @@ def _typed_rest(name: str, raw: Mapping[str, Any], headers: EventHeaders, body: 
     if name == "PLAYBACK_STOP":
         return PlaybackStop(
             file_path=raw.get("Playback-File-Path", ""), status=raw.get("Playback-Status", ""),
-            last_offset_pos=_int(raw.get("variable_playback_last_offset_pos")), **common,
+            last_offset_pos=header_int(raw.get("variable_playback_last_offset_pos")), **common,
         )  # fmt: skip
     return OtherEvent(name=name, headers=headers, body=body)
 

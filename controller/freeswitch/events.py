@@ -50,10 +50,18 @@ __all__ = [
     "OtherEvent",
     "PlaybackStart",
     "PlaybackStop",
+    "header_int",
 ]
 
 _ARRAY_PREFIX: Final = "ARRAY::"
 _ARRAY_SEP: Final = "|:"
+
+
+def header_int(value: Any) -> int:
+    """A header value as a non-negative integer (0 when absent or not a number)."""
+    if type(value) is str and value.isdigit():
+        return int(value)
+    return 0
 
 
 class EventHeaders(Mapping[str, str]):
@@ -110,13 +118,13 @@ class Event:
 
     @property
     def sequence(self) -> int:
-        """``Event-Sequence``: FreeSWITCH's global event counter."""
-        return int(self.headers.get("Event-Sequence", "0"))
+        """``Event-Sequence``: FreeSWITCH's global event counter (0 when absent or not a number)."""
+        return header_int(self.headers.raw.get("Event-Sequence"))
 
     @property
     def timestamp_us(self) -> int:
-        """``Event-Date-Timestamp`` in microseconds since the epoch."""
-        return int(self.headers.get("Event-Date-Timestamp", "0"))
+        """``Event-Date-Timestamp`` in microseconds since the epoch (0 when absent or not a number)."""
+        return header_int(self.headers.raw.get("Event-Date-Timestamp"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,15 +26,19 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 def captured_channel_events(
-    capture: str = "esl_inbound_session.txt", names: Iterable[str] = ()
+    capture: str = "esl_inbound_session.txt", names: Iterable[str] = (), subclasses: Iterable[str] = ()
 ) -> list[Event]:
     """The events with a ``Unique-ID`` that FreeSWITCH sent in ``capture`` (both formats), in order.
 
     Args:
         capture: file name in the fixtures directory.
-        names: keep only these Event-Names (CUSTOM events by ``CUSTOM``); all when empty.
+        names: keep only these Event-Names; all when empty.
+        subclasses: keep CUSTOM events only of these subclasses (none when empty and ``names`` is given).
     """
     wanted = set(names)
+    if subclasses:
+        wanted.add("CUSTOM")
+    custom = set(subclasses)
     data = b"".join(b.data for b in read_blocks(fixtures_dir() / capture) if b.direction == "FS>APP")
     events: list[Event] = []
     for message in split_messages(data):
@@ -46,6 +50,8 @@ def captured_channel_events(
             continue
         headers = [(k, v if isinstance(v, list) else str(v)) for k, v in parsed.headers]
         event = Event(headers, parsed.body)
+        if event.name == "CUSTOM" and wanted and event.subclass not in custom:
+            continue
         if event.get("Unique-ID") and (not wanted or event.name in wanted):
             events.append(event)
     return events
