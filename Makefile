@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# The silero-vad wheel carries the VAD's ONNX model; its declared torch dependency is not used.
+	$(BIN)/pip install -q --no-deps 'silero-vad==6.2.3'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the project with its dev tools

@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(os.environ, args.config)
+        if not settings.freeswitch:
+            raise SettingsError("freeswitch: configure at least one FreeSWITCH node")
         for node in settings.freeswitch.values():
             node.secret()
     except SettingsError as exc:

@@ -16,6 +16,8 @@ from typing import Any, Final, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from media_worker.settings import WorkerSettings
+
 __all__ = [
     "BackoffSettings",
     "Deadlines",
@@ -102,8 +104,11 @@ class Settings(_Strict):
     """Everything Switchyard is configured with."""
 
     freeswitch: dict[str, FreeSwitchNodeSettings] = Field(
-        min_length=1, description="FreeSWITCH nodes by name (lower case: environment names fold case)"
+        default_factory=dict,
+        description="FreeSWITCH nodes by name (lower case: environment names fold case); the controller "
+        "needs at least one",
     )
+    worker: WorkerSettings = WorkerSettings()
 
     @model_validator(mode="before")
     @classmethod

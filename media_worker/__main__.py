@@ -1,0 +1,73 @@
+"""``switchyard-worker``: one media worker process (aiohttp on uvloop) serving mod_audio_stream streams."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from controller.settings import SettingsError, load_settings
+from media_worker.agent.echo import EchoPipeline
+from media_worker.announce import announce
+from media_worker.metrics import WorkerMetrics
+from media_worker.server import Worker, build_app
+from media_worker.settings import WorkerSettings
+from media_worker.vad.model import SileroModel, VadModelError
+
+log = logging.getLogger("switchyard.worker")
+
+
+def make_worker(settings: WorkerSettings) -> Worker:
+    """Load the model once for the process and assemble the worker."""
+    model = SileroModel(settings.vad.model_path, settings.vad.threads)
+    return Worker(settings, model, EchoPipeline(), WorkerMetrics())
+
+
+async def serve(worker: Worker, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set, heartbeating to the controller when one is configured."""
+    settings = worker.settings
+    runner = web.AppRunner(build_app(worker), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("worker %s listening on %s:%d", settings.worker_id, settings.host, settings.port)
+    try:
+        await announce(worker, stop)
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``switchyard-worker [--config FILE]``."""
+    parser = argparse.ArgumentParser(prog="switchyard-worker")
+    parser.add_argument("--config", type=Path, help="settings file (default: $SWITCHYARD_CONFIG)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        worker = make_worker(load_settings(os.environ, args.config).worker)
+    except (SettingsError, VadModelError) as exc:
+        print(f"switchyard-worker: {exc}", file=sys.stderr)
+        return 2
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(worker, stop)
+
+    uvloop.run(_run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

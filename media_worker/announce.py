@@ -1,0 +1,57 @@
+"""Worker → controller: register and heartbeat with capacity and load.
+
+Why announce rather than have the controller poll configured URLs: workers are scaled with
+``docker compose up --scale worker=N``, where only the worker knows its own address; a heartbeat carries
+fresh load (streams, VAD lag) at no cost to the controller; and a worker that stops is dropped after a few
+missed beats without anyone editing a list. ``POST {controller_url}/v1/workers/heartbeat`` every
+``heartbeat_s``; on shutdown one last beat says ``draining`` so no new call is sent here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import aiohttp
+
+from media_worker.server import Worker
+
+__all__ = ["announce", "heartbeat_body"]
+
+log = logging.getLogger("switchyard.worker.announce")
+
+
+def heartbeat_body(worker: Worker) -> dict[str, object]:
+    """What one heartbeat says about the worker."""
+    settings = worker.settings
+    url = settings.advertise_url or f"ws://{settings.host}:{settings.port}"
+    return {**worker.health(), "url": url, "heartbeat_s": settings.heartbeat_s}
+
+
+async def announce(worker: Worker, stop: asyncio.Event) -> None:
+    """Heartbeat until ``stop`` is set (just wait when no controller is configured)."""
+    settings = worker.settings
+    if settings.controller_url is None:
+        await stop.wait()
+        return
+    target = f"{str(settings.controller_url).rstrip('/')}/v1/workers/heartbeat"
+    timeout = aiohttp.ClientTimeout(total=max(1.0, settings.heartbeat_s))
+    failures = 0
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while not stop.is_set():
+            try:
+                async with http.post(target, json=heartbeat_body(worker)) as response:
+                    response.raise_for_status()
+                failures = 0
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failures += 1
+                log.warning("heartbeat to %s failed (%d in a row): %s", target, failures, exc)
+            delay = settings.heartbeat_s if failures == 0 else min(30.0, settings.heartbeat_s * 2**failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.0))
+        worker.draining = True
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.post(target, json=heartbeat_body(worker)) as response:
+                response.raise_for_status()

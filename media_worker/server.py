@@ -1,0 +1,200 @@
+"""The worker's aiohttp app: ``/stream/{call_id}`` (mod_audio_stream connects here), health and metrics.
+
+A stream is refused with HTTP 503 before the upgrade when the worker is full (mod_audio_stream then fires
+``::error`` and the controller tries the next worker). After the upgrade the first frame must be the
+metadata text within ``metadata_timeout_s``; any frame that breaks the protocol closes that one socket with
+the code and reason from :mod:`media_worker.wire` and is logged; other sessions never notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from media_worker.agent.base import VoicePipeline
+from media_worker.metrics import WorkerMetrics
+from media_worker.session import CallSession
+from media_worker.settings import WorkerSettings
+from media_worker.vad.batcher import VadBatcher
+from media_worker.vad.model import SileroModel
+from media_worker.wire import (
+    CLOSE_BAD_DATA,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    WireError,
+    check_audio_frame,
+    parse_control,
+    parse_metadata,
+)
+
+__all__ = ["WORKER", "Worker", "build_app"]
+
+log = logging.getLogger("switchyard.worker")
+
+
+@dataclass
+class Worker:
+    """What the app's handlers share: settings, model, batcher, pipeline, metrics and the open sessions."""
+
+    settings: WorkerSettings
+    model: SileroModel
+    pipeline: VoicePipeline
+    metrics: WorkerMetrics
+    batcher: VadBatcher | None = None
+    sessions: dict[str, CallSession] = field(default_factory=dict)
+    sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    draining: bool = False
+
+    def health(self) -> dict[str, object]:
+        """Load report for ``/healthz`` and the controller's pool."""
+        lags = self.metrics.lag_percentiles()
+        return {
+            "worker_id": self.settings.worker_id,
+            "status": "draining" if self.draining else "ok",
+            "streams": len(self.sessions),
+            "capacity": self.settings.capacity,
+            "load": round(len(self.sessions) / self.settings.capacity, 4),
+            "vad_lag_p50_ms": None if lags is None else round(lags[0] * 1000, 2),
+            "vad_lag_p99_ms": None if lags is None else round(lags[1] * 1000, 2),
+            "dropped_frames": int(self.metrics.dropped_frames._value.get()),
+        }
+
+
+WORKER = web.AppKey("worker", Worker)
+
+
+async def _batcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    worker = app[WORKER]
+    tick = worker.settings.vad.tick_ms / 1000
+    async with VadBatcher(worker.model, tick, worker.metrics, worker.settings.vad.max_batch) as batcher:
+        worker.batcher = batcher
+        yield
+        worker.draining = True
+        for ws in list(worker.sockets.values()):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"worker shutting down")
+    await worker.pipeline.aclose()
+
+
+def build_app(worker: Worker) -> web.Application:
+    """The worker's aiohttp application (the batcher runs while the app runs)."""
+    app = web.Application()
+    app[WORKER] = worker
+    app.cleanup_ctx.append(_batcher_ctx)
+    app.router.add_get("/stream/{call_id}", _stream)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    worker = request.app[WORKER]
+    return web.json_response(worker.health(), status=503 if worker.draining else 200)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    worker = request.app[WORKER]
+    worker.metrics.active_streams.set(len(worker.sessions))
+    body = generate_latest(worker.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    worker = request.app[WORKER]
+    call_id = request.match_info["call_id"]
+    if worker.draining or len(worker.sessions) >= worker.settings.capacity or worker.batcher is None:
+        log.warning("stream %s refused: worker full or draining", call_id)
+        worker.metrics.closed.labels("full").inc()
+        raise web.HTTPServiceUnavailable(text="worker full\n")
+    if call_id in worker.sessions:
+        raise web.HTTPConflict(text=f"stream {call_id} is already open\n")
+    ws = web.WebSocketResponse(max_msg_size=worker.settings.max_frame_bytes, autoping=True)
+    await ws.prepare(request)
+    try:
+        await _serve(worker, ws, call_id)
+    except WireError as exc:
+        log.warning("stream %s closed: %s %s", call_id, exc.code, exc.reason)
+        worker.metrics.closed.labels("protocol").inc()
+        await ws.close(code=exc.code, message=exc.reason.encode())
+    return ws
+
+
+async def _first_text(worker: Worker, ws: web.WebSocketResponse) -> str | None:
+    try:
+        async with asyncio.timeout(worker.settings.metadata_timeout_s):
+            msg = await ws.receive()
+    except TimeoutError:
+        raise WireError(CLOSE_POLICY, "metadata: none within the deadline") from None
+    if msg.type is WSMsgType.TEXT:
+        return str(msg.data)
+    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+        return None
+    raise WireError(CLOSE_POLICY, "metadata: the first frame must be the metadata text")
+
+
+async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> None:
+    text = await _first_text(worker, ws)
+    if text is None:
+        return
+    meta = parse_metadata(text, call_id)
+    batcher = worker.batcher
+    assert batcher is not None
+    session = CallSession(meta, worker.settings, worker.pipeline, worker.metrics, ws.send_str)
+    worker.sessions[call_id] = session
+    worker.sockets[call_id] = ws
+    worker.metrics.active_streams.set(len(worker.sessions))
+    batcher.add(session.stream)
+    session.start()
+    log.info(
+        "stream %s: %s %s -> %s, %d Hz", call_id, meta.call_type, meta.caller, meta.callee, meta.sample_rate
+    )
+    try:
+        reason = await _receive(worker, ws, session)
+        worker.metrics.closed.labels(reason).inc()
+    finally:
+        batcher.remove(session.stream)
+        del worker.sessions[call_id]
+        del worker.sockets[call_id]
+        worker.metrics.active_streams.set(len(worker.sessions))
+        await session.aclose()
+
+
+async def _receive(worker: Worker, ws: web.WebSocketResponse, session: CallSession) -> str:
+    """Read frames until the socket closes; returns why it ended."""
+    stream = session.stream
+    max_bytes = worker.settings.max_frame_bytes
+    metrics = worker.metrics
+    frames = 0
+    received = 0
+    clock = time.monotonic
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.BINARY:
+                data = msg.data
+                check_audio_frame(data, max_bytes)
+                frames += 1
+                received += len(data)
+                if not stream.push(data, clock()):
+                    metrics.dropped_frames.inc()
+                if frames == 256:  # counters are flushed in batches: cheaper than one inc per frame
+                    metrics.frames.inc(frames)
+                    metrics.bytes_in.inc(received)
+                    frames = received = 0
+            elif msg.type is WSMsgType.TEXT:
+                control = parse_control(msg.data)
+                if control is not None:
+                    session.control(control)
+            elif msg.type is WSMsgType.ERROR:
+                raise WireError(CLOSE_BAD_DATA, f"bad frame: {ws.exception()}"[:120])
+            else:
+                return "closed"
+    finally:
+        metrics.frames.inc(frames)
+        metrics.bytes_in.inc(received)

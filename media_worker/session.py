@@ -1,0 +1,189 @@
+"""One call's stream on the worker: VAD decisions → turns → the voice pipeline → speech back, and barge-in.
+
+The session is the batcher's listener for its call (``on_audio``/``on_window`` run on the event loop
+once per tick) and owns two tasks: the *sender*, the only writer of the WebSocket, and the *generation*
+of the current answer. A caller who starts speaking while the agent's chunks are queued or playing makes
+the session send ``{"type":"barge_in"}`` ahead of anything else, drop the unsent chunks and cancel the
+generation (the controller then runs ``uuid_break <uuid> all``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from media_worker.agent.base import Utterance, VoicePipeline
+from media_worker.metrics import WorkerMetrics
+from media_worker.settings import WorkerSettings
+from media_worker.speaking import AgentSpeech
+from media_worker.turns import TurnEnded, TurnTaker
+from media_worker.vad.batcher import VadStream
+from media_worker.vad.detector import SpeechEnded, SpeechStarted
+from media_worker.vad.model import RATE
+from media_worker.wire import (
+    BargeIn,
+    ControlMessage,
+    Dtmf,
+    PlaybackEvent,
+    StreamMetadata,
+    barge_in_message,
+    stream_audio_message,
+)
+
+__all__ = ["CallSession"]
+
+log = logging.getLogger("switchyard.worker.session")
+
+Send = Callable[[str], Awaitable[None]]
+
+
+class CallSession:
+    """The worker's side of one mod_audio_stream connection (after its metadata)."""
+
+    def __init__(
+        self,
+        meta: StreamMetadata,
+        settings: WorkerSettings,
+        pipeline: VoicePipeline,
+        metrics: WorkerMetrics,
+        send: Send,
+    ) -> None:
+        self.meta = meta
+        self._settings = settings
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._send = send
+        profile = settings.webrtc if meta.call_type == "webrtc" else settings.sip
+        self.turns = TurnTaker(profile)
+        self.speech = AgentSpeech(settings.barge_in.echo_return_loss_db)
+        self.stream = VadStream(meta.sample_rate, self)
+        self.events: list[SpeechStarted | SpeechEnded | TurnEnded] = []  # kept for logs and tests
+        self.dtmf: list[str] = []
+        self.barge_ins = 0
+        self._chunk_bytes = RATE * settings.chunk_ms // 1000 * 2
+        self._outbox: deque[str | bytes] = deque()  # str = text message, bytes = audio to send as a chunk
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._generation: asyncio.Task[None] | None = None
+
+    # -- batcher listener ------------------------------------------------------------------------
+    def on_audio(self, chunk: npt.NDArray[np.float32]) -> None:
+        """New 16 kHz audio for the tape."""
+        self.turns.audio(chunk)
+
+    def on_window(self, prob: float, level_db: float, end: int) -> None:
+        """A VAD decision: speech events, barge-in, end of turn."""
+        gate = self.speech.echo_floor_db(end)
+        event, turn = self.turns.window(prob, level_db, end, gate)
+        if event is not None:
+            self.events.append(event)
+            if isinstance(event, SpeechStarted):
+                self._caller_started(event)
+        if turn is not None:
+            self.events.append(turn)
+            self._turn_ended(turn)
+
+    # -- control messages --------------------------------------------------------------------------
+    def control(self, message: ControlMessage) -> None:
+        """A text frame from the controller (``uuid_audio_stream … send_text``)."""
+        if isinstance(message, PlaybackEvent):
+            if message.started:
+                self.speech.started(message.index)
+            else:
+                self.speech.stopped(message.index, self.stream.received)
+        elif isinstance(message, Dtmf):
+            self.dtmf.append(message.digit)
+            log.info("call %s: DTMF %s", self.meta.call_id, message.digit)
+            if self.speech.outstanding:
+                self._barge_in("dtmf")
+        elif isinstance(message, BargeIn):
+            self.speech.flushed()
+            self._cancel_answer()
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def _caller_started(self, event: SpeechStarted) -> None:
+        if not self._settings.barge_in.enabled:
+            return
+        if self.speech.outstanding:
+            self._barge_in(f"speech at {event.at * 1000 // RATE} ms")
+        elif self._generation is not None and not self._generation.done():
+            self._cancel_answer()  # the caller goes on talking: the answer in the making is stale
+
+    def _barge_in(self, why: str) -> None:
+        log.info("call %s: barge-in (%s)", self.meta.call_id, why)
+        self.barge_ins += 1
+        self._metrics.barge_ins.inc()
+        self._cancel_answer()
+        self.speech.flushed()
+        self._outbox.appendleft(barge_in_message())
+        self._wake.set()
+
+    def _cancel_answer(self) -> None:
+        if self._generation is not None:
+            self._generation.cancel()
+            self._generation = None
+        # Unsent audio goes; text (e.g. a barge_in not yet out) stays.
+        kept = [m for m in self._outbox if isinstance(m, str)]
+        self._outbox.clear()
+        self._outbox.extend(kept)
+
+    def _turn_ended(self, turn: TurnEnded) -> None:
+        self._metrics.turns.labels(self.meta.call_type).inc()
+        log.info(
+            "call %s: turn %d-%d ms%s",
+            self.meta.call_id,
+            turn.start * 1000 // RATE,
+            turn.end * 1000 // RATE,
+            " (cut)" if turn.cut else "",
+        )
+        utterance = Utterance(
+            self.meta, turn.audio, turn.start * 1000 // RATE, turn.end * 1000 // RATE, turn.cut
+        )
+        self._cancel_answer()
+        self._generation = asyncio.create_task(self._answer(utterance), name=f"answer {self.meta.call_id}")
+
+    async def _answer(self, utterance: Utterance) -> None:
+        try:
+            async for pcm in self._pipeline.respond(utterance):
+                for start in range(0, len(pcm) - len(pcm) % 2, self._chunk_bytes):
+                    self._outbox.append(pcm[start : start + self._chunk_bytes])
+                    self._wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s: the voice pipeline failed on a turn", self.meta.call_id)
+
+    # -- sending -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the sender (once the stream is accepted)."""
+        self._sender = asyncio.create_task(self._send_loop(), name=f"send {self.meta.call_id}")
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                item = self._outbox.popleft()
+                if isinstance(item, bytes):
+                    self.speech.chunk_sent(item)  # FreeSWITCH numbers the files in the order it gets them
+                    text = stream_audio_message(item)
+                else:
+                    text = item
+                try:
+                    await self._send(text)
+                except ConnectionError:
+                    return  # the socket is gone; the handler ends the session
+                self._metrics.bytes_out.inc(len(text))
+
+    async def aclose(self) -> None:
+        """Stop the generation and the sender (the socket is closing)."""
+        tasks = [t for t in (self._generation, self._sender) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)

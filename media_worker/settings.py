@@ -1,0 +1,72 @@
+"""The media worker's part of the Switchyard settings (``Settings.worker``).
+
+Defaults are the seeds the design names: VAD threshold 0.6 and a 500 ms end-of-turn silence for SIP/PSTN
+legs, 0.5 / 300 ms for WebRTC legs; 512-sample (32 ms) Silero windows at 16 kHz scored in one batch per tick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TurnProfile(_Strict):
+    """VAD and turn-taking thresholds for one kind of leg."""
+
+    threshold: float = Field(gt=0, lt=1, description="speech probability that starts speech")
+    release: float = Field(0.15, gt=0, lt=1, description="hysteresis: speech ends below threshold - release")
+    min_speech_ms: int = Field(96, ge=32, description="speech shorter than this is not a start")
+    min_silence_ms: int = Field(160, ge=32, description="silence shorter than this does not end speech")
+    turn_silence_ms: int = Field(gt=0, description="silence after speech that ends the caller's turn")
+    snr_db: float = Field(8.0, ge=0, description="speech must be this far above the call's noise floor")
+    noise_adapt: float = Field(
+        0.15, ge=0, lt=1, description="threshold raise at a loud (-30 dBFS) noise floor, scaled linearly"
+    )
+    max_turn_ms: int = Field(30_000, gt=0, description="a turn longer than this is cut and handed over")
+
+
+class BargeInSettings(_Strict):
+    """When caller speech interrupts the agent."""
+
+    enabled: bool = True
+    min_speech_ms: int = Field(96, ge=32, description="speech this long while the agent is heard")
+    echo_return_loss_db: float = Field(
+        12.0, ge=0, description="assumed loss of the agent's own voice coming back (phone hybrid/handset)"
+    )
+
+
+class VadSettings(_Strict):
+    """The shared Silero session."""
+
+    model_path: Path | None = Field(None, description="ONNX file (default: the silero-vad wheel's model)")
+    tick_ms: int = Field(20, ge=4, le=32, description="how often pending windows of all calls are scored")
+    threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
+    max_batch: int = Field(1024, ge=1)
+
+
+class WorkerSettings(_Strict):
+    """One media worker process."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    worker_id: str = Field("worker-1", pattern=r"^[A-Za-z0-9_.-]+$")
+    advertise_url: str | None = Field(None, description="ws:// base the controller streams to")
+    controller_url: HttpUrl | None = Field(None, description="where the worker registers and heartbeats")
+    heartbeat_s: float = Field(2.0, gt=0)
+    capacity: int = Field(200, ge=1, description="streams this worker accepts")
+    metadata_timeout_s: float = Field(5.0, gt=0, description="first text frame must arrive within this")
+    max_frame_bytes: int = Field(
+        16_000, ge=320, description="larger binary frames close the stream (100 ms of 16 kHz stereo = 6400)"
+    )
+    chunk_ms: int = Field(1000, ge=100, le=1000, description="longest streamAudio message sent back")
+    agent: Literal["echo"] = "echo"
+    vad: VadSettings = VadSettings()
+    sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
+    webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)
+    barge_in: BargeInSettings = BargeInSettings()

@@ -1,0 +1,1 @@
+"""Voice activity detection: one batched Silero session per process, a speech detector per call."""
