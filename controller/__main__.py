@@ -17,17 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controller.calls.model import CallModel
+from controller.calls.playback import AgentPlayback
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("switchyard")
 
 
-async def follow_node(node: FreeSwitchNode, model: CallModel) -> None:
-    """Apply one node's events to the call model until the node closes."""
+async def follow_node(node: FreeSwitchNode, model: CallModel, playback: AgentPlayback) -> None:
+    """Apply one node's events to the call model, and its changes to playback, until the node closes."""
     async for event in node.events():
         for change in model.apply(node.name, event):
             log.debug("%s: %s", node.name, change)
+            playback.apply(node.name, change)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -35,9 +37,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     model = CallModel()
     async with contextlib.AsyncExitStack() as stack:
         nodes = [await stack.enter_async_context(FreeSwitchNode(s)) for s in settings.freeswitch.values()]
+        by_name = {node.name: node for node in nodes}
+        playback = AgentPlayback(lambda name, command: by_name[name].api(command))
+        stack.push_async_callback(playback.aclose)
         async with asyncio.TaskGroup() as tg:
             followers = [
-                tg.create_task(follow_node(node, model), name=f"follow {node.name}") for node in nodes
+                tg.create_task(follow_node(node, model, playback), name=f"follow {node.name}")
+                for node in nodes
             ]
             await stop.wait()
             log.info("stopping")

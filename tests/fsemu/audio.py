@@ -139,3 +139,52 @@ class PcmSource(AudioSource):
         if len(chunk) < samples:
             chunk = np.concatenate([chunk, np.zeros(samples - len(chunk), dtype=np.int16)])
         return chunk
+
+
+def file_pcm(path: str) -> tuple[np.ndarray, int] | None:
+    """The PCM of a raw (``.r8``/``.r16``/...) or WAV play file, or None for tones and other media."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    suffix = file.suffix.lower()
+    if suffix in RAW_RATES:
+        return np.frombuffer(file.read_bytes()[: file.stat().st_size // 2 * 2], dtype="<i2"), RAW_RATES[
+            suffix
+        ]
+    if suffix == ".wav":
+        parsed = read_wav(file)
+        if parsed is not None:
+            rate, channels, pcm = parsed
+            return pcm[:: max(1, channels)], rate
+    return None
+
+
+class EchoSource(AudioSource):
+    """A phone leg's line echo: what the channel plays comes back into what it reads, ``echo_db`` down.
+
+    A hybrid or a handset speaker couples part of the far end's audio into the near end's microphone; the
+    media bug's ``mono`` read then carries the caller plus that echo. Played files are mixed in from their
+    start for as long as they play (a break stops the echo at once).
+    """
+
+    def __init__(self, inner: AudioSource | None, echo_db: float) -> None:
+        self.inner = inner or AudioSource()
+        self.gain = 10 ** (echo_db / 20)
+        self._playing: PcmSource | None = None
+
+    def play(self, path: str) -> None:
+        """The channel starts playing ``path``."""
+        found = file_pcm(path)
+        self._playing = None if found is None else PcmSource(found[0], found[1])
+
+    def stop(self) -> None:
+        """The channel stopped playing."""
+        self._playing = None
+
+    def read(self, samples: int, rate: int) -> np.ndarray:
+        """The caller's audio plus the attenuated echo of what is playing."""
+        near = self.inner.read(samples, rate).astype(np.float64)
+        if self._playing is not None:
+            near += self.gain * self._playing.read(samples, rate)
+        mixed: np.ndarray = np.clip(np.round(near), -32768, 32767).astype(np.int16)
+        return mixed

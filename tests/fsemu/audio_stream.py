@@ -55,6 +55,7 @@ class StreamSession:
     paused: bool = False
     files: list[Path] = field(default_factory=list)
     frames_sent: int = 0
+    first_frame_at: float | None = None  # loop time of the first binary frame (audio position 0)
     frame_sizes: list[int] = field(default_factory=list)
     writer: asyncio.StreamWriter | None = None
     ws: Connection | None = None
@@ -303,6 +304,8 @@ class AudioStreams:
             frame = _frame(session, source, ptime)
             if frame is not None and not session.paused:
                 self._send(session, BytesMessage(data=frame))
+                if session.first_frame_at is None:
+                    session.first_frame_at = loop.time()
                 session.frames_sent += 1
                 session.frame_sizes.append(len(frame))
                 if session.writer is not None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from tests.fsemu.apps import Apps
-from tests.fsemu.audio import MediaInfo, media_info
+from tests.fsemu.audio import EchoSource, MediaInfo, media_info
 from tests.fsemu.channel import EmulatedChannel
 from tests.fsemu.core import SwitchCore
 from tests.fsemu.wire import Event, HeaderValue
@@ -125,7 +125,14 @@ class Player:
         kind: list[tuple[str, HeaderValue]] = [("Playback-File-Type", "tone_stream")] if info.is_tone else []
         self.core.fire_channel(ch, "PLAYBACK_START", post=[*kind, ("Playback-File-Path", path)])
         started = time.monotonic()
-        status = await self._wait(ch, info, breaker)
+        echo = ch.audio_source if isinstance(ch.audio_source, EchoSource) else None
+        if echo is not None:
+            echo.play(path)
+        try:
+            status = await self._wait(ch, info, breaker)
+        finally:
+            if echo is not None:
+                echo.stop()
         elapsed = time.monotonic() - started
         ch.set_vars(_playback_vars(ch, info, elapsed, status))
         post = [

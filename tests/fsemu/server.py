@@ -173,10 +173,23 @@ class FreeSwitchEmulator:
         user_agent: str = "SIPp",
         sip_domain: str = "127.0.0.1",
         variables: Mapping[str, str] | None = None,
+        echo_db: float | None = None,
     ) -> str:
-        """A SIP INVITE on sofia/internal: CHANNEL_CREATE, the dialplan's EXECUTEs, then the extension."""
+        """A SIP INVITE on sofia/internal: CHANNEL_CREATE, the dialplan's EXECUTEs, then the extension.
+
+        ``audio`` is what the caller says (a WAV); ``echo_db`` adds line echo of what the channel plays.
+        """
         call = InboundCall(
-            caller, destination, codec, rate, ptime_ms, audio, user_agent, sip_domain, dict(variables or {})
+            caller,
+            destination,
+            codec,
+            rate,
+            ptime_ms,
+            audio,
+            user_agent,
+            sip_domain,
+            dict(variables or {}),
+            echo_db,
         )
         self.loopback.session_ids += 1
         ch = self.sofia.create(call, self.loopback.session_ids)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fsemu.apps import Apps
-from tests.fsemu.audio import PcmSource
+from tests.fsemu.audio import EchoSource, PcmSource
 from tests.fsemu.channel import Codec, EmulatedChannel, new_profile
 from tests.fsemu.core import SwitchCore, new_uuid, now_us
 from tests.fsemu.wire import HeaderValue
@@ -33,6 +33,7 @@ class InboundCall:
     user_agent: str = "SIPp"
     sip_domain: str = "127.0.0.1"
     variables: dict[str, str] = field(default_factory=dict)
+    echo_db: float | None = None  # line echo of what the channel plays, mixed into what it sends
 
 
 def _remote_sdp(call: InboundCall) -> str:
@@ -139,6 +140,8 @@ class Sofia:
         ch.set_vars(_create_vars(ch, call, self.core, session_id))
         ch.set_vars(list(call.variables.items()))
         ch.audio_source = PcmSource.from_wav(call.audio) if call.audio else None
+        if call.echo_db is not None:
+            ch.audio_source = EchoSource(ch.audio_source, call.echo_db)
         self.calls[ch.uuid] = call
         self.core.add_channel(ch)
         self.core.fire_channel(ch, "CHANNEL_CREATE")

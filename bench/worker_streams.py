@@ -1,0 +1,382 @@
+"""Media worker capacity: real-time streams one core holds with a p99 frame-to-decision lag ≤ 40 ms.
+
+One worker process (``python -m media_worker``, echo agent, 20 ms VAD tick) runs pinned to core 0 for the
+whole bench; this process, pinned to core 1, is the load generator (:mod:`bench.stream_load`): N emulated
+mod_audio_stream clients sending real speech (espeak-ng → sox, 16 kHz mono L16, made at start in a temp
+dir, ~1 s pauses between sentences, looped, each stream at its own offset) at real-time pace.
+
+A trial ramps N streams up over 1-2 s, warms up 3 s, then measures an 8 s window: the worker's /healthz
+p50/p99 at the end of it (a ring of the last 8192 decisions), and from /metrics deltas over the window
+the share of decisions ≤ 40 ms (the lag histogram has a 40 ms bound), the decisions made against the
+windows the audio held, the worker's dropped frames and its ONNX time per window. It passes with no frame
+dropped (generator: the stream's transport buffers > 64 KiB; worker: ``dropped_frames``), no generator
+overload (a tick > 1 frame late), no stream lost, p99 ≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms, and ≥ 98 % of
+the windows decided (a worker too slow to read would otherwise hide its backlog in the socket buffers,
+where the lag it measures from a frame's arrival does not see it). N starts at 50, doubles while passing,
+then is bisected to ~10 % (or 25 streams). Before the trials, on core 0 with the worker not yet started,
+``SileroModel.score`` is timed standalone at batch 1 and batch 256 over real speech, state carried.
+
+The last line is machine-readable: ``streams_per_core=<n> p99_lag_ms=<n> rss_mb_per_stream=<n>
+vad_us_per_window_batched=<n> vad_us_per_window_single=<n>``.
+
+Run: ``make bench`` or ``python -m bench.worker_streams [--start N] [--budget S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import uvloop
+
+from bench.stream_load import LoadGenerator, audio_frames, http_get
+
+WORKER_CORE = 0
+LOAD_CORE = 1
+HOST = "127.0.0.1"
+LAG_LIMIT_MS = 40.0
+WARMUP_S = 3.0
+WINDOW_S = 8.0
+TRIAL_S = 25.0  # wall time a trial may take with ramp-up and close, for the budget
+MAX_N = 3200
+WINDOWS_PER_S = 16000 / 512
+LAG = "switchyard_worker_vad_lag_seconds"
+SPEECH = (
+    ("en-us", "Hello, thanks for calling. How can I help you today?"),
+    ("en-gb", "I would like to check the status of my order, please."),
+    ("en-us+f3", "It was placed last Tuesday and it should have arrived by now."),
+    ("en-gb-x-rp", "Could you tell me when your office opens tomorrow morning?"),
+)
+
+
+def pin(core: int) -> None:
+    """Pin this process to one core when the machine has it."""
+    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {core})
+
+
+def make_speech(workdir: Path) -> bytes:
+    """Real speech as 16 kHz L16: espeak-ng sentences, each through sox with 1 s of pause after it.
+
+    A faint noise floor (about -64 dBFS) is added: a phone line is never digitally silent.
+    """
+    parts = []
+    for i, (voice, text) in enumerate(SPEECH):
+        wav, raw = workdir / f"s{i}.wav", workdir / f"s{i}.raw"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "165", "-w", str(wav), text], check=True, timeout=60)
+        subprocess.run(
+            ["sox", str(wav), "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
+             "-L", str(raw), "pad", "0", "1.0"],
+            check=True,
+            timeout=60,
+        )  # fmt: skip
+        parts.append(raw.read_bytes())
+    pcm = np.frombuffer(b"".join(parts), dtype="<i2").astype(np.float64)
+    pcm += np.random.default_rng(7).normal(0.0, 20.0, len(pcm))
+    audio = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+    (workdir / "speech.raw").write_bytes(audio)
+    return audio
+
+
+def time_model(pcm: bytes, windows: int, batch: int) -> float:
+    """µs per window of ``SileroModel.score`` at ``batch`` streams per run over real speech, state carried."""
+    from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, SileroModel
+
+    model = SileroModel()
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    runs = max(1, windows // batch)
+    span = runs * WINDOW + CONTEXT
+    tiled = np.tile(audio, span // len(audio) + 2)
+    take = np.arange(runs)[:, None] * WINDOW + np.arange(CONTEXT + WINDOW)[None, :]
+    rows = np.empty((runs, batch, CONTEXT + WINDOW), dtype=np.float32)
+    for b, offset in enumerate(np.random.default_rng(3).integers(0, len(audio), batch)):
+        rows[:, b] = tiled[offset : offset + span][take]
+    state = np.zeros((2, batch, STATE_SIZE), dtype=np.float32)
+    for r in range(min(runs, 20)):  # warm-up; its state is thrown away
+        model.score(rows[r], state)
+    started = time.monotonic()
+    for r in range(runs):
+        _, state = model.score(rows[r], state)
+    return (time.monotonic() - started) / (runs * batch) * 1e6
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """The bench's one worker, pinned to core 0 from its start; stopped by its PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.log = workdir / "worker.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        env |= {
+            "SWITCHYARD_WORKER__HOST": HOST,
+            "SWITCHYARD_WORKER__PORT": str(self.port),
+            "SWITCHYARD_WORKER__CAPACITY": "4000",
+            "SWITCHYARD_WORKER__VAD__TICK_MS": "20",
+        }
+        taskset = shutil.which("taskset") if (os.cpu_count() or 1) > WORKER_CORE + 1 else None
+        prefix = [taskset, "-c", str(WORKER_CORE)] if taskset else []
+        with self.log.open("wb") as log:  # cwd: the temp dir, where no switchyard.yaml is
+            self.proc = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "media_worker"], cwd=workdir, env=env, stdout=log, stderr=log
+            )
+
+    def check(self) -> None:
+        """Raise when the worker has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{tail}")
+
+    def rss_mb(self) -> float:
+        """VmRSS of the worker in MB (MiB)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+async def health(worker: WorkerProcess) -> dict[str, float | None]:
+    """The worker's /healthz."""
+    worker.check()
+    answer: dict[str, float | None] = json.loads(await http_get(HOST, worker.port, "/healthz"))
+    return answer
+
+
+async def scrape(worker: WorkerProcess) -> dict[str, float]:
+    """The worker's /metrics, one value per series (``name{labels}``)."""
+    text = (await http_get(HOST, worker.port, "/metrics")).decode()
+    series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            series[key] = float(value)
+    return series
+
+
+async def wait_streams(worker: WorkerProcess, streams: int, timeout: float = 60.0) -> None:
+    """Until /healthz reports ``streams`` open (the worker is up when it answers at all)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if (await health(worker)).get("streams") == streams:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not reach {streams} streams within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Trial:
+    """The figures of one trial (window deltas unless said otherwise)."""
+
+    n: int
+    p50_ms: float
+    p99_ms: float  # /healthz at the end of the window
+    le40: float  # share of the window's decisions ≤ 40 ms (histogram)
+    decided: float  # decisions / windows the audio sent in the window held
+    gen_dropped: int
+    worker_dropped: int
+    late_ticks: int
+    max_late_ms: float
+    lost: int  # streams that did not connect or that the worker closed
+    rss_mb: float  # worker VmRSS mid-window
+    batch_us: float  # worker ONNX µs per window
+    batch_mean: float  # windows per model run
+
+    @property
+    def passed(self) -> bool:
+        """The pass criterion of the bench."""
+        return (
+            self.gen_dropped == self.worker_dropped == self.late_ticks == self.lost == 0
+            and self.p99_ms <= LAG_LIMIT_MS
+            and self.le40 >= 0.99
+            and self.decided >= 0.98
+        )
+
+    def line(self) -> str:
+        """One progress line."""
+        return (
+            f"N={self.n:5d} p50={self.p50_ms:6.1f} ms p99={self.p99_ms:6.1f} ms le40={self.le40:7.2%} "
+            f"decided={self.decided:7.2%} drops gen={self.gen_dropped} worker={self.worker_dropped} "
+            f"late_ticks={self.late_ticks} (max {self.max_late_ms:.0f} ms) lost={self.lost} "
+            f"rss={self.rss_mb:.1f} MB batch={self.batch_mean:.0f} onnx={self.batch_us:.1f} us/window "
+            f"{'PASS' if self.passed else 'FAIL'}"
+        )
+
+
+def summarize(n: int, before: dict[str, float], after: dict[str, float], **fields: float) -> Trial:
+    """A trial's figures from the /metrics snapshots around the window and the generator's counts."""
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    decisions = delta(f"{LAG}_count")
+    windows = delta("switchyard_worker_vad_batch_size_sum")
+    runs = delta("switchyard_worker_vad_batch_size_count")
+    return Trial(
+        n=n,
+        p50_ms=fields["p50_ms"],
+        p99_ms=fields["p99_ms"],
+        le40=delta(f'{LAG}_bucket{{le="0.04"}}') / decisions if decisions else 0.0,
+        decided=decisions / (n * fields["elapsed"] * WINDOWS_PER_S),
+        gen_dropped=int(fields["gen_dropped"]),
+        worker_dropped=int(delta("switchyard_worker_dropped_frames_total")),
+        late_ticks=int(fields["late_ticks"]),
+        max_late_ms=fields["max_late_s"] * 1000,
+        lost=int(fields["lost"]),
+        rss_mb=fields["rss_mb"],
+        batch_us=delta("switchyard_worker_vad_batch_seconds_sum") / windows * 1e6 if windows else 0.0,
+        batch_mean=windows / runs if runs else 0.0,
+    )
+
+
+async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: int) -> Trial:
+    """Ramp up, warm up, measure the window, close every stream and wait for the worker to see it."""
+    async with LoadGenerator(HOST, worker.port, frames) as gen:
+        await gen.ramp(n, min(2.0, max(1.0, n / 200)), f"t{index}", seed=index)
+        await asyncio.sleep(WARMUP_S)
+        before = await scrape(worker)
+        gen.reset()
+        started = time.monotonic()
+        await asyncio.sleep(WINDOW_S / 2)
+        rss = worker.rss_mb()
+        await asyncio.sleep(WINDOW_S / 2)
+        report = await health(worker)
+        after = await scrape(worker)
+        elapsed = time.monotonic() - started
+        counters = gen.reset()
+        lost = len(gen.connect_errors) + gen.lost
+        if gen.connect_errors:
+            print(f"  {len(gen.connect_errors)} streams failed to open, e.g. {gen.connect_errors[0]}")
+    await wait_streams(worker, 0)
+    return summarize(
+        n, before, after, p50_ms=float(report["vad_lag_p50_ms"] or 0.0),
+        p99_ms=float(report["vad_lag_p99_ms"] or 0.0), elapsed=elapsed, gen_dropped=counters.dropped,
+        late_ticks=counters.late_ticks, max_late_s=counters.max_late_s, lost=lost, rss_mb=rss,
+    )  # fmt: skip
+
+
+async def search(worker: WorkerProcess, frames: list[bytes], start: int, deadline: float) -> list[Trial]:
+    """Double N from ``start`` while trials pass, then bisect to ~10 % (or 25 streams) within the time."""
+    trials: list[Trial] = []
+
+    async def attempt(n: int) -> bool:
+        trial = await run_trial(worker, frames, n, len(trials) + 1)
+        trials.append(trial)
+        print(trial.line(), flush=True)
+        return trial.passed
+
+    lo, hi, n = 0, 0, start
+    while not hi and n <= MAX_N and time.monotonic() + TRIAL_S < deadline:
+        if await attempt(n):
+            lo, n = n, n * 2
+        else:
+            hi = n
+    for _ in range(12):
+        if not hi or hi - lo <= max(25, lo // 10) or time.monotonic() + TRIAL_S > deadline:
+            break
+        mid = (lo + hi) // 2
+        if await attempt(mid):
+            lo = mid
+        else:
+            hi = mid
+    return trials
+
+
+async def drive(
+    worker: WorkerProcess, frames: list[bytes], start: int, deadline: float
+) -> tuple[list[Trial], float]:
+    """Wait for the worker, warm it up, take its idle RSS, run the search."""
+    await wait_streams(worker, 0)
+    async with LoadGenerator(HOST, worker.port, frames) as gen:
+        await gen.ramp(start, 1.0, "warmup")
+        await asyncio.sleep(WARMUP_S)
+    await wait_streams(worker, 0)
+    await asyncio.sleep(1.0)
+    rss0 = worker.rss_mb()
+    print(f"worker pid {worker.proc.pid} on core {WORKER_CORE}: {rss0:.1f} MB idle, warmed up")
+    return await search(worker, frames, start, deadline), rss0
+
+
+def report(trials: list[Trial], rss0: float, single_us: float, b256_us: float, began: float) -> None:
+    """The summary and the machine-readable last line."""
+    passing = [t for t in trials if t.passed]
+    best = max(passing, key=lambda t: t.n) if passing else min(trials, key=lambda t: t.n)
+    streams = best.n if passing else 0
+    per_stream = (best.rss_mb - rss0) / best.n
+    verdict = f"largest passing N={best.n}" if passing else f"no N passed; figures of N={best.n}"
+    print(
+        f"{verdict}: p50 {best.p50_ms:.1f} ms, p99 {best.p99_ms:.1f} ms, {best.le40:.2%} of decisions ≤ 40 ms"
+    )
+    print(f"rss: {rss0:.1f} MB idle, {best.rss_mb:.1f} MB at N={best.n} -> {per_stream:.3f} MB per stream")
+    print(
+        f"onnx us/window: worker batched {best.batch_us:.1f} (mean batch {best.batch_mean:.0f}); "
+        f"standalone batch 256 {b256_us:.1f}, batch 1 {single_us:.1f}"
+    )
+    print(f"total {time.monotonic() - began:.0f} s")
+    print(
+        f"streams_per_core={streams} p99_lag_ms={best.p99_ms:.2f} rss_mb_per_stream={per_stream:.2f} "
+        f"vad_us_per_window_batched={best.batch_us:.2f} vad_us_per_window_single={single_us:.2f}"
+    )
+
+
+def main() -> None:
+    """Speech, standalone model timing, then the trials against one worker."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--start", type=int, default=50, help="first N (doubled while passing)")
+    parser.add_argument("--budget", type=float, default=540.0, help="seconds the whole bench may take")
+    args = parser.parse_args()
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+        workdir = Path(tmp)
+        pcm = make_speech(workdir)
+        frames = audio_frames(pcm)
+        print(f"speech: {len(pcm) / 32000:.1f} s of espeak-ng/sox audio, {len(frames)} frames of 640 B")
+        pin(WORKER_CORE)  # the worker's core, before the worker exists
+        single_us, b256_us = time_model(pcm, 2000, 1), time_model(pcm, 5120, 256)
+        print(
+            f"standalone SileroModel.score: {single_us:.1f} us/window at batch 1, {b256_us:.1f} at batch 256"
+        )
+        pin(LOAD_CORE)
+        worker = WorkerProcess(workdir)
+        try:
+            trials, rss0 = uvloop.run(drive(worker, frames, args.start, began + args.budget))
+        finally:
+            worker.stop()
+    if not trials:
+        raise SystemExit("no trial ran")
+    report(trials, rss0, single_us, b256_us, began)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Per-call playback of the worker's speech, barge-in, and the relay of playback/DTMF back to the worker.
+
+mod_audio_stream writes each ``streamAudio`` the worker sends to a file and fires ``::play``; it does not
+play it (audio_stream_wire.txt, section 5). So, per channel and in order:
+
+* ``::play <file>``  → ``uuid_broadcast <uuid> <file> aleg``; FreeSWITCH queues broadcasts and plays them
+  one after the other (esl_playback_queue.txt);
+* PLAYBACK_START/STOP of such a file → ``uuid_audio_stream <uuid> send_text
+  {"type":"playback","event":"start|stop","file":…,"status":…}`` (JSON without spaces: send_text takes
+  only the first space-separated word);
+* ``::json {"type":"barge_in"}`` → ``uuid_break <uuid> all`` (plain ``uuid_break`` stops only the current
+  file and the next queued one plays; ``all`` drops the queue too, silently) and the queue is forgotten;
+* DTMF on the leg → ``send_text {"type":"dtmf","digit":"5"}``.
+
+Commands of one channel run one at a time in arrival order (a per-channel queue) so broadcasts keep the
+worker's order; a failed command is logged and the next one still runs. mod_audio_stream deletes its files
+when the stream stops or the channel hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from controller.calls.changes import (
+    AudioStreamMessage,
+    CallChange,
+    ChannelRemoved,
+    DtmfReceived,
+    PlaybackChanged,
+)
+from controller.freeswitch.protocol import EslError
+
+__all__ = ["AgentPlayback", "RunCommand"]
+
+log = logging.getLogger("switchyard.playback")
+
+RunCommand = Callable[[str, str], Awaitable[str]]  # (node, api command) -> reply
+
+
+@dataclass
+class _Channel:
+    node: str
+    uuid: str
+    queued: deque[str] = field(default_factory=deque)  # broadcast, not yet started
+    playing: str | None = None
+    commands: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class AgentPlayback:
+    """Drives playback for every channel that streams to a worker; feed it the call model's changes."""
+
+    def __init__(self, run: RunCommand) -> None:
+        self._run = run
+        self._channels: dict[str, _Channel] = {}
+
+    def queued(self, uuid: str) -> tuple[str | None, list[str]]:
+        """What plays on ``uuid`` now and what is queued behind it."""
+        ch = self._channels.get(uuid)
+        return (None, []) if ch is None else (ch.playing, list(ch.queued))
+
+    def apply(self, node: str, change: CallChange) -> None:
+        """React to one change (never blocks: commands go to the channel's queue)."""
+        if isinstance(change, AudioStreamMessage):
+            self._on_stream_message(node, change)
+        elif isinstance(change, PlaybackChanged):
+            self._on_playback(change)
+        elif isinstance(change, DtmfReceived):
+            ch = self._channels.get(change.uuid)
+            if ch is not None:
+                self._send_text(ch, {"type": "dtmf", "digit": change.digit})
+        elif isinstance(change, ChannelRemoved):
+            ch = self._channels.pop(change.uuid, None)
+            if ch is not None and ch.task is not None:
+                ch.task.cancel()
+
+    def _channel(self, node: str, uuid: str) -> _Channel:
+        ch = self._channels.get(uuid)
+        if ch is None:
+            ch = self._channels[uuid] = _Channel(node, uuid)
+        return ch
+
+    def _on_stream_message(self, node: str, change: AudioStreamMessage) -> None:
+        ch = self._channel(node, change.uuid)
+        if change.kind == "play":
+            ch.queued.append(change.data)
+            self._command(ch, f"uuid_broadcast {ch.uuid} {change.data} aleg")
+            return
+        try:
+            message = json.loads(change.data)
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "barge_in":
+            log.info("%s: barge-in, dropping %d queued file(s)", ch.uuid, len(ch.queued))
+            ch.queued.clear()
+            self._command(ch, f"uuid_break {ch.uuid} all")
+
+    def _on_playback(self, change: PlaybackChanged) -> None:
+        ch = self._channels.get(change.uuid)
+        if ch is None:
+            return
+        path = change.file_path
+        if change.status == "playing":
+            if path in ch.queued:
+                ch.queued.remove(path)
+            ch.playing = path
+            self._send_text(ch, {"type": "playback", "event": "start", "file": path})
+            return
+        if ch.playing == path:
+            ch.playing = None
+        self._send_text(ch, {"type": "playback", "event": "stop", "file": path, "status": change.status})
+
+    def _send_text(self, ch: _Channel, message: dict[str, str]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        if any(c.isspace() for c in text):
+            log.warning("%s: not relayed to the worker (send_text cannot carry spaces): %s", ch.uuid, text)
+            return
+        self._command(ch, f"uuid_audio_stream {ch.uuid} send_text {text}")
+
+    def _command(self, ch: _Channel, command: str) -> None:
+        ch.commands.put_nowait(command)
+        if ch.task is None or ch.task.done():
+            ch.task = asyncio.create_task(self._drain(ch), name=f"playback {ch.uuid}")
+
+    async def _drain(self, ch: _Channel) -> None:
+        while not ch.commands.empty():
+            command = ch.commands.get_nowait()
+            try:
+                await self._run(ch.node, command)
+            except EslError as exc:
+                log.warning("%s: %s failed: %s", ch.uuid, command.split(" ", 1)[0], exc)
+
+    async def aclose(self) -> None:
+        """Cancel the command queues (bounded wait)."""
+        tasks = [ch.task for ch in self._channels.values() if ch.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        self._channels.clear()

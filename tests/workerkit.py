@@ -1,0 +1,50 @@
+"""A media worker on loopback for tests, and the mod_audio_stream start command that points a call at it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from media_worker.agent.echo import EchoPipeline
+from media_worker.metrics import WorkerMetrics
+from media_worker.server import Worker, build_app
+from media_worker.settings import WorkerSettings
+from media_worker.vad.model import SileroModel
+
+
+@dataclass
+class RunningWorker:
+    """A worker app served on 127.0.0.1 and its shared state."""
+
+    worker: Worker
+    port: int
+
+    def url(self, call_id: str) -> str:
+        """The stream URL of ``call_id``."""
+        return f"ws://127.0.0.1:{self.port}/stream/{call_id}"
+
+    def start_args(self, uuid: str, call_id: str, rate: int, call_type: str = "sip", **meta: Any) -> str:
+        """Arguments of ``uuid_audio_stream`` that stream ``uuid`` to this worker (the controller's form)."""
+        data = {"call_id": call_id, "sample_rate": rate, "call_type": call_type, **meta}
+        text = json.dumps(data, separators=(",", ":"))
+        return f"{uuid} start {self.url(call_id)} mono {rate // 1000}k {text}"
+
+
+@asynccontextmanager
+async def running_worker(model: SileroModel, **overrides: Any) -> AsyncIterator[RunningWorker]:
+    """Serve a worker (echo agent) with ``WorkerSettings(**overrides)`` on an ephemeral loopback port."""
+    settings = WorkerSettings.model_validate({"port": 0, **overrides})
+    worker = Worker(settings, model, EchoPipeline(), WorkerMetrics())
+    runner = web.AppRunner(build_app(worker), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield RunningWorker(worker, runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
