@@ -10,9 +10,10 @@ p50/p99 at the end of it (a ring of the last 8192 decisions), and from /metrics 
 the share of decisions ≤ 40 ms (the lag histogram has a 40 ms bound), the decisions made against the
 windows the audio held, the worker's dropped frames and its ONNX time per window. It passes with no frame
 dropped (generator: the stream's transport buffers > 64 KiB; worker: ``dropped_frames``), no generator
-overload (a tick > 1 frame late), no stream lost, p99 ≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms, and ≥ 98 % of
-the windows decided (a worker too slow to read would otherwise hide its backlog in the socket buffers,
-where the lag it measures from a frame's arrival does not see it). N starts at 50, doubles while passing,
+overload (ticks > 1 frame late beyond the host's jitter, see LATE_TICKS_OK, or its core > 80 % busy), no
+stream lost, p99 ≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms, and ≥ 98 % of the windows decided (a worker too
+slow to read would otherwise hide its backlog in the socket buffers, where the lag it measures from a
+frame's arrival does not see it). N starts at 50, doubles while passing,
 then is bisected to ~10 % (or 25 streams). Before the trials, on core 0 with the worker not yet started,
 ``SileroModel.score`` is timed standalone at batch 1 and batch 256 over real speech, state carried.
 
@@ -50,13 +51,16 @@ WARMUP_S = 3.0
 WINDOW_S = 8.0
 TRIAL_S = 25.0  # wall time a trial may take with ramp-up and close, for the budget
 MAX_N = 3200
+# This VM's own scheduling jitter (vCPU steal) makes an idle 20 ms sleep loop start ~0.2 % of its ticks
+# more than 20 ms late; overload is a late share above 1 % or the generator busy over 80 % of its core.
+LATE_TICKS_OK = 0.01
+GEN_CPU_OK = 0.8
 WINDOWS_PER_S = 16000 / 512
 LAG = "switchyard_worker_vad_lag_seconds"
 SPEECH = (
     ("en-us", "Hello, thanks for calling. How can I help you today?"),
     ("en-gb", "I would like to check the status of my order, please."),
     ("en-us+f3", "It was placed last Tuesday and it should have arrived by now."),
-    ("en-gb-x-rp", "Could you tell me when your office opens tomorrow morning?"),
 )
 
 
@@ -74,7 +78,7 @@ def make_speech(workdir: Path) -> bytes:
     parts = []
     for i, (voice, text) in enumerate(SPEECH):
         wav, raw = workdir / f"s{i}.wav", workdir / f"s{i}.raw"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "165", "-w", str(wav), text], check=True, timeout=60)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "175", "-w", str(wav), text], check=True, timeout=60)
         subprocess.run(
             ["sox", str(wav), "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
              "-L", str(raw), "pad", "0", "1.0"],
@@ -206,18 +210,26 @@ class Trial:
     decided: float  # decisions / windows the audio sent in the window held
     gen_dropped: int
     worker_dropped: int
+    ticks: int
     late_ticks: int
     max_late_ms: float
+    gen_cpu: float  # the generator's CPU share of its core
     lost: int  # streams that did not connect or that the worker closed
     rss_mb: float  # worker VmRSS mid-window
     batch_us: float  # worker ONNX µs per window
     batch_mean: float  # windows per model run
 
     @property
+    def overloaded(self) -> bool:
+        """The generator could not keep the pace: late ticks beyond the host's jitter, or a busy core."""
+        return self.late_ticks > LATE_TICKS_OK * self.ticks or self.gen_cpu > GEN_CPU_OK
+
+    @property
     def passed(self) -> bool:
         """The pass criterion of the bench."""
         return (
-            self.gen_dropped == self.worker_dropped == self.late_ticks == self.lost == 0
+            self.gen_dropped == self.worker_dropped == self.lost == 0
+            and not self.overloaded
             and self.p99_ms <= LAG_LIMIT_MS
             and self.le40 >= 0.99
             and self.decided >= 0.98
@@ -228,7 +240,8 @@ class Trial:
         return (
             f"N={self.n:5d} p50={self.p50_ms:6.1f} ms p99={self.p99_ms:6.1f} ms le40={self.le40:7.2%} "
             f"decided={self.decided:7.2%} drops gen={self.gen_dropped} worker={self.worker_dropped} "
-            f"late_ticks={self.late_ticks} (max {self.max_late_ms:.0f} ms) lost={self.lost} "
+            f"late_ticks={self.late_ticks}/{self.ticks} (max {self.max_late_ms:.0f} ms) "
+            f"gen_cpu={self.gen_cpu:.0%}{' OVERLOADED' if self.overloaded else ''} lost={self.lost} "
             f"rss={self.rss_mb:.1f} MB batch={self.batch_mean:.0f} onnx={self.batch_us:.1f} us/window "
             f"{'PASS' if self.passed else 'FAIL'}"
         )
@@ -251,8 +264,10 @@ def summarize(n: int, before: dict[str, float], after: dict[str, float], **field
         decided=decisions / (n * fields["elapsed"] * WINDOWS_PER_S),
         gen_dropped=int(fields["gen_dropped"]),
         worker_dropped=int(delta("switchyard_worker_dropped_frames_total")),
+        ticks=int(fields["ticks"]),
         late_ticks=int(fields["late_ticks"]),
         max_late_ms=fields["max_late_s"] * 1000,
+        gen_cpu=fields["gen_cpu"],
         lost=int(fields["lost"]),
         rss_mb=fields["rss_mb"],
         batch_us=delta("switchyard_worker_vad_batch_seconds_sum") / windows * 1e6 if windows else 0.0,
@@ -275,6 +290,7 @@ async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: i
         after = await scrape(worker)
         elapsed = time.monotonic() - started
         counters = gen.reset()
+        gen_cpu = counters.cpu_share()
         lost = len(gen.connect_errors) + gen.lost
         if gen.connect_errors:
             print(f"  {len(gen.connect_errors)} streams failed to open, e.g. {gen.connect_errors[0]}")
@@ -282,7 +298,8 @@ async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: i
     return summarize(
         n, before, after, p50_ms=float(report["vad_lag_p50_ms"] or 0.0),
         p99_ms=float(report["vad_lag_p99_ms"] or 0.0), elapsed=elapsed, gen_dropped=counters.dropped,
-        late_ticks=counters.late_ticks, max_late_s=counters.max_late_s, lost=lost, rss_mb=rss,
+        ticks=counters.ticks, late_ticks=counters.late_ticks, max_late_s=counters.max_late_s,
+        gen_cpu=gen_cpu, lost=lost, rss_mb=rss,
     )  # fmt: skip
 
 
