@@ -1,5 +1,7 @@
 """The load generator of ``bench.worker_streams``: many emulated mod_audio_stream clients in one process.
 
+The audio is real speech made once at start (:func:`make_speech`: espeak-ng, then sox to 16 kHz L16).
+
 Built to be cheap, so the generator's core is not what limits the figure: every audio frame is a masked
 WebSocket frame built once (one fixed mask key) and shared by all streams; a stream is an asyncio Protocol
 whose ``data_received`` drops whatever the worker sends back (streamAudio chunks of the echo agent,
@@ -23,9 +25,13 @@ import math
 import os
 import random
 import struct
+import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
+
+import numpy as np
 
 __all__ = [
     "FRAME_BYTES",
@@ -37,6 +43,7 @@ __all__ = [
     "client_frame",
     "handshake_request",
     "http_get",
+    "make_speech",
 ]
 
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
@@ -45,6 +52,34 @@ MASK_KEY = b"\x5a\x13\xc7\x2e"
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _MAX_HEAD = 8192
+SPEECH = (  # (espeak-ng voice, sentence): ~13 s with the pauses
+    ("en-us", "Hello, thanks for calling. How can I help you today?"),
+    ("en-gb", "I would like to check the status of my order, please."),
+    ("en-us+f3", "It was placed last Tuesday and it should have arrived by now."),
+)
+
+
+def make_speech(workdir: Path) -> bytes:
+    """Real speech as 16 kHz L16: espeak-ng sentences, each through sox with 1 s of pause after it.
+
+    A faint noise floor (about -64 dBFS) is added: a phone line is never digitally silent.
+    """
+    parts = []
+    for i, (voice, text) in enumerate(SPEECH):
+        wav, raw = workdir / f"s{i}.wav", workdir / f"s{i}.raw"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "175", "-w", str(wav), text], check=True, timeout=60)
+        subprocess.run(
+            ["sox", str(wav), "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
+             "-L", str(raw), "pad", "0", "1.0"],
+            check=True,
+            timeout=60,
+        )  # fmt: skip
+        parts.append(raw.read_bytes())
+    pcm = np.frombuffer(b"".join(parts), dtype="<i2").astype(np.float64)
+    pcm += np.random.default_rng(7).normal(0.0, 20.0, len(pcm))
+    audio = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+    (workdir / "speech.raw").write_bytes(audio)
+    return audio
 
 
 class HandshakeError(Exception):

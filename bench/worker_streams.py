@@ -1,26 +1,20 @@
 """Media worker capacity: real-time streams one core holds with a p99 frame-to-decision lag ≤ 40 ms.
 
-One worker process (``python -m media_worker``, echo agent, 20 ms VAD tick) runs pinned to core 0 for the
-whole bench; this process, pinned to core 1, is the load generator (:mod:`bench.stream_load`): N emulated
-mod_audio_stream clients sending real speech (espeak-ng → sox, 16 kHz mono L16, made at start in a temp
-dir, ~1 s pauses between sentences, looped, each stream at its own offset) at real-time pace.
+One worker (``python -m media_worker``, echo agent, 20 ms VAD tick) runs pinned to core 0 for the whole
+bench; this process, pinned to core 1, is the load generator (:mod:`bench.stream_load`): N emulated
+mod_audio_stream clients sending real speech (espeak-ng → sox) at real-time pace. A trial ramps N streams
+up over 1-2 s, warms up 3 s and measures 8 s: /healthz p50/p99 at the end (a ring of the last 8192
+decisions) and, from /metrics deltas over the window, the share of decisions ≤ 40 ms (a histogram
+bound), the windows decided against those sent, dropped frames, ONNX time per window. It passes with no
+frame dropped (generator: a stream's transport buffers > 64 KiB; worker: ``dropped_frames``), no
+generator overload (late ticks beyond this VM's jitter, or its core > 80 % busy), no stream lost, p99
+≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms and ≥ 98 % of windows decided (a worker too slow to read would
+hide its backlog in the socket buffers, unseen by a lag measured from a frame's arrival). N starts at
+50, doubles while passing, then is bisected to ~10 % (or 25 streams). First, on core 0 before the worker
+starts, ``SileroModel.score`` is timed standalone at batch 1 and 256 over the speech, state carried.
 
-A trial ramps N streams up over 1-2 s, warms up 3 s, then measures an 8 s window: the worker's /healthz
-p50/p99 at the end of it (a ring of the last 8192 decisions), and from /metrics deltas over the window
-the share of decisions ≤ 40 ms (the lag histogram has a 40 ms bound), the decisions made against the
-windows the audio held, the worker's dropped frames and its ONNX time per window. It passes with no frame
-dropped (generator: the stream's transport buffers > 64 KiB; worker: ``dropped_frames``), no generator
-overload (ticks > 1 frame late beyond the host's jitter, see LATE_TICKS_OK, or its core > 80 % busy), no
-stream lost, p99 ≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms, and ≥ 98 % of the windows decided (a worker too
-slow to read would otherwise hide its backlog in the socket buffers, where the lag it measures from a
-frame's arrival does not see it). N starts at 50, doubles while passing,
-then is bisected to ~10 % (or 25 streams). Before the trials, on core 0 with the worker not yet started,
-``SileroModel.score`` is timed standalone at batch 1 and batch 256 over real speech, state carried.
-
-The last line is machine-readable: ``streams_per_core=<n> p99_lag_ms=<n> rss_mb_per_stream=<n>
-vad_us_per_window_batched=<n> vad_us_per_window_single=<n>``.
-
-Run: ``make bench`` or ``python -m bench.worker_streams [--start N] [--budget S]``.
+The last line: ``streams_per_core=<n> p99_lag_ms=<n> rss_mb_per_stream=<n> vad_us_per_window_batched=<n>
+vad_us_per_window_single=<n>``. Run: ``make bench`` or ``python -m bench.worker_streams [--start N]``.
 """
 
 from __future__ import annotations
@@ -41,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import uvloop
 
-from bench.stream_load import LoadGenerator, audio_frames, http_get
+from bench.stream_load import LoadGenerator, audio_frames, http_get, make_speech
 
 WORKER_CORE = 0
 LOAD_CORE = 1
@@ -57,40 +51,12 @@ LATE_TICKS_OK = 0.01
 GEN_CPU_OK = 0.8
 WINDOWS_PER_S = 16000 / 512
 LAG = "switchyard_worker_vad_lag_seconds"
-SPEECH = (
-    ("en-us", "Hello, thanks for calling. How can I help you today?"),
-    ("en-gb", "I would like to check the status of my order, please."),
-    ("en-us+f3", "It was placed last Tuesday and it should have arrived by now."),
-)
 
 
 def pin(core: int) -> None:
     """Pin this process to one core when the machine has it."""
     if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {core})
-
-
-def make_speech(workdir: Path) -> bytes:
-    """Real speech as 16 kHz L16: espeak-ng sentences, each through sox with 1 s of pause after it.
-
-    A faint noise floor (about -64 dBFS) is added: a phone line is never digitally silent.
-    """
-    parts = []
-    for i, (voice, text) in enumerate(SPEECH):
-        wav, raw = workdir / f"s{i}.wav", workdir / f"s{i}.raw"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "175", "-w", str(wav), text], check=True, timeout=60)
-        subprocess.run(
-            ["sox", str(wav), "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
-             "-L", str(raw), "pad", "0", "1.0"],
-            check=True,
-            timeout=60,
-        )  # fmt: skip
-        parts.append(raw.read_bytes())
-    pcm = np.frombuffer(b"".join(parts), dtype="<i2").astype(np.float64)
-    pcm += np.random.default_rng(7).normal(0.0, 20.0, len(pcm))
-    audio = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-    (workdir / "speech.raw").write_bytes(audio)
-    return audio
 
 
 def time_model(pcm: bytes, windows: int, batch: int) -> float:
@@ -149,6 +115,11 @@ class WorkerProcess:
             tail = self.log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{tail}")
 
+    def cpu_s(self) -> float:
+        """CPU seconds the worker used so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def rss_mb(self) -> float:
         """VmRSS of the worker in MB (MiB)."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -165,6 +136,32 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Where the machine's CPU time went, from /proc (seconds since boot / process start)."""
+
+    at: float
+    busy: float  # all cores, not idle, not stolen
+    steal: float  # taken by the hypervisor
+    worker: float
+    bench: float
+
+    @classmethod
+    def take(cls, worker: WorkerProcess) -> CpuSample:
+        """Sample now."""
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]  # user nice system irq softirq
+        return cls(time.monotonic(), busy / hz, ticks[7] / hz, worker.cpu_s(), time.process_time())
+
+    def shares(self, later: CpuSample) -> tuple[float, float, float]:
+        """(worker, other processes, steal) in cores from this sample to ``later``."""
+        wall = later.at - self.at
+        worker = later.worker - self.worker
+        other = (later.busy - self.busy) - worker - (later.bench - self.bench)
+        return worker / wall, max(other, 0.0) / wall, (later.steal - self.steal) / wall
 
 
 async def health(worker: WorkerProcess) -> dict[str, float | None]:
@@ -216,6 +213,10 @@ class Trial:
     gen_cpu: float  # the generator's CPU share of its core
     lost: int  # streams that did not connect or that the worker closed
     rss_mb: float  # worker VmRSS mid-window
+    rss_idle_mb: float  # worker VmRSS with no stream, right before the trial
+    worker_cpu: float  # the worker's use of its core (cores)
+    other_cpu: float  # CPU that neither the worker nor the generator used (cores): other load
+    steal: float  # CPU time the hypervisor took (cores)
     batch_us: float  # worker ONNX µs per window
     batch_mean: float  # windows per model run
 
@@ -242,7 +243,9 @@ class Trial:
             f"decided={self.decided:7.2%} drops gen={self.gen_dropped} worker={self.worker_dropped} "
             f"late_ticks={self.late_ticks}/{self.ticks} (max {self.max_late_ms:.0f} ms) "
             f"gen_cpu={self.gen_cpu:.0%}{' OVERLOADED' if self.overloaded else ''} lost={self.lost} "
-            f"rss={self.rss_mb:.1f} MB batch={self.batch_mean:.0f} onnx={self.batch_us:.1f} us/window "
+            f"rss={self.rss_mb:.1f} MB (idle {self.rss_idle_mb:.1f}) batch={self.batch_mean:.0f} "
+            f"onnx={self.batch_us:.1f} us/window worker_cpu={self.worker_cpu:.0%} "
+            f"other_cpu={self.other_cpu:.0%} steal={self.steal:.0%} "
             f"{'PASS' if self.passed else 'FAIL'}"
         )
 
@@ -270,6 +273,10 @@ def summarize(n: int, before: dict[str, float], after: dict[str, float], **field
         gen_cpu=fields["gen_cpu"],
         lost=int(fields["lost"]),
         rss_mb=fields["rss_mb"],
+        rss_idle_mb=fields["rss_idle_mb"],
+        worker_cpu=fields["worker_cpu"],
+        other_cpu=fields["other_cpu"],
+        steal=fields["steal"],
         batch_us=delta("switchyard_worker_vad_batch_seconds_sum") / windows * 1e6 if windows else 0.0,
         batch_mean=windows / runs if runs else 0.0,
     )
@@ -277,29 +284,32 @@ def summarize(n: int, before: dict[str, float], after: dict[str, float], **field
 
 async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: int) -> Trial:
     """Ramp up, warm up, measure the window, close every stream and wait for the worker to see it."""
+    rss_idle = worker.rss_mb()
     async with LoadGenerator(HOST, worker.port, frames) as gen:
         await gen.ramp(n, min(2.0, max(1.0, n / 200)), f"t{index}", seed=index)
         await asyncio.sleep(WARMUP_S)
         before = await scrape(worker)
         gen.reset()
-        started = time.monotonic()
+        cpu = CpuSample.take(worker)
         await asyncio.sleep(WINDOW_S / 2)
         rss = worker.rss_mb()
         await asyncio.sleep(WINDOW_S / 2)
         report = await health(worker)
         after = await scrape(worker)
-        elapsed = time.monotonic() - started
+        cpu_after = CpuSample.take(worker)
         counters = gen.reset()
         gen_cpu = counters.cpu_share()
         lost = len(gen.connect_errors) + gen.lost
         if gen.connect_errors:
             print(f"  {len(gen.connect_errors)} streams failed to open, e.g. {gen.connect_errors[0]}")
     await wait_streams(worker, 0)
+    worker_cpu, other_cpu, steal = cpu.shares(cpu_after)
     return summarize(
         n, before, after, p50_ms=float(report["vad_lag_p50_ms"] or 0.0),
-        p99_ms=float(report["vad_lag_p99_ms"] or 0.0), elapsed=elapsed, gen_dropped=counters.dropped,
-        ticks=counters.ticks, late_ticks=counters.late_ticks, max_late_s=counters.max_late_s,
-        gen_cpu=gen_cpu, lost=lost, rss_mb=rss,
+        p99_ms=float(report["vad_lag_p99_ms"] or 0.0), elapsed=cpu_after.at - cpu.at,
+        gen_dropped=counters.dropped, ticks=counters.ticks, late_ticks=counters.late_ticks,
+        max_late_s=counters.max_late_s, gen_cpu=gen_cpu, lost=lost, rss_mb=rss, rss_idle_mb=rss_idle,
+        worker_cpu=worker_cpu, other_cpu=other_cpu, steal=steal,
     )  # fmt: skip
 
 
@@ -331,7 +341,7 @@ async def search(worker: WorkerProcess, frames: list[bytes], start: int, deadlin
 
 
 async def drive(
-    worker: WorkerProcess, frames: list[bytes], start: int, deadline: float
+    worker: WorkerProcess, frames: list[bytes], start: int, end: float
 ) -> tuple[list[Trial], float]:
     """Wait for the worker, warm it up, take its idle RSS, run the search."""
     await wait_streams(worker, 0)
@@ -342,7 +352,7 @@ async def drive(
     await asyncio.sleep(1.0)
     rss0 = worker.rss_mb()
     print(f"worker pid {worker.proc.pid} on core {WORKER_CORE}: {rss0:.1f} MB idle, warmed up")
-    return await search(worker, frames, start, deadline), rss0
+    return await search(worker, frames, start, end), rss0
 
 
 def report(trials: list[Trial], rss0: float, single_us: float, b256_us: float, began: float) -> None:
@@ -352,14 +362,12 @@ def report(trials: list[Trial], rss0: float, single_us: float, b256_us: float, b
     streams = best.n if passing else 0
     per_stream = (best.rss_mb - rss0) / best.n
     verdict = f"largest passing N={best.n}" if passing else f"no N passed; figures of N={best.n}"
-    print(
-        f"{verdict}: p50 {best.p50_ms:.1f} ms, p99 {best.p99_ms:.1f} ms, {best.le40:.2%} of decisions ≤ 40 ms"
-    )
+    print(f"{verdict}: p50 {best.p50_ms:.1f} ms, p99 {best.p99_ms:.1f} ms, {best.le40:.2%} ≤ 40 ms")
     print(f"rss: {rss0:.1f} MB idle, {best.rss_mb:.1f} MB at N={best.n} -> {per_stream:.3f} MB per stream")
     print(
-        f"onnx us/window: worker batched {best.batch_us:.1f} (mean batch {best.batch_mean:.0f}); "
-        f"standalone batch 256 {b256_us:.1f}, batch 1 {single_us:.1f}"
+        f"onnx us/window: worker {best.batch_us:.1f} at mean batch {best.batch_mean:.0f}; standalone", end=""
     )
+    print(f" {b256_us:.1f} at batch 256, {single_us:.1f} at batch 1")
     print(f"total {time.monotonic() - began:.0f} s")
     print(
         f"streams_per_core={streams} p99_lag_ms={best.p99_ms:.2f} rss_mb_per_stream={per_stream:.2f} "
@@ -381,9 +389,7 @@ def main() -> None:
         print(f"speech: {len(pcm) / 32000:.1f} s of espeak-ng/sox audio, {len(frames)} frames of 640 B")
         pin(WORKER_CORE)  # the worker's core, before the worker exists
         single_us, b256_us = time_model(pcm, 2000, 1), time_model(pcm, 5120, 256)
-        print(
-            f"standalone SileroModel.score: {single_us:.1f} us/window at batch 1, {b256_us:.1f} at batch 256"
-        )
+        print(f"SileroModel.score alone: {single_us:.1f} us/window at batch 1, {b256_us:.1f} at batch 256")
         pin(LOAD_CORE)
         worker = WorkerProcess(workdir)
         try:

@@ -43,7 +43,10 @@ VadEvent = SpeechStarted | SpeechEnded
 
 
 class NoiseFloor:
-    """A floor that follows quiet windows down quickly and rises slowly (about 3 dB per second)."""
+    """A floor that follows quiet windows down quickly and rises slowly (about 8 dB per second).
+
+    Only windows judged not to be speech are folded in, so speech itself does not lift the floor.
+    """
 
     __slots__ = ("db",)
 
@@ -55,7 +58,7 @@ class NoiseFloor:
         if level_db < self.db:
             self.db += 0.5 * (level_db - self.db)
         else:
-            self.db += min(level_db - self.db, 0.1)  # 0.1 dB per 32 ms window
+            self.db += min(level_db - self.db, 0.25)  # 0.25 dB per 32 ms window
 
 
 class SpeechDetector:
