@@ -12,7 +12,7 @@ Sec-WebSocket-Accept is checked. The first frame is the metadata TEXT frame, the
 
 A frame is *dropped* by the generator when its stream's transport already buffers more than
 ``buffer_limit`` bytes (the worker is not reading). Ticks that start more than one period late are counted
-apart, with the generator's CPU share: they tell whether the generator itself is overloaded.
+apart: with the process's CPU share they tell whether the generator itself is overloaded.
 """
 
 from __future__ import annotations
@@ -176,16 +176,11 @@ class LoadCounters:
     """What the pacing task did since the last :meth:`LoadGenerator.reset`."""
 
     started: float
-    cpu_started: float
     ticks: int = 0
     sent: int = 0
     dropped: int = 0  # frames skipped: the stream's transport buffered more than the limit
     late_ticks: int = 0  # ticks that started more than one period late: the generator is overloaded
     max_late_s: float = 0.0
-
-    def cpu_share(self) -> float:
-        """CPU time this process used since the counters started, per second of wall time."""
-        return (time.process_time() - self.cpu_started) / max(time.monotonic() - self.started, 1e-9)
 
 
 class LoadGenerator:
@@ -203,7 +198,7 @@ class LoadGenerator:
         self.port = port
         self.streams: list[StreamClient] = []
         self.connect_errors: list[str] = []
-        self.counters = LoadCounters(time.monotonic(), time.process_time())
+        self.counters = LoadCounters(time.monotonic())
         self._frames = frames
         self._limit = buffer_limit
         self._max_s = max_s
@@ -229,7 +224,7 @@ class LoadGenerator:
 
     def reset(self) -> LoadCounters:
         """Start counting afresh; returns the counters up to now."""
-        counters, self.counters = self.counters, LoadCounters(time.monotonic(), time.process_time())
+        counters, self.counters = self.counters, LoadCounters(time.monotonic())
         return counters
 
     async def ramp(self, n: int, seconds: float, prefix: str, seed: int = 1) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import uvloop
 
+from bench.esl_events import pin
 from bench.stream_load import LoadGenerator, audio_frames, http_get, make_speech
 
 WORKER_CORE = 0
@@ -49,14 +50,9 @@ MAX_N = 3200
 # more than 20 ms late; overload is a late share above 1 % or the generator busy over 80 % of its core.
 LATE_TICKS_OK = 0.01
 GEN_CPU_OK = 0.8
+NOISE_OK = 0.05  # a failed trial is run once more when other processes took more of core 0 than this
 WINDOWS_PER_S = 16000 / 512
 LAG = "switchyard_worker_vad_lag_seconds"
-
-
-def pin(core: int) -> None:
-    """Pin this process to one core when the machine has it."""
-    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
-        os.sched_setaffinity(0, {core})
 
 
 def time_model(pcm: bytes, windows: int, batch: int) -> float:
@@ -109,12 +105,6 @@ class WorkerProcess:
                 [*prefix, sys.executable, "-m", "media_worker"], cwd=workdir, env=env, stdout=log, stderr=log
             )
 
-    def check(self) -> None:
-        """Raise when the worker has exited."""
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{tail}")
-
     def cpu_s(self) -> float:
         """CPU seconds the worker used so far (all its threads)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
@@ -143,30 +133,36 @@ class CpuSample:
     """Where the machine's CPU time went, from /proc (seconds since boot / process start)."""
 
     at: float
-    busy: float  # all cores, not idle, not stolen
-    steal: float  # taken by the hypervisor
+    busy: float  # the worker's core, in processes (user, nice, system; not irq/softirq: loopback TCP)
+    steal: float  # all cores, taken by the hypervisor
     worker: float
     bench: float
 
     @classmethod
     def take(cls, worker: WorkerProcess) -> CpuSample:
         """Sample now."""
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        lines = Path("/proc/stat").read_text().splitlines()
+        total = [int(x) for x in lines[0].split()[1:]]
+        core = next(
+            [int(x) for x in line.split()[1:]] for line in lines if line.startswith(f"cpu{WORKER_CORE} ")
+        )
         hz = os.sysconf("SC_CLK_TCK")
-        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]  # user nice system irq softirq
-        return cls(time.monotonic(), busy / hz, ticks[7] / hz, worker.cpu_s(), time.process_time())
+        busy = core[0] + core[1] + core[2]
+        return cls(time.monotonic(), busy / hz, total[7] / hz, worker.cpu_s(), time.process_time())
 
-    def shares(self, later: CpuSample) -> tuple[float, float, float]:
-        """(worker, other processes, steal) in cores from this sample to ``later``."""
+    def shares(self, later: CpuSample) -> tuple[float, float, float, float]:
+        """(worker, bench, other processes on the worker's core, steal) in cores, from here to ``later``."""
         wall = later.at - self.at
-        worker = later.worker - self.worker
-        other = (later.busy - self.busy) - worker - (later.bench - self.bench)
-        return worker / wall, max(other, 0.0) / wall, (later.steal - self.steal) / wall
+        worker, bench = later.worker - self.worker, later.bench - self.bench
+        other = max(later.busy - self.busy - worker, 0.0)
+        return worker / wall, bench / wall, other / wall, (later.steal - self.steal) / wall
 
 
 async def health(worker: WorkerProcess) -> dict[str, float | None]:
-    """The worker's /healthz."""
-    worker.check()
+    """The worker's /healthz (raises when the worker has exited)."""
+    if worker.proc.poll() is not None:
+        tail = worker.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the worker exited with {worker.proc.returncode}:\n{tail}")
     answer: dict[str, float | None] = json.loads(await http_get(HOST, worker.port, "/healthz"))
     return answer
 
@@ -174,12 +170,8 @@ async def health(worker: WorkerProcess) -> dict[str, float | None]:
 async def scrape(worker: WorkerProcess) -> dict[str, float]:
     """The worker's /metrics, one value per series (``name{labels}``)."""
     text = (await http_get(HOST, worker.port, "/metrics")).decode()
-    series = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            series[key] = float(value)
-    return series
+    samples = (line.rpartition(" ") for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: float(value) for key, _, value in samples}
 
 
 async def wait_streams(worker: WorkerProcess, streams: int, timeout: float = 60.0) -> None:
@@ -215,7 +207,7 @@ class Trial:
     rss_mb: float  # worker VmRSS mid-window
     rss_idle_mb: float  # worker VmRSS with no stream, right before the trial
     worker_cpu: float  # the worker's use of its core (cores)
-    other_cpu: float  # CPU that neither the worker nor the generator used (cores): other load
+    other_cpu: float  # CPU other processes used on the worker's core (cores): other load
     steal: float  # CPU time the hypervisor took (cores)
     batch_us: float  # worker ONNX µs per window
     batch_mean: float  # windows per model run
@@ -245,7 +237,7 @@ class Trial:
             f"gen_cpu={self.gen_cpu:.0%}{' OVERLOADED' if self.overloaded else ''} lost={self.lost} "
             f"rss={self.rss_mb:.1f} MB (idle {self.rss_idle_mb:.1f}) batch={self.batch_mean:.0f} "
             f"onnx={self.batch_us:.1f} us/window worker_cpu={self.worker_cpu:.0%} "
-            f"other_cpu={self.other_cpu:.0%} steal={self.steal:.0%} "
+            f"other_on_core0={self.other_cpu:.0%} steal={self.steal:.0%} "
             f"{'PASS' if self.passed else 'FAIL'}"
         )
 
@@ -298,12 +290,11 @@ async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: i
         after = await scrape(worker)
         cpu_after = CpuSample.take(worker)
         counters = gen.reset()
-        gen_cpu = counters.cpu_share()
         lost = len(gen.connect_errors) + gen.lost
         if gen.connect_errors:
             print(f"  {len(gen.connect_errors)} streams failed to open, e.g. {gen.connect_errors[0]}")
     await wait_streams(worker, 0)
-    worker_cpu, other_cpu, steal = cpu.shares(cpu_after)
+    worker_cpu, gen_cpu, other_cpu, steal = cpu.shares(cpu_after)
     return summarize(
         n, before, after, p50_ms=float(report["vad_lag_p50_ms"] or 0.0),
         p99_ms=float(report["vad_lag_p99_ms"] or 0.0), elapsed=cpu_after.at - cpu.at,
@@ -318,9 +309,12 @@ async def search(worker: WorkerProcess, frames: list[bytes], start: int, deadlin
     trials: list[Trial] = []
 
     async def attempt(n: int) -> bool:
-        trial = await run_trial(worker, frames, n, len(trials) + 1)
-        trials.append(trial)
-        print(trial.line(), flush=True)
+        for _ in range(2):  # once more when another process took the worker's core during the window
+            trial = await run_trial(worker, frames, n, len(trials) + 1)
+            trials.append(trial)
+            print(trial.line(), flush=True)
+            if trial.passed or trial.other_cpu < NOISE_OK:
+                break
         return trial.passed
 
     lo, hi, n = 0, 0, start
@@ -340,30 +334,27 @@ async def search(worker: WorkerProcess, frames: list[bytes], start: int, deadlin
     return trials
 
 
-async def drive(
-    worker: WorkerProcess, frames: list[bytes], start: int, end: float
-) -> tuple[list[Trial], float]:
-    """Wait for the worker, warm it up, take its idle RSS, run the search."""
+async def drive(worker: WorkerProcess, frames: list[bytes], start: int, end: float) -> list[Trial]:
+    """Wait for the worker, warm it up, run the search."""
     await wait_streams(worker, 0)
     async with LoadGenerator(HOST, worker.port, frames) as gen:
         await gen.ramp(start, 1.0, "warmup")
         await asyncio.sleep(WARMUP_S)
     await wait_streams(worker, 0)
     await asyncio.sleep(1.0)
-    rss0 = worker.rss_mb()
-    print(f"worker pid {worker.proc.pid} on core {WORKER_CORE}: {rss0:.1f} MB idle, warmed up")
-    return await search(worker, frames, start, end), rss0
+    print(f"worker pid {worker.proc.pid} on core {WORKER_CORE}: {worker.rss_mb():.1f} MB idle, warmed up")
+    return await search(worker, frames, start, end)
 
 
-def report(trials: list[Trial], rss0: float, single_us: float, b256_us: float, began: float) -> None:
+def report(trials: list[Trial], single_us: float, b256_us: float, began: float) -> None:
     """The summary and the machine-readable last line."""
     passing = [t for t in trials if t.passed]
     best = max(passing, key=lambda t: t.n) if passing else min(trials, key=lambda t: t.n)
     streams = best.n if passing else 0
-    per_stream = (best.rss_mb - rss0) / best.n
+    per_stream = (best.rss_mb - best.rss_idle_mb) / best.n  # idle: no stream, after the earlier trials
     verdict = f"largest passing N={best.n}" if passing else f"no N passed; figures of N={best.n}"
     print(f"{verdict}: p50 {best.p50_ms:.1f} ms, p99 {best.p99_ms:.1f} ms, {best.le40:.2%} ≤ 40 ms")
-    print(f"rss: {rss0:.1f} MB idle, {best.rss_mb:.1f} MB at N={best.n} -> {per_stream:.3f} MB per stream")
+    print(f"rss: {best.rss_idle_mb:.1f} MB idle, {best.rss_mb:.1f} at N={best.n}: {per_stream:.3f} MB/stream")
     print(
         f"onnx us/window: worker {best.batch_us:.1f} at mean batch {best.batch_mean:.0f}; standalone", end=""
     )
@@ -393,12 +384,12 @@ def main() -> None:
         pin(LOAD_CORE)
         worker = WorkerProcess(workdir)
         try:
-            trials, rss0 = uvloop.run(drive(worker, frames, args.start, began + args.budget))
+            trials = uvloop.run(drive(worker, frames, args.start, began + args.budget))
         finally:
             worker.stop()
     if not trials:
         raise SystemExit("no trial ran")
-    report(trials, rss0, single_us, b256_us, began)
+    report(trials, single_us, b256_us, began)
 
 
 if __name__ == "__main__":

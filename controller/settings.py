@@ -19,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from media_worker.settings import WorkerSettings
 
 __all__ = [
+    "ApiSettings",
     "BackoffSettings",
     "Deadlines",
     "FreeSwitchNodeSettings",
     "Settings",
     "SettingsError",
+    "WorkerPoolSettings",
     "load_settings",
 ]
 
@@ -100,6 +102,27 @@ class FreeSwitchNodeSettings(_Strict):
         return text
 
 
+class ApiSettings(_Strict):
+    """The controller's HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
+
+
+class WorkerPoolSettings(_Strict):
+    """How the controller uses the media workers."""
+
+    missed_beats: int = Field(3, ge=1, description="a worker whose beats stop this many intervals is gone")
+    suspect_s: float = Field(10.0, ge=0, description="a worker that failed a start is skipped this long")
+    connect_timeout: float = Field(2.0, gt=0, description="start until mod_audio_stream::connect")
+    max_attempts: int = Field(3, ge=1, description="workers tried per stream start")
+    apology_prompt: str | None = Field(
+        None,
+        description="played while a call moves to another worker (a path or tone_stream:// on FreeSWITCH)",
+    )
+
+
 class Settings(_Strict):
     """Everything Switchyard is configured with."""
 
@@ -109,6 +132,8 @@ class Settings(_Strict):
         "needs at least one",
     )
     worker: WorkerSettings = WorkerSettings()
+    workers: WorkerPoolSettings = WorkerPoolSettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="before")
     @classmethod

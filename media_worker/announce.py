@@ -38,8 +38,10 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
         return
     target = f"{str(settings.controller_url).rstrip('/')}/v1/workers/heartbeat"
     timeout = aiohttp.ClientTimeout(total=max(1.0, settings.heartbeat_s))
+    token = settings.controller_token.get_secret_value() if settings.controller_token else ""
+    headers = {"Authorization": f"Bearer {token}"}
     failures = 0
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
         while not stop.is_set():
             try:
                 async with http.post(target, json=heartbeat_body(worker)) as response:

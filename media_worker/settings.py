@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 
 class _Strict(BaseModel):
@@ -58,6 +58,7 @@ class WorkerSettings(_Strict):
     worker_id: str = Field("worker-1", pattern=r"^[A-Za-z0-9_.-]+$")
     advertise_url: str | None = Field(None, description="ws:// base the controller streams to")
     controller_url: HttpUrl | None = Field(None, description="where the worker registers and heartbeats")
+    controller_token: SecretStr | None = Field(None, description="bearer token for the controller's API")
     heartbeat_s: float = Field(2.0, gt=0)
     capacity: int = Field(200, ge=1, description="streams this worker accepts")
     metadata_timeout_s: float = Field(5.0, gt=0, description="first text frame must arrive within this")
@@ -70,3 +71,11 @@ class WorkerSettings(_Strict):
     sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
     webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)
     barge_in: BargeInSettings = BargeInSettings()
+
+    @model_validator(mode="after")
+    def _token_with_controller(self) -> WorkerSettings:
+        if self.controller_url is not None and self.controller_token is None:
+            raise ValueError(
+                "controller_token is required with controller_url (the API needs a bearer token)"
+            )
+        return self

@@ -232,7 +232,11 @@ class AudioStreams:
         assert ws is not None
         text_parts: list[str] = []
         while True:
-            data = await reader.read(65536)
+            try:
+                data = await reader.read(65536)
+            except ConnectionResetError:
+                # The worker died (RST). Not captured: emulated like a close without a close frame (1006).
+                data = b""
             ws.receive_data(data or None)
             for event in ws.events():
                 if isinstance(event, TextMessage):

@@ -25,12 +25,8 @@ from controller.settings import FreeSwitchNodeSettings
 from media_worker.turns import TurnEnded
 from media_worker.vad.model import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
-from tests.speech import build_call, tools_available
+from tests.speech import build_call
 from tests.workerkit import RunningWorker, running_worker
-
-pytestmark = pytest.mark.skipif(
-    not tools_available(), reason="espeak-ng and sox are needed (.ci/run installs)"
-)
 
 ECHO_DB = -20.0
 

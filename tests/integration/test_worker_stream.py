@@ -16,12 +16,8 @@ from media_worker.turns import TurnEnded
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE, SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
-from tests.speech import CallAudio, build_call, noise_call, tools_available
+from tests.speech import CallAudio, build_call, noise_call
 from tests.workerkit import RunningWorker, running_worker
-
-pytestmark = pytest.mark.skipif(
-    not tools_available(), reason="espeak-ng and sox are needed (.ci/run installs)"
-)
 
 TOLERANCE = 0.064  # speech start/end within ±64 ms of the known boundaries
 SCRIPT = [

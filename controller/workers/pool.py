@@ -1,0 +1,136 @@
+"""The registry of media workers, fed by their heartbeats; picks the least-loaded healthy one per call.
+
+Workers announce themselves (``media_worker.announce``): each ``POST /v1/workers/heartbeat`` carries the
+worker's stream URL, capacity, open streams and VAD lag. A worker is healthy while its beats keep coming
+(``missed_beats`` times its interval), it is not draining, not marked suspect (a failed start) and has room.
+Streams handed out since its last beat count as load, so a burst of calls spreads over the workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Heartbeat", "WorkerInfo", "WorkerPool"]
+
+
+class Heartbeat(BaseModel):
+    """One heartbeat body (see ``media_worker.announce.heartbeat_body``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    worker_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^wss?://[A-Za-z0-9.\-\[\]:]+(:\d+)?/?$", description="ws:// base of /stream")
+    capacity: int = Field(ge=1)
+    streams: int = Field(ge=0)
+    status: str = "ok"
+    heartbeat_s: float = Field(2.0, gt=0, le=60)
+    vad_lag_p99_ms: float | None = None
+
+
+@dataclass
+class WorkerInfo:
+    """What the controller knows about one worker."""
+
+    worker_id: str
+    url: str
+    capacity: int
+    streams: int
+    draining: bool
+    heartbeat_s: float
+    seen_at: float
+    lag_p99_ms: float | None = None
+    assigned: int = 0  # streams handed out since the last beat
+    suspect_until: float = 0.0
+
+    @property
+    def load(self) -> float:
+        """Share of the capacity in use, counting streams handed out since the last beat."""
+        return (self.streams + self.assigned) / self.capacity
+
+    def stream_url(self, call_id: str) -> str:
+        """Where mod_audio_stream connects for ``call_id``."""
+        return f"{self.url.rstrip('/')}/stream/{call_id}"
+
+
+class WorkerPool:
+    """Workers by id; all methods are synchronous and cheap (called from handlers and call control)."""
+
+    def __init__(
+        self, missed_beats: int = 3, suspect_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._workers: dict[str, WorkerInfo] = {}
+        self._missed = missed_beats
+        self._suspect_s = suspect_s
+        self._clock = clock
+
+    def heartbeat(self, beat: Heartbeat) -> WorkerInfo:
+        """Register or refresh a worker."""
+        now = self._clock()
+        info = self._workers.get(beat.worker_id)
+        if info is None or info.url != beat.url:
+            info = WorkerInfo(
+                beat.worker_id, beat.url, beat.capacity, beat.streams, False, beat.heartbeat_s, now
+            )
+            self._workers[beat.worker_id] = info
+        info.capacity, info.streams, info.heartbeat_s = beat.capacity, beat.streams, beat.heartbeat_s
+        info.draining = beat.status != "ok"
+        info.lag_p99_ms = beat.vad_lag_p99_ms
+        info.seen_at, info.assigned = now, 0
+        return info
+
+    def alive(self, info: WorkerInfo) -> bool:
+        """Beats still arriving."""
+        return self._clock() - info.seen_at <= self._missed * info.heartbeat_s
+
+    def healthy(self, info: WorkerInfo) -> bool:
+        """Alive, not draining, not suspect, and with room for one more stream."""
+        now = self._clock()
+        room = info.streams + info.assigned < info.capacity
+        return self.alive(info) and not info.draining and now >= info.suspect_until and room
+
+    def pick(self, exclude: Iterable[str] = ()) -> WorkerInfo | None:
+        """The least-loaded healthy worker (lower VAD lag breaks ties); counts the stream as assigned."""
+        skip = set(exclude)
+        candidates = [w for w in self._workers.values() if w.worker_id not in skip and self.healthy(w)]
+        if not candidates:
+            return None
+        best = min(candidates, key=lambda w: (w.load, w.lag_p99_ms or 0.0, w.worker_id))
+        best.assigned += 1
+        return best
+
+    def suspect(self, worker_id: str) -> None:
+        """A start on this worker failed: skip it for a while (its next beats do not clear this)."""
+        info = self._workers.get(worker_id)
+        if info is not None:
+            info.suspect_until = self._clock() + self._suspect_s
+
+    def forget_expired(self) -> list[str]:
+        """Drop workers whose beats stopped long ago (10 times the missed-beat limit); returns their ids."""
+        now = self._clock()
+        gone = [w for w, i in self._workers.items() if now - i.seen_at > 10 * self._missed * i.heartbeat_s]
+        for worker_id in gone:
+            del self._workers[worker_id]
+        return gone
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """Every known worker and its health, for the API."""
+        return [
+            {
+                "worker_id": w.worker_id,
+                "url": w.url,
+                "capacity": w.capacity,
+                "streams": w.streams,
+                "assigned": w.assigned,
+                "load": round(w.load, 4),
+                "vad_lag_p99_ms": w.lag_p99_ms,
+                "healthy": self.healthy(w),
+                "alive": self.alive(w),
+                "draining": w.draining,
+                "suspect": self._clock() < w.suspect_until,
+            }
+            for w in self._workers.values()
+        ]
