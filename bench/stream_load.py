@@ -175,7 +175,6 @@ class StreamClient(asyncio.Protocol):
 class LoadCounters:
     """What the pacing task did since the last :meth:`LoadGenerator.reset`."""
 
-    started: float
     ticks: int = 0
     sent: int = 0
     dropped: int = 0  # frames skipped: the stream's transport buffered more than the limit
@@ -198,7 +197,7 @@ class LoadGenerator:
         self.port = port
         self.streams: list[StreamClient] = []
         self.connect_errors: list[str] = []
-        self.counters = LoadCounters(time.monotonic())
+        self.counters = LoadCounters()
         self._frames = frames
         self._limit = buffer_limit
         self._max_s = max_s
@@ -224,7 +223,7 @@ class LoadGenerator:
 
     def reset(self) -> LoadCounters:
         """Start counting afresh; returns the counters up to now."""
-        counters, self.counters = self.counters, LoadCounters(time.monotonic())
+        counters, self.counters = self.counters, LoadCounters()
         return counters
 
     async def ramp(self, n: int, seconds: float, prefix: str, seed: int = 1) -> None:
@@ -244,12 +243,15 @@ class LoadGenerator:
     async def _connect(self, call_id: str, pos: int, timeout: float = 15.0) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
         request = handshake_request(self.host, self.port, f"/stream/{call_id}", key)
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            _, client = await loop.create_connection(
-                lambda: StreamClient(request, key, pos), self.host, self.port
-            )
-            await client.upgraded
+        client = StreamClient(request, key, pos)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().create_connection(lambda: client, self.host, self.port)
+                await client.upgraded
+        except BaseException:
+            if client.transport is not None:
+                client.transport.abort()
+            raise
         meta = json.dumps({"call_id": call_id, "sample_rate": 16000, "call_type": "sip"})
         assert client.transport is not None
         client.transport.write(client_frame(OP_TEXT, meta.encode()))
