@@ -9,9 +9,10 @@ bound), the windows decided against those sent, dropped frames, ONNX time per wi
 frame dropped (generator: a stream's transport buffers > 64 KiB; worker: ``dropped_frames``), no
 generator overload (late ticks beyond this VM's jitter, or its core > 80 % busy), no stream lost, p99
 ≤ 40 ms, ≥ 99 % of decisions ≤ 40 ms and ≥ 98 % of windows decided (a worker too slow to read would
-hide its backlog in the socket buffers, unseen by a lag measured from a frame's arrival). N starts at
-50, doubles while passing, then is bisected to ~10 % (or 25 streams). First, on core 0 before the worker
-starts, ``SileroModel.score`` is timed standalone at batch 1 and 256 over the speech, state carried.
+hide its backlog in the socket buffers, unseen by a lag measured from a frame's arrival). N passes when
+2 of 3 trials pass (vCPU steal makes single trials noisy); it starts at 50, doubles while passing, then
+is bisected to ~10 % (or 25 streams). First, on core 0 before the worker starts, ``SileroModel.score``
+is timed standalone at batch 1 and 256 over the speech, state carried.
 
 The last line: ``streams_per_core=<n> p99_lag_ms=<n> rss_mb_per_stream=<n> vad_us_per_window_batched=<n>
 vad_us_per_window_single=<n>``. Run: ``make bench`` or ``python -m bench.worker_streams [--start N]``.
@@ -50,7 +51,6 @@ MAX_N = 3200
 # more than 20 ms late; overload is a late share above 1 % or the generator busy over 80 % of its core.
 LATE_TICKS_OK = 0.01
 GEN_CPU_OK = 0.8
-NOISE_OK = 0.05  # a failed trial is run once more when other processes took more of core 0 than this
 WINDOWS_PER_S = 16000 / 512
 LAG = "switchyard_worker_vad_lag_seconds"
 
@@ -308,26 +308,25 @@ async def run_trial(worker: WorkerProcess, frames: list[bytes], n: int, index: i
 
 
 async def search(worker: WorkerProcess, frames: list[bytes], start: int, deadline: float) -> list[Trial]:
-    """Double N from ``start`` while trials pass, then bisect to ~10 % (or 25 streams) within the time."""
+    """Double N from ``start`` while N passes (2 of 3 trials), then bisect to ~10 % (or 25 streams)."""
     trials: list[Trial] = []
 
     async def attempt(n: int) -> bool:
-        for _ in range(2):  # once more when another process took the worker's core during the window
-            trial = await run_trial(worker, frames, n, len(trials) + 1)
-            trials.append(trial)
-            print(trial.line(), flush=True)
-            if trial.passed or trial.other_cpu < NOISE_OK:
-                break
-        return trial.passed
+        votes: list[bool] = []
+        while votes.count(True) < 2 and votes.count(False) < 2:  # two of three trials decide
+            trials.append(await run_trial(worker, frames, n, len(trials) + 1))
+            print(trials[-1].line(), flush=True)
+            votes.append(trials[-1].passed)
+        return votes.count(True) >= 2
 
     lo, hi, n = 0, 0, start
-    while not hi and n <= MAX_N and time.monotonic() + TRIAL_S < deadline:
+    while not hi and n <= MAX_N and time.monotonic() + 3 * TRIAL_S < deadline:
         if await attempt(n):
             lo, n = n, n * 2
         else:
             hi = n
     for _ in range(12):
-        if not hi or hi - lo <= max(25, lo // 10) or time.monotonic() + TRIAL_S > deadline:
+        if not hi or hi - lo <= max(25, lo // 10) or time.monotonic() + 3 * TRIAL_S > deadline:
             break
         mid = (lo + hi) // 2
         if await attempt(mid):
@@ -351,18 +350,17 @@ async def drive(worker: WorkerProcess, frames: list[bytes], start: int, end: flo
 
 def report(trials: list[Trial], single_us: float, b256_us: float, began: float) -> None:
     """The summary and the machine-readable last line."""
-    passing = [t for t in trials if t.passed]
-    best = max(passing, key=lambda t: t.n) if passing else min(trials, key=lambda t: t.n)
+    passing = [t for t in trials if t.passed and sum(u.passed for u in trials if u.n == t.n) >= 2]
+    best = max(passing, key=lambda t: (t.n, t.p99_ms)) if passing else min(trials, key=lambda t: t.n)
     streams = best.n if passing else 0
     rss0 = trials[0].rss_idle_mb  # no stream, after the warm-up trial
-    per_stream = (best.rss_mb - rss0) / best.n
+    rss_n = min(t.rss_mb for t in trials if t.n == best.n)  # RSS never falls: the allocator keeps its peak
+    per_stream = (rss_n - rss0) / best.n
     verdict = f"largest passing N={best.n}" if passing else f"no N passed; figures of N={best.n}"
     print(f"{verdict}: p50 {best.p50_ms:.1f} ms, p99 {best.p99_ms:.1f} ms, {best.le40:.2%} ≤ 40 ms")
-    print(f"rss: {rss0:.1f} MB idle, {best.rss_mb:.1f} MB at N={best.n}: {per_stream:.3f} MB per stream")
-    print(
-        f"onnx us/window: worker {best.batch_us:.1f} at mean batch {best.batch_mean:.0f}; standalone", end=""
-    )
-    print(f" {b256_us:.1f} at batch 256, {single_us:.1f} at batch 1")
+    print(f"rss: {rss0:.1f} MB idle, {rss_n:.1f} MB at N={best.n}: {per_stream:.3f} MB per stream")
+    onnx = f"worker {best.batch_us:.1f} at mean batch {best.batch_mean:.0f}"
+    print(f"onnx us/window: {onnx}; standalone {b256_us:.1f} at batch 256, {single_us:.1f} at batch 1")
     print(f"total {time.monotonic() - began:.0f} s")
     print(
         f"streams_per_core={streams} p99_lag_ms={best.p99_ms:.2f} rss_mb_per_stream={per_stream:.2f} "
