@@ -63,7 +63,9 @@ class Worker:
             "load": round(len(self.sessions) / self.settings.capacity, 4),
             "vad_lag_p50_ms": None if lags is None else round(lags[0] * 1000, 2),
             "vad_lag_p99_ms": None if lags is None else round(lags[1] * 1000, 2),
-            "dropped_frames": int(self.metrics.dropped_frames._value.get()),
+            "dropped_frames": int(
+                self.metrics.registry.get_sample_value("switchyard_worker_dropped_frames_total") or 0
+            ),
         }
 
 
@@ -143,6 +145,8 @@ async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> Non
     if text is None:
         return
     meta = parse_metadata(text, call_id)
+    if call_id in worker.sessions:  # two sockets raced past the check before the upgrade
+        raise WireError(CLOSE_POLICY, "metadata.call_id: this call is already streaming here")
     batcher = worker.batcher
     assert batcher is not None
     session = CallSession(meta, worker.settings, worker.pipeline, worker.metrics, ws.send_str)
