@@ -14,9 +14,6 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-import numpy as np
-import numpy.typing as npt
-
 from media_worker.agent.base import Utterance, VoicePipeline
 from media_worker.metrics import WorkerMetrics
 from media_worker.settings import WorkerSettings
@@ -72,9 +69,9 @@ class CallSession:
         self._generation: asyncio.Task[None] | None = None
 
     # -- batcher listener ------------------------------------------------------------------------
-    def on_audio(self, chunk: npt.NDArray[np.float32]) -> None:
-        """New 16 kHz audio for the tape."""
-        self.turns.audio(chunk)
+    def on_audio(self, pcm: bytes) -> None:
+        """New 16 kHz L16 audio for the tape."""
+        self.turns.audio(pcm)
 
     def on_window(self, prob: float, level_db: float, end: int) -> None:
         """A VAD decision: speech events, barge-in, end of turn."""

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
 from media_worker.settings import TurnProfile
 from media_worker.vad.detector import SpeechDetector, SpeechEnded, SpeechStarted, VadEvent
 from media_worker.vad.model import RATE
@@ -46,9 +43,9 @@ class Tape:
         """The stream sample just after the last one recorded."""
         return self.start + len(self._data) // 2
 
-    def append(self, chunk: npt.NDArray[np.float32]) -> None:
-        """Record float samples in [-1, 1)."""
-        self._data += np.clip(chunk * 32768.0, -32768, 32767).astype("<i2").tobytes()
+    def append(self, pcm: bytes) -> None:
+        """Record 16 kHz L16 audio."""
+        self._data += pcm
 
     def keep_from(self, sample: int) -> None:
         """Forget everything before ``sample``."""
@@ -78,9 +75,9 @@ class TurnTaker:
         self.turn_start = 0
         self._last_end = 0
 
-    def audio(self, chunk: npt.NDArray[np.float32]) -> None:
-        """Record new audio; while nobody speaks only the last half second is kept."""
-        self.tape.append(chunk)
+    def audio(self, pcm: bytes) -> None:
+        """Record new 16 kHz L16 audio; while nobody speaks only the last half second is kept."""
+        self.tape.append(pcm)
         if not self.in_turn and not self.detector.speaking:
             self.tape.keep_from(self.tape.end - _IDLE_KEEP)
 

@@ -35,8 +35,8 @@ _ROW = CONTEXT + WINDOW
 class VadListener(Protocol):
     """What a stream's owner hears from the batcher (on the event loop)."""
 
-    def on_audio(self, chunk: F32) -> None:
-        """New 16 kHz samples, in order, as they are prepared for scoring."""
+    def on_audio(self, pcm: bytes) -> None:
+        """New 16 kHz L16 audio, in order, as it is prepared for scoring."""
 
     def on_window(self, prob: float, level_db: float, end: int) -> None:
         """A decision for the window ending at stream sample ``end`` (16 kHz)."""
@@ -85,10 +85,15 @@ class VadStream:
         self.arrivals.append((self.received, now))
         return True
 
-    def _prepare(self) -> F32:
-        raw = np.frombuffer(self.pending, dtype="<i2").astype(np.float32) * _SCALE
+    def _prepare(self) -> bytes:
+        """Move the pending audio into the window buffer; returns it as 16 kHz L16."""
+        pcm = bytes(self.pending)
         self.pending.clear()
-        chunk = raw if self._upsampler is None else self._upsampler.process(raw)
+        raw = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * _SCALE
+        chunk = raw
+        if self._upsampler is not None:
+            chunk = self._upsampler.process(raw)
+            pcm = np.clip(chunk * 32768.0, -32768, 32767).astype("<i2").tobytes()
         need = self.fill + len(chunk)
         if need > len(self.buf):
             grown = np.zeros(max(need, 2 * len(self.buf)), dtype=np.float32)
@@ -96,7 +101,7 @@ class VadStream:
             self.buf = grown
         self.buf[self.fill : need] = chunk
         self.fill = need
-        return chunk
+        return pcm
 
     def _ready(self) -> int:
         return (self.fill - CONTEXT) // WINDOW

@@ -64,7 +64,8 @@ def _feed_turns(taker: TurnTaker, probs: list[float]) -> list[TurnEnded]:
     turns = []
     rng = np.random.default_rng(3)
     for i, p in enumerate(probs):
-        taker.audio((rng.standard_normal(WINDOW) * (0.1 if p > 0.1 else 0.0001)).astype(np.float32))
+        noise = rng.standard_normal(WINDOW) * (3276.8 if p > 0.1 else 3.3)
+        taker.audio(np.clip(noise, -32768, 32767).astype("<i2").tobytes())
         _, turn = taker.window(p, LOUD if p > 0.1 else QUIET, (i + 1) * WINDOW, -200.0)
         if turn is not None:
             turns.append(turn)
