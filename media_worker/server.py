@@ -49,7 +49,6 @@ class Worker:
     batcher: VadBatcher | None = None
     sessions: dict[str, CallSession] = field(default_factory=dict)
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
     draining: bool = False
 
     def health(self) -> dict[str, object]:

@@ -59,7 +59,8 @@ class CallSession:
         self.turns = TurnTaker(profile)
         self.speech = AgentSpeech(settings.barge_in.echo_return_loss_db)
         self.stream = VadStream(meta.sample_rate, self)
-        self.events: list[SpeechStarted | SpeechEnded | TurnEnded] = []  # kept for logs and tests
+        # The latest speech events and turns (for logs and tests); bounded, turns hold their audio.
+        self.events: deque[SpeechStarted | SpeechEnded | TurnEnded] = deque(maxlen=64)
         self.dtmf: list[str] = []
         self.barge_ins = 0
         self._chunk_bytes = RATE * settings.chunk_ms // 1000 * 2

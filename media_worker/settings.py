@@ -35,7 +35,6 @@ class BargeInSettings(_Strict):
     """When caller speech interrupts the agent."""
 
     enabled: bool = True
-    min_speech_ms: int = Field(96, ge=32, description="speech this long while the agent is heard")
     echo_return_loss_db: float = Field(
         12.0, ge=0, description="assumed loss of the agent's own voice coming back (phone hybrid/handset)"
     )
