@@ -16,11 +16,15 @@ from typing import Any, Final, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from controller.calls.routes import HANGUP_CAUSES, Route
 from media_worker.settings import WorkerSettings
 
 __all__ = [
     "ApiSettings",
     "BackoffSettings",
+    "CallSettings",
+    "CdrSettings",
+    "ControlDeadlines",
     "Deadlines",
     "FreeSwitchNodeSettings",
     "Settings",
@@ -123,6 +127,43 @@ class WorkerPoolSettings(_Strict):
     )
 
 
+class ControlDeadlines(_Strict):
+    """How long a call-control operation waits for FreeSWITCH to confirm it, in seconds."""
+
+    confirm: float = Field(5.0, gt=0, description="reply plus confirming event (answer, hangup, hold...)")
+    originate_margin: float = Field(5.0, ge=0, description="added to an originate's ring timeout")
+
+
+class CallSettings(_Strict):
+    """Routing and control of calls."""
+
+    routes: tuple[Route, ...] = Field((), description="tried in order; the first match wins")
+    unknown_cause: str = Field("UNALLOCATED_NUMBER", description="hangup cause for unrouted destinations")
+    sip_domain: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9.-]+$",
+        description="domain of SIP users (user/<ext>@<domain>); FreeSWITCH's default domain when unset",
+    )
+    recordings_dir: str = Field(
+        "/var/lib/freeswitch/recordings",
+        pattern=r"^/[A-Za-z0-9_./-]*$",
+        description="where FreeSWITCH writes recordings (a path on the FreeSWITCH host)",
+    )
+    deadlines: ControlDeadlines = ControlDeadlines()
+
+    @model_validator(mode="after")
+    def _known_cause(self) -> Self:
+        if self.unknown_cause not in HANGUP_CAUSES:
+            raise ValueError(f"unknown_cause: {self.unknown_cause!r} is not a hangup cause")
+        return self
+
+
+class CdrSettings(_Strict):
+    """Where call detail records are kept."""
+
+    path: Path = Field(Path("var/cdrs.sqlite3"), description="SQLite database file (WAL mode)")
+
+
 class Settings(_Strict):
     """Everything Switchyard is configured with."""
 
@@ -134,6 +175,8 @@ class Settings(_Strict):
     worker: WorkerSettings = WorkerSettings()
     workers: WorkerPoolSettings = WorkerPoolSettings()
     api: ApiSettings = ApiSettings()
+    calls: CallSettings = CallSettings()
+    cdr: CdrSettings = CdrSettings()
 
     @model_validator(mode="before")
     @classmethod

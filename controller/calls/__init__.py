@@ -15,6 +15,7 @@ from controller.calls.changes import (
     ChannelAnswered,
     ChannelBridged,
     ChannelChange,
+    ChannelHeld,
     ChannelHungUp,
     ChannelParked,
     ChannelRemoved,
@@ -23,6 +24,7 @@ from controller.calls.changes import (
     ChannelUpdated,
     DtmfReceived,
     PlaybackChanged,
+    RecordingChanged,
 )
 from controller.calls.channel import AudioStreamState, Call, Channel, ChannelState, PlaybackResult
 from controller.calls.model import CallModel
@@ -44,6 +46,7 @@ __all__ = [
     "ChannelAnswered",
     "ChannelBridged",
     "ChannelChange",
+    "ChannelHeld",
     "ChannelHungUp",
     "ChannelParked",
     "ChannelRemoved",
@@ -54,4 +57,5 @@ __all__ = [
     "DtmfReceived",
     "PlaybackChanged",
     "PlaybackResult",
+    "RecordingChanged",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "ChannelAnswered",
     "ChannelBridged",
     "ChannelChange",
+    "ChannelHeld",
     "ChannelHungUp",
     "ChannelParked",
     "ChannelRemoved",
@@ -30,6 +31,7 @@ __all__ = [
     "ChannelUpdated",
     "DtmfReceived",
     "PlaybackChanged",
+    "RecordingChanged",
 ]
 
 
@@ -159,3 +161,18 @@ class DtmfReceived(ChannelChange):
 
     digit: str
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHeld(ChannelChange):
+    """CHANNEL_HOLD (``held``) or CHANNEL_UNHOLD."""
+
+    held: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingChanged(ChannelChange):
+    """RECORD_START (``recording``) or RECORD_STOP of the file ``path`` on this leg."""
+
+    path: str
+    recording: bool

@@ -104,6 +104,8 @@ class Channel:
         playing: Path of the file now playing ('' when none).
         last_playback: How the last playback ended (None before the first PLAYBACK_STOP).
         dtmf: Digits received, in order.
+        held: Between CHANNEL_HOLD and CHANNEL_UNHOLD.
+        recordings: Files being recorded (RECORD_START, not yet RECORD_STOP).
         sequence: ``Event-Sequence`` of the last event applied (not monotonic across event types).
     """
 
@@ -135,6 +137,8 @@ class Channel:
     playing: str = ""
     last_playback: PlaybackResult | None = None
     dtmf: list[str] = field(default_factory=list)
+    held: bool = False
+    recordings: list[str] = field(default_factory=list)
     sequence: int = 0
 
     @property

@@ -32,11 +32,13 @@ from controller.calls.changes import (
     AudioStreamChanged,
     AudioStreamMessage,
     CallChange,
+    ChannelHeld,
     ChannelParked,
     ChannelUnparked,
     ChannelUpdated,
     DtmfReceived,
     PlaybackChanged,
+    RecordingChanged,
 )
 from controller.calls.channel import AudioStreamState, Call, Channel, ChannelState, PlaybackResult
 from controller.calls.headers import (
@@ -90,6 +92,7 @@ MAX_DTMF: Final = 256
 """Digits kept per channel (the oldest are dropped)."""
 
 _Handler = Callable[[Channel, Any, Mapping[str, Any], list[CallChange]], None]
+_OtherHandler = Callable[[Channel, str, Mapping[str, Any], list[CallChange]], None]
 
 
 class CallModel(CallRegistry):
@@ -124,6 +127,13 @@ class CallModel(CallRegistry):
             AudioStreamError: self._on_stream_closed,
             AudioStreamJson: self._on_stream_json,
             AudioStreamPlay: self._on_stream_play,
+        }
+        self._other_handlers: dict[str, _OtherHandler] = {
+            "MEDIA_BUG_STOP": self._on_bug_stop,
+            "CHANNEL_HOLD": self._on_hold,
+            "CHANNEL_UNHOLD": self._on_hold,
+            "RECORD_START": self._on_record,
+            "RECORD_STOP": self._on_record,
         }
 
     def apply(self, node: str, event: Event | ChannelsResync) -> list[CallChange]:
@@ -225,9 +235,7 @@ class CallModel(CallRegistry):
 
     # -- per event type -------------------------------------------------------------------------------------
 
-    def _on_nothing(
-        self, ch: Channel, ev: ChannelEvent, raw: Mapping[str, Any], out: list[CallChange]
-    ) -> None:
+    def _on_nothing(self, ch: Channel, ev: ChannelEvent, raw: Mapping[str, Any], out: list[Any]) -> None:
         """CHANNEL_CREATE: creation and refresh did everything."""
 
     def _on_progress(
@@ -350,19 +358,35 @@ class CallModel(CallRegistry):
         out.append(AudioStreamMessage(ch.call_id, ch.uuid, "play", ev.file))
 
     def _on_other(self, event: OtherEvent) -> list[CallChange]:
-        """MEDIA_BUG_STOP of the audio_stream bug: the stream was stopped locally or the channel hung up."""
-        if event.name != "MEDIA_BUG_STOP":
+        """Hold, recordings, and MEDIA_BUG_STOP of the audio_stream bug (stopped locally or hung up)."""
+        handler = self._other_handlers.get(event.name)
+        if handler is None:
             return []
         raw = raw_headers(event.headers)
-        if raw.get("Media-Bug-Function") != "audio_stream":
-            return []
         ch = self._channels.get(header_str(raw, "Unique-ID"))
         changes: list[CallChange] = []
-        if ch is not None and ch.audio_stream is not AudioStreamState.FAILED:
-            self._set_stream(
-                ch, AudioStreamState.STOPPED, ch.audio_stream_code, ch.audio_stream_reason, changes
-            )
+        if ch is not None:
+            handler(ch, event.name, raw, changes)
         return changes
+
+    def _on_hold(self, ch: Channel, name: str, raw: Mapping[str, Any], out: list[CallChange]) -> None:
+        held = name == "CHANNEL_HOLD"
+        if ch.held != held:
+            ch.held = held
+            out.append(ChannelHeld(ch.call_id, ch.uuid, held))
+
+    def _on_record(self, ch: Channel, name: str, raw: Mapping[str, Any], out: list[CallChange]) -> None:
+        path = header_str(raw, "Record-File-Path")
+        recording = name == "RECORD_START"
+        if recording and path not in ch.recordings:
+            ch.recordings.append(path)
+        elif not recording and path in ch.recordings:
+            ch.recordings.remove(path)
+        out.append(RecordingChanged(ch.call_id, ch.uuid, path, recording))
+
+    def _on_bug_stop(self, ch: Channel, name: str, raw: Mapping[str, Any], out: list[CallChange]) -> None:
+        if raw.get("Media-Bug-Function") == "audio_stream" and ch.audio_stream is not AudioStreamState.FAILED:
+            self._set_stream(ch, AudioStreamState.STOPPED, ch.audio_stream_code, ch.audio_stream_reason, out)
 
     @staticmethod
     def _set_stream(

@@ -82,6 +82,11 @@ class AgentStreams:
         stream = self._streams.get(uuid)
         return None if stream is None or stream.worker is None else stream.worker.worker_id
 
+    def attempts_of(self, uuid: str) -> int:
+        """Workers tried for ``uuid``'s stream so far."""
+        stream = self._streams.get(uuid)
+        return 0 if stream is None else len(stream.tried)
+
     async def start(self, request: StreamRequest) -> WorkerInfo:
         """Stream the leg to the least-loaded healthy worker, failing over on ``::error`` or timeout.
 

@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from controller.api.spec import ApiSpec
 from controller.api.workers import add_worker_routes
 from controller.calls import CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
@@ -101,7 +102,7 @@ async def controller_api() -> AsyncIterator[Controller]:
     """The worker registry behind the controller's API, on loopback."""
     pool = WorkerPool(missed_beats=3, suspect_s=30)
     app = web.Application()
-    add_worker_routes(app, pool, (SecretStr(TOKEN),))
+    add_worker_routes(app, ApiSpec("test", "1", (SecretStr(TOKEN),)), pool)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -1,0 +1,279 @@
+"""``/v1/calls``: list, get and originate calls, and act on them (answer, hangup, transfer, bridge, park,
+hold/unhold, dtmf, play, record, stream). Each action returns once FreeSWITCH confirmed it
+(``controller.calls.control``); a failed check answers before any command is sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from controller.api.models import (
+    ActionResult,
+    BridgeBody,
+    CallCreated,
+    CallList,
+    CallView,
+    DtmfBody,
+    HangupBody,
+    LegBody,
+    LegView,
+    OriginateBody,
+    PlayBody,
+    RecordBody,
+    StreamBody,
+    TransferBody,
+)
+from controller.api.spec import ApiError, ApiSpec, Operation, Request
+from controller.calls.channel import Call, Channel
+from controller.calls.control import CallControl, CallError, UnknownCall
+from controller.calls.originate import Originate, originate
+from controller.calls.router import call_type_of
+from controller.workers.streams import NoWorkerAvailable, StreamRequest
+from media_worker.wire import StreamMetadata
+
+if TYPE_CHECKING:
+    from controller.app import Controller
+
+__all__ = ["add_call_routes"]
+
+_COUNTER = itertools.count(1)
+
+
+def _time(us: int) -> datetime | None:
+    return datetime.fromtimestamp(us / 1e6, UTC) if us else None
+
+
+def _leg_view(ch: Channel) -> LegView:
+    return LegView(
+        uuid=ch.uuid,
+        name=ch.name,
+        direction=ch.direction,
+        state=ch.state.name.lower(),
+        caller_id_number=ch.caller_id_number,
+        destination_number=ch.destination_number,
+        parked=ch.parked,
+        held=ch.held,
+        bridged_to=ch.bridged_to,
+        audio_stream=ch.audio_stream.value,
+        playing=ch.playing,
+        recordings=list(ch.recordings),
+        created_at=_time(ch.created_us),
+        answered_at=_time(ch.answered_us),
+    )
+
+
+def call_view(control: CallControl, call: Call) -> CallView:
+    """The API view of a call (legs still in the model)."""
+    legs = [ch for uuid in call.legs if (ch := control.model.channel(uuid)) is not None]
+    return CallView(
+        id=call.id,
+        node=call.node,
+        ended=call.ended,
+        created_at=_time(call.created_us),
+        answered_at=_time(call.answered_us),
+        ended_at=_time(call.ended_us),
+        hangup_cause=call.hangup_cause,
+        legs=[_leg_view(ch) for ch in legs],
+    )
+
+
+class _Calls:
+    def __init__(self, c: Controller) -> None:
+        self.c = c
+        self.control = c.control
+
+    def _leg(self, req: Request) -> Channel:
+        body: LegBody = req.body
+        return self.control.leg(req.path["id"], body.leg)
+
+    def _done(self, ch: Channel, result: str, files: list[str] | None = None) -> ActionResult:
+        return ActionResult(call_id=ch.call_id, leg=ch.uuid, result=result, files=files or [])
+
+    async def list(self, req: Request) -> CallList:
+        return CallList(
+            items=[call_view(self.control, call) for call in list(self.control.model.calls.values())]
+        )
+
+    async def get(self, req: Request) -> CallView:
+        call_id = req.path["id"]
+        call = self.control.model.call(call_id) or self.control.model.ended_call(call_id)
+        if call is None:
+            raise UnknownCall(f"no call {call_id}", "id")
+        return call_view(self.control, call)
+
+    async def originate(self, req: Request) -> CallCreated:
+        body: OriginateBody = req.body
+        node = self._pick_node(body.node)
+        if body.target == "gateway" and not body.gateway:
+            raise ApiError(422, "gateway is required for target gateway", "gateway")
+        request = Originate(
+            node=node,
+            target=body.target,
+            destination=body.destination,
+            gateway=body.gateway or "",
+            context=body.context,
+            agent=body.agent or "",
+            caller_id_number=body.caller_id_number or "",
+            caller_id_name=body.caller_id_name or "",
+            timeout_s=body.timeout_s,
+            variables=dict(body.variables),
+        )
+        calls = self.c.settings.calls
+        uuid = await originate(self.control, request, calls.sip_domain, calls.deadlines.originate_margin)
+        return CallCreated(call_id=uuid, node=node)
+
+    def _pick_node(self, name: str | None) -> str:
+        if name is not None:
+            if name not in self.c.nodes:
+                raise ApiError(422, f"unknown node {name!r}", "node")
+            return name
+        for node in self.c.nodes.values():
+            if node.connected:
+                return node.name
+        raise ApiError(503, "no FreeSWITCH node is connected", "node")
+
+    async def answer(self, req: Request) -> ActionResult:
+        ch = self._leg(req)
+        await self.control.answer(ch)
+        return self._done(ch, "answered")
+
+    async def hangup(self, req: Request) -> ActionResult:
+        body: HangupBody = req.body
+        ch = self._leg(req)
+        await self.control.hangup(ch, body.cause)
+        return self._done(ch, "hungup")
+
+    async def park(self, req: Request) -> ActionResult:
+        ch = self._leg(req)
+        await self.control.park(ch)
+        return self._done(ch, "parked")
+
+    async def hold(self, req: Request) -> ActionResult:
+        ch = self._leg(req)
+        await self.control.hold(ch, True)
+        return self._done(ch, "held")
+
+    async def unhold(self, req: Request) -> ActionResult:
+        ch = self._leg(req)
+        await self.control.hold(ch, False)
+        return self._done(ch, "unheld")
+
+    async def transfer(self, req: Request) -> ActionResult:
+        body: TransferBody = req.body
+        ch = self._leg(req)
+        await self.control.transfer(ch, body.destination, body.context)
+        return self._done(ch, "transferred")
+
+    async def bridge(self, req: Request) -> ActionResult:
+        body: BridgeBody = req.body
+        ch = self._leg(req)
+        try:
+            other = self.control.leg(body.other, body.other_leg)
+        except CallError as exc:
+            exc.field = "other" if exc.field in ("", "id") else "other_leg"
+            raise
+        await self.control.bridge(ch, other)
+        return self._done(ch, "bridged")
+
+    async def dtmf(self, req: Request) -> ActionResult:
+        body: DtmfBody = req.body
+        ch = self._leg(req)
+        await self.control.send_dtmf(ch, body.digits)
+        return self._done(ch, "sent")
+
+    async def play(self, req: Request) -> ActionResult:
+        body: PlayBody = req.body
+        ch = self._leg(req)
+        started = await self.control.play(ch, body.file)
+        return self._done(ch, "playing" if started else "queued")
+
+    async def record(self, req: Request) -> ActionResult:
+        body: RecordBody = req.body
+        ch = self._leg(req)
+        if body.action == "stop":
+            return self._done(ch, "stopped", await self.control.record_stop(ch))
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = f"{self.c.settings.calls.recordings_dir}/{ch.call_id}/{ch.uuid}-{stamp}-{next(_COUNTER)}.wav"
+        await self.control.record_start(ch, path)
+        return self._done(ch, "recording", [path])
+
+    async def stream(self, req: Request) -> ActionResult:
+        body: StreamBody = req.body
+        ch = self._leg(req)
+        if body.action == "stop":
+            await self.control.stream_stop(ch)
+            return self._done(ch, "stopped")
+        rate = body.rate or (16000 if ch.variables.get("read_rate") == "16000" else 8000)
+        meta = StreamMetadata(
+            call_id=ch.call_id,
+            sample_rate=rate,
+            call_type=call_type_of(ch),
+            caller=ch.caller_id_number,
+            callee=ch.destination_number,
+            agent=body.agent,
+        )
+        if body.url is not None:
+            await self.control.stream_start(ch, body.url, rate, meta.model_dump_json())
+            return self._done(ch, "streaming")
+        try:
+            worker = await self.c.streams.start(
+                StreamRequest(ch.node, ch.uuid, ch.call_id, rate, meta.model_dump_json())
+            )
+        except NoWorkerAvailable as exc:
+            raise ApiError(409, str(exc), "url") from exc
+        return self._done(ch, f"streaming to {worker.worker_id}")
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, BaseModel | web.StreamResponse]]
+
+
+def add_call_routes(app: web.Application, spec: ApiSpec, c: Controller) -> None:
+    """Mount the call routes."""
+    h = _Calls(c)
+    spec.add(app, Operation("GET", "/v1/calls", "List live calls", h.list, response=CallList))
+    spec.add(
+        app,
+        Operation(
+            "POST",
+            "/v1/calls",
+            "Originate a call (returns when answered)",
+            h.originate,
+            body=OriginateBody,
+            response=CallCreated,
+            status=201,
+            errors=(409, 503, 504),
+        ),
+    )
+    spec.add(app, Operation("GET", "/v1/calls/{id}", "Get a call", h.get, response=CallView, errors=(404,)))
+    actions: list[tuple[str, Handler, type[BaseModel], str]] = [
+        ("answer", h.answer, LegBody, "Answer a leg"),
+        ("hangup", h.hangup, HangupBody, "Hang up a leg with a cause"),
+        ("park", h.park, LegBody, "Park a leg"),
+        ("hold", h.hold, LegBody, "Put a leg on hold"),
+        ("unhold", h.unhold, LegBody, "Take a leg off hold"),
+        ("transfer", h.transfer, TransferBody, "Blind-transfer a leg to an extension"),
+        ("bridge", h.bridge, BridgeBody, "Bridge a leg with a leg of another call"),
+        ("dtmf", h.dtmf, DtmfBody, "Send DTMF"),
+        ("play", h.play, PlayBody, "Play a file or tone"),
+        ("record", h.record, RecordBody, "Start or stop recording"),
+        ("stream", h.stream, StreamBody, "Start or stop the audio stream to a worker"),
+    ]
+    for name, handler, body, summary in actions:
+        spec.add(
+            app,
+            Operation(
+                "POST",
+                f"/v1/calls/{{id}}/{name}",
+                summary,
+                handler,
+                body=body,
+                response=ActionResult,
+                errors=(404, 409, 503, 504),
+            ),
+        )

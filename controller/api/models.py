@@ -1,0 +1,198 @@
+"""Request and response bodies of the call API (pydantic; the OpenAPI document is generated from them).
+
+Everything that ends up inside an ESL command line is checked by pattern here, before anything is sent:
+no spaces, newlines, braces or commas can reach FreeSWITCH from a request.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from controller.calls.routes import HANGUP_CAUSES
+
+__all__ = [
+    "ActionResult",
+    "BridgeBody",
+    "CallCreated",
+    "CallList",
+    "CallView",
+    "DtmfBody",
+    "HangupBody",
+    "LegBody",
+    "LegView",
+    "OriginateBody",
+    "PlayBody",
+    "RecordBody",
+    "StreamBody",
+    "TransferBody",
+]
+
+_ID = r"^[A-Za-z0-9-]{1,64}$"
+_NUMBER = r"^[A-Za-z0-9_.+#*-]{1,64}$"
+_VAR_VALUE = r"^[A-Za-z0-9_.:/@+#*-]{0,128}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LegBody(_Body):
+    """Acts on one leg of the call (default: its first live leg)."""
+
+    leg: str | None = Field(
+        None, pattern=_ID, description="uuid of the leg (default: the call's first live leg)"
+    )
+
+
+class HangupBody(LegBody):
+    """Hang up a leg."""
+
+    cause: str = Field("NORMAL_CLEARING", description="Q.850 hangup cause name")
+
+    @field_validator("cause")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in HANGUP_CAUSES:
+            raise ValueError(f"unknown hangup cause {value!r}")
+        return value
+
+
+class TransferBody(LegBody):
+    """Blind transfer: the leg runs the dialplan again at ``destination``."""
+
+    destination: str = Field(pattern=_NUMBER, description="extension to transfer to")
+    context: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dialplan context")
+
+
+class BridgeBody(LegBody):
+    """Bridge a leg of this call with a leg of another call."""
+
+    other: str = Field(pattern=_ID, description="id of the other call")
+    other_leg: str | None = Field(None, pattern=_ID, description="leg of the other call (default: its first)")
+
+
+class DtmfBody(LegBody):
+    """Send DTMF digits to the far end of the leg."""
+
+    digits: str = Field(pattern=r"^[0-9A-Da-d*#wW]{1,32}$", description="digits (w = 500 ms pause)")
+
+
+class PlayBody(LegBody):
+    """Play a file or tone to the leg (queued behind what is playing)."""
+
+    file: str = Field(
+        pattern=r"^(/[A-Za-z0-9_./-]+|tone_stream://[A-Za-z0-9%(),;=.-]+|silence_stream://[0-9,]+)$",
+        max_length=512,
+        description="absolute path on the FreeSWITCH host, tone_stream://… or silence_stream://…",
+    )
+
+
+class RecordBody(LegBody):
+    """Start or stop recording the leg (one file per start, under ``calls.recordings_dir/<call id>/``)."""
+
+    action: Literal["start", "stop"]
+
+
+class StreamBody(LegBody):
+    """Start or stop the leg's audio stream (mod_audio_stream)."""
+
+    action: Literal["start", "stop"]
+    url: str | None = Field(
+        None,
+        pattern=r"^wss?://[A-Za-z0-9_.:\[\]/@%-]+$",
+        max_length=512,
+        description="worker WebSocket URL; default: the least-loaded healthy worker",
+    )
+    agent: str = Field("echo", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="agent named in the metadata")
+    rate: Literal[8000, 16000] | None = Field(None, description="sample rate (default: the leg's, 8k or 16k)")
+
+
+class OriginateBody(_Body):
+    """Place an outbound call; it parks when answered (or streams to ``agent``)."""
+
+    target: Literal["user", "extension", "gateway"] = Field(description="what ``destination`` is")
+    destination: str = Field(pattern=_NUMBER, description="SIP user, extension, or number via the gateway")
+    gateway: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="gateway (target gateway)"
+    )
+    context: str = Field(
+        "default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="context (target extension)"
+    )
+    node: str | None = Field(None, description="FreeSWITCH node (default: the first connected)")
+    agent: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="stream the call to this agent"
+    )
+    caller_id_number: str | None = Field(None, pattern=_NUMBER, description="caller id number presented")
+    caller_id_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$", description="caller id name")
+    timeout_s: int = Field(30, ge=1, le=300, description="ring time before giving up")
+    variables: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="extra channel variables (names [a-z0-9_])"
+    )
+
+    @field_validator("variables")
+    @classmethod
+    def _safe(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+                raise ValueError(f"variable name {key!r}: lower-case letters, digits and _ only")
+            if not re.fullmatch(_VAR_VALUE, item):
+                raise ValueError(f"variable {key}: value has characters FreeSWITCH would misparse")
+        return value
+
+
+class CallCreated(BaseModel):
+    """The new call."""
+
+    call_id: str = Field(description="id of the call (the uuid of its first leg)")
+    node: str = Field(description="FreeSWITCH node that placed it")
+
+
+class ActionResult(BaseModel):
+    """What an action did."""
+
+    call_id: str = Field(description="the call acted on")
+    leg: str = Field(description="the leg acted on")
+    result: str = Field(description="e.g. answered, hungup, playing, queued, recording")
+    files: list[str] = Field(default_factory=list, description="recording files concerned")
+
+
+class LegView(BaseModel):
+    """One leg of a call."""
+
+    uuid: str
+    name: str
+    direction: str
+    state: str = Field(description="new, ringing, early, answered or hangup")
+    caller_id_number: str
+    destination_number: str
+    parked: bool
+    held: bool
+    bridged_to: str
+    audio_stream: str
+    playing: str
+    recordings: list[str]
+    created_at: datetime | None
+    answered_at: datetime | None
+
+
+class CallView(BaseModel):
+    """A live (or just ended) call."""
+
+    id: str
+    node: str
+    ended: bool
+    created_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    hangup_cause: str
+    legs: list[LegView]
+
+
+class CallList(BaseModel):
+    """The live calls."""
+
+    items: list[CallView]

@@ -1,0 +1,263 @@
+"""HTTP operations declared once: aiohttp route, request parsing, auth, errors and the OpenAPI 3.1 document.
+
+Each ``Operation`` names its body, query and response pydantic models; ``ApiSpec.add`` registers the aiohttp
+handler that parses and validates them (so a handler receives models and returns one), and ``document()``
+builds the OpenAPI 3.1 document from the same models with pydantic's JSON Schema (draft 2020-12, the dialect
+OpenAPI 3.1 uses). No schema is written by hand.
+
+Errors are JSON ``{"error": {"status", "field", "reason"}}``: 400 body not JSON, 401 missing/wrong bearer
+token, 404 unknown call/route, 409 conflicting state or FreeSWITCH refused, 422 invalid field, 503 node down,
+504 not confirmed in time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from controller.calls.control import (
+    CallConflict,
+    CallError,
+    CommandRefused,
+    NodeUnavailable,
+    NotConfirmed,
+    UnknownCall,
+)
+
+__all__ = ["ApiError", "ApiSpec", "ErrorBody", "Operation", "Request", "check_token"]
+
+_STATUS: Final[dict[type[CallError], int]] = {
+    UnknownCall: 404,
+    CallConflict: 409,
+    CommandRefused: 409,
+    NodeUnavailable: 503,
+    NotConfirmed: 504,
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    status: int = Field(description="the HTTP status code")
+    field: str = Field(description="the request field at fault ('' when none)")
+    reason: str = Field(description="why the request failed")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An error response: status, field, reason."""
+
+    def __init__(self, status: int, reason: str, field: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.field = status, reason, field
+
+    def response(self) -> web.Response:
+        """The JSON error response."""
+        body = ErrorBody(error=ErrorDetail(status=self.status, field=self.field, reason=self.reason))
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return web.Response(
+            status=self.status, text=body.model_dump_json(), content_type="application/json", headers=headers
+        )
+
+
+def check_token(request: web.Request, tokens: Sequence[SecretStr]) -> None:
+    """Require ``Authorization: Bearer <token>`` with one of ``tokens`` (compared in constant time).
+
+    Raises:
+        ApiError: 401 when missing or wrong.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError(401, "missing bearer token", "Authorization")
+    given_b = given.strip().encode()
+    if not any(hmac.compare_digest(given_b, t.get_secret_value().encode()) for t in tokens):
+        raise ApiError(401, "invalid bearer token", "Authorization")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a handler gets: the aiohttp request, path parameters, and the validated body / query."""
+
+    http: web.Request
+    path: dict[str, str]
+    body: Any
+    query: Any
+
+
+Handler = Callable[[Request], Awaitable[BaseModel | web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP operation."""
+
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    tag: str = "calls"
+    errors: tuple[int, ...] = ()
+    media_types: tuple[str, ...] = ("application/json",)
+
+
+def _validation_error(exc: ValidationError, where: str) -> ApiError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or where
+    return ApiError(422, f"{first['msg']}", field)
+
+
+class ApiSpec:
+    """The operations of the API and their OpenAPI document."""
+
+    def __init__(self, title: str, version: str, tokens: Sequence[SecretStr]) -> None:
+        self.title, self.version = title, version
+        self.tokens = tuple(tokens)
+        self.operations: list[Operation] = []
+
+    def add(self, app: web.Application, op: Operation) -> None:
+        """Register ``op`` on ``app``."""
+        self.operations.append(op)
+        app.router.add_route(op.method, op.path, self._wrap(op))
+
+    def _wrap(self, op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                if op.auth:
+                    check_token(request, self.tokens)
+                body = await _parse_body(request, op.body) if op.body is not None else None
+                query = _parse_query(request, op.query) if op.query is not None else None
+                result = await op.handler(Request(request, dict(request.match_info), body, query))
+            except ApiError as exc:
+                return exc.response()
+            except CallError as exc:
+                return ApiError(_STATUS.get(type(exc), 409), exc.reason, exc.field).response()
+            if isinstance(result, web.StreamResponse):
+                return result
+            return web.Response(
+                status=op.status, text=result.model_dump_json(), content_type="application/json"
+            )
+
+        return handle
+
+    def document(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document."""
+        models: list[tuple[type[BaseModel], Any]] = [(ErrorBody, "serialization")]
+        for op in self.operations:
+            if op.body is not None:
+                models.append((op.body, "validation"))
+            if op.response is not None:
+                models.append((op.response, "serialization"))
+            if op.query is not None:
+                models.append((op.query, "validation"))
+        refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            paths.setdefault(op.path, {})[op.method.lower()] = self._operation(op, refs, defs)
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version},
+            "paths": paths,
+            "components": {
+                "schemas": defs.get("$defs", {}),
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+        }
+
+    def _operation(self, op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": op.method.lower() + re.sub(r"[^a-z0-9]+", "_", op.path.lower()).rstrip("_"),
+            "tags": [op.tag],
+            "parameters": _path_parameters(op.path) + _query_parameters(op, refs, defs),
+            "responses": _responses(op, refs),
+        }
+        if op.auth:
+            doc["security"] = [{"bearer": []}]
+        if op.body is not None:
+            schema = refs[(op.body, "validation")]
+            doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        return doc
+
+
+async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(400, "body is not valid JSON", "body") from exc
+        raise _validation_error(exc, "body") from exc
+
+
+def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    query = request.query
+    data = {key: query.getone(key) for key in query}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, "query") from exc
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+
+
+def _query_parameters(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    if op.query is None:
+        return []
+    ref = refs[(op.query, "validation")]["$ref"].rsplit("/", 1)[-1]
+    schema = defs["$defs"][ref]
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}}
+    responses: dict[str, Any] = {}
+    if op.response is not None:
+        schema = refs[(op.response, "serialization")]
+        content = {
+            media: {"schema": schema} if media == "application/json" else {"schema": {"type": "string"}}
+            for media in op.media_types
+        }
+        responses[str(op.status)] = {"description": op.summary, "content": content}
+    else:
+        responses[str(op.status)] = {"description": op.summary}
+    codes = set(op.errors) | ({401} if op.auth else set()) | ({400, 422} if op.body else set())
+    codes |= {422} if op.query else set()
+    for code in sorted(codes):
+        responses[str(code)] = {"description": _REASONS.get(code, "error"), **error}
+    return responses
+
+
+_REASONS: Final = {
+    400: "body is not JSON",
+    401: "missing or invalid bearer token",
+    404: "not found",
+    409: "conflicting state, or FreeSWITCH refused",
+    422: "invalid field",
+    503: "FreeSWITCH node not connected",
+    504: "FreeSWITCH did not confirm in time",
+}

@@ -1,0 +1,278 @@
+"""Health, readiness, metrics, FreeSWITCH nodes and registrations, routes, the event feed and the CDRs.
+
+``/healthz`` and ``/metrics`` need no token (probes and Prometheus); everything else does. ``/readyz`` is
+200 only when every configured node is connected, else 503 naming the ones that are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import WSCloseCode, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.api.spec import ApiError, ApiSpec, Operation, Request
+from controller.freeswitch.node import parse_show_json
+from controller.freeswitch.protocol import EslError
+from controller.settings import SettingsError
+from controller.store import CdrPage, CdrQuery, CdrRecord, CdrStatus, Disposition, InvalidCursor, cdrs_to_csv
+
+if TYPE_CHECKING:
+    from controller.app import Controller
+
+__all__ = ["add_system_routes"]
+
+log = logging.getLogger("switchyard.api")
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: every configured FreeSWITCH node connected."""
+
+    ready: bool
+    nodes: dict[str, bool] = Field(description="node name -> connected")
+
+
+class NodeView(BaseModel):
+    """A FreeSWITCH node and its health."""
+
+    name: str
+    host: str
+    port: int
+    connected: bool
+    connects: int = Field(description="successful connections since start")
+    overflows: int = Field(description="times the event backlog overflowed (resynced)")
+    channels: int = Field(description="live channels of the node in the call model")
+
+
+class NodeList(BaseModel):
+    """The configured nodes."""
+
+    items: list[NodeView]
+
+
+class Registration(BaseModel):
+    """A SIP registration, as ``show registrations`` lists it."""
+
+    node: str
+    user: str
+    realm: str
+    url: str
+    expires: str
+    network_ip: str
+    network_port: str
+    network_proto: str
+    user_agent: str
+
+
+class RegistrationList(BaseModel):
+    """SIP registrations of every connected node."""
+
+    items: list[Registration]
+    unreachable: list[str] = Field(description="nodes that could not be asked")
+
+
+class RouteList(BaseModel):
+    """The route table in use."""
+
+    routes: list[dict[str, str | None]]
+
+
+class CdrListQuery(BaseModel):
+    """Filters and paging of ``GET /v1/cdrs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = Field(None, description="calls created at or after (ISO 8601 with zone)")
+    until: datetime | None = Field(None, description="calls created before (ISO 8601 with zone)")
+    number: str | None = Field(None, max_length=64, description="caller or callee equal to this")
+    disposition: Disposition | None = None
+    status: CdrStatus | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=2048, description="next_cursor of the previous page")
+    format: Literal["json", "csv"] = Field("json", description="csv: the page as CSV")
+
+
+class _System:
+    def __init__(self, c: Controller) -> None:
+        self.c = c
+
+    async def healthz(self, req: Request) -> Health:
+        return Health()
+
+    async def readyz(self, req: Request) -> web.StreamResponse:
+        nodes = {name: node.connected for name, node in self.c.nodes.items()}
+        body = Readiness(ready=bool(nodes) and all(nodes.values()), nodes=nodes)
+        return web.Response(
+            status=200 if body.ready else 503, text=body.model_dump_json(), content_type="application/json"
+        )
+
+    async def metrics(self, req: Request) -> web.StreamResponse:
+        data = generate_latest(self.c.metrics.registry)
+        return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def nodes(self, req: Request) -> NodeList:
+        counts: dict[str, int] = {}
+        for ch in self.c.model.channels.values():
+            counts[ch.node] = counts.get(ch.node, 0) + 1
+        return NodeList(
+            items=[
+                NodeView(
+                    name=n.name,
+                    host=n.settings.host,
+                    port=n.settings.port,
+                    connected=n.connected,
+                    connects=n.connects,
+                    overflows=n.overflows,
+                    channels=counts.get(n.name, 0),
+                )
+                for n in self.c.nodes.values()
+            ]
+        )
+
+    async def registrations(self, req: Request) -> RegistrationList:
+        items: list[Registration] = []
+        unreachable: list[str] = []
+        for node in self.c.nodes.values():
+            try:
+                rows = parse_show_json(await node.api("show registrations as json", 5.0))
+            except (EslError, ValueError) as exc:
+                log.warning("node %s: show registrations: %s", node.name, exc)
+                unreachable.append(node.name)
+                continue
+            items += [_registration(node.name, row) for row in rows]
+        return RegistrationList(items=items, unreachable=unreachable)
+
+    async def routes(self, req: Request) -> RouteList:
+        return RouteList(routes=[r.model_dump() for r in self.c.router.table.routes])
+
+    async def reload(self, req: Request) -> RouteList:
+        try:
+            self.c.reload_routes()
+        except SettingsError as exc:
+            raise ApiError(422, f"routes not reloaded, the old table stays: {exc}", "routes") from exc
+        return await self.routes(req)
+
+    async def cdrs(self, req: Request) -> web.StreamResponse | CdrPage:
+        q: CdrListQuery = req.query
+        query = CdrQuery(**q.model_dump(exclude={"format"}))
+        try:
+            page = await self.c.store.query(query)
+        except InvalidCursor as exc:
+            raise ApiError(422, str(exc), "cursor") from exc
+        if q.format == "csv":
+            headers = {"Content-Disposition": 'attachment; filename="cdrs.csv"'}
+            if page.next_cursor:
+                headers["X-Next-Cursor"] = page.next_cursor
+            return web.Response(text=cdrs_to_csv(page.items), content_type="text/csv", headers=headers)
+        return page
+
+    async def cdr(self, req: Request) -> CdrRecord:
+        record = await self.c.store.get(req.path["id"])
+        if record is None:
+            raise ApiError(404, f"no CDR {req.path['id']}", "id")
+        return record
+
+    async def events(self, req: Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0)
+        await ws.prepare(req.http)
+        sub = self.c.feed.subscribe()
+        closed = asyncio.create_task(_until_closed(ws), name="events reader")
+        try:
+            while True:
+                getter = asyncio.create_task(sub.queue.get())
+                await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                data = getter.result()
+                if not data:
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too far behind")
+                    break
+                await ws.send_str(data.decode())
+        finally:
+            self.c.feed.unsubscribe(sub)
+            closed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closed
+        return ws
+
+
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the subscriber sends until it closes."""
+    async for _ in ws:
+        pass
+
+
+def _registration(node: str, row: Mapping[str, str]) -> Registration:
+    get = row.get
+    return Registration(
+        node=node,
+        user=get("reg_user", ""),
+        realm=get("realm", ""),
+        url=get("url", ""),
+        expires=get("expires", ""),
+        network_ip=get("network_ip", ""),
+        network_port=get("network_port", ""),
+        network_proto=get("network_proto", ""),
+        user_agent=get("metadata", ""),
+    )
+
+
+def add_system_routes(app: web.Application, spec: ApiSpec, c: Controller) -> None:
+    """Mount health, metrics, nodes, registrations, routes, events and CDR routes."""
+    h = _System(c)
+
+    def make(method: str, path: str, summary: str, handler: Any, tag: str, **kw: Any) -> Operation:
+        return Operation(method, path, summary, handler, tag=tag, auth=tag != "health", **kw)
+
+    csv = ("application/json", "text/csv")
+    ops = [
+        make("GET", "/healthz", "Liveness", h.healthz, "health", response=Health),
+        make("GET", "/readyz", "Readiness: all nodes connected", h.readyz, "health", response=Readiness),
+        make("GET", "/metrics", "Prometheus metrics", h.metrics, "health"),
+        make("GET", "/v1/nodes", "FreeSWITCH nodes and their health", h.nodes, "nodes", response=NodeList),
+        make(
+            "GET",
+            "/v1/registrations",
+            "SIP registrations",
+            h.registrations,
+            "nodes",
+            response=RegistrationList,
+        ),
+        make("GET", "/v1/routes", "The route table", h.routes, "routes", response=RouteList),
+        make(
+            "POST",
+            "/v1/routes/reload",
+            "Reload the routes",
+            h.reload,
+            "routes",
+            response=RouteList,
+            errors=(422,),
+        ),
+        make(
+            "GET",
+            "/v1/cdrs",
+            "CDRs, newest first",
+            h.cdrs,
+            "cdrs",
+            query=CdrListQuery,
+            response=CdrPage,
+            media_types=csv,
+        ),
+        make("GET", "/v1/cdrs/{id}", "Get a CDR", h.cdr, "cdrs", response=CdrRecord, errors=(404,)),
+        make("GET", "/v1/events", "WebSocket feed of call events", h.events, "events"),
+    ]
+    for op in ops:
+        spec.add(app, op)

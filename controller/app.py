@@ -1,0 +1,194 @@
+"""The controller assembled: nodes, call model, consumers of its changes, and the HTTP API.
+
+Data flows one way (ARCHITECTURE.md): node events → ``CallModel.apply`` → changes → consumers, in this
+order: confirmation waiters, playback, agent streams, router, CDRs, metrics, event feed. API handlers only
+issue commands through ``CallControl``; the events those cause update the model.
+
+``Controller`` is used as ``async with Controller(settings) as c: await c.serve(stop)``; tests run it against
+the FreeSWITCH emulator with ``api.port: 0`` and read ``c.api_port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from controller.api.server import build_app
+from controller.calls.cdr import CdrRecorder
+from controller.calls.changes import CallChange
+from controller.calls.channel import Channel
+from controller.calls.control import CallControl
+from controller.calls.model import CallModel
+from controller.calls.playback import AgentPlayback
+from controller.calls.router import CallRouter
+from controller.calls.routes import RouteDecision, RouteTable
+from controller.calls.waiters import ChangeWaiters
+from controller.feed import EventFeed
+from controller.freeswitch.events import ChannelsResync
+from controller.freeswitch.node import FreeSwitchNode
+from controller.metrics import ControllerMetrics
+from controller.settings import Settings
+from controller.store import CdrStore
+from controller.store.sqlite import SqliteCdrStore
+from controller.workers.pool import WorkerPool
+from controller.workers.streams import AgentStreams
+
+__all__ = ["ChangeConsumer", "Controller", "RouteLoader", "on_signal"]
+
+log = logging.getLogger("switchyard")
+
+
+class ChangeConsumer(Protocol):
+    """Anything fed the call model's changes."""
+
+    def apply(self, node: str, change: CallChange) -> None: ...
+
+
+class RouteLoader(Protocol):
+    """Re-reads the route table from the settings' sources (raises ``SettingsError``)."""
+
+    def __call__(self) -> RouteTable: ...
+
+
+class Controller:
+    """Everything the controller runs, built from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load_routes: RouteLoader | None = None,
+        store: CdrStore | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        calls = settings.calls
+        self.load_routes = load_routes
+        self.model = CallModel()
+        self.waiters = ChangeWaiters()
+        self.nodes = {name: FreeSwitchNode(s) for name, s in settings.freeswitch.items()}
+        self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
+        self.control = CallControl(self.model, self.nodes, self.waiters, calls.deadlines.confirm)
+        w = settings.workers
+        self.playback = AgentPlayback(self._run)
+        self.streams = AgentStreams(self.pool, self._run, w.connect_timeout, w.apology_prompt, w.max_attempts)
+        self.store = store or SqliteCdrStore(Path(settings.cdr.path))
+        self.cdrs = CdrRecorder(self.store, self.model)
+        self.feed = EventFeed()
+        self.metrics = ControllerMetrics(
+            registry or CollectorRegistry(),
+            lambda: len(self.model.calls),
+            {name: _is_connected(node) for name, node in self.nodes.items()},
+        )
+        self.router = CallRouter(
+            RouteTable(calls.routes, calls.unknown_cause),
+            self.control,
+            self.streams,
+            sip_domain=calls.sip_domain,
+            on_decision=self._routed,
+        )
+        self.consumers: tuple[ChangeConsumer, ...] = (
+            self.waiters, self.playback, self.streams, self.router, self.cdrs, self.metrics, self.feed,
+        )  # fmt: skip
+        self._stack = contextlib.AsyncExitStack()
+        self._runner: web.AppRunner | None = None
+        self.api_port = 0
+
+    async def _run(self, node: str, command: str) -> str:
+        return await self.nodes[node].api(command)
+
+    def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
+        self.metrics.routed(decision, seconds)
+        self.cdrs.routed(ch, decision, self.streams.worker_of(ch.uuid), self.streams.attempts_of(ch.uuid))
+
+    def reload_routes(self) -> RouteTable:
+        """Re-read the routes (SIGHUP, ``POST /v1/routes/reload``); calls in progress are not touched.
+
+        Raises:
+            SettingsError: the new settings are invalid; the old table stays.
+        """
+        if self.load_routes is None:
+            return self.router.table
+        table = self.load_routes()
+        self.router.reload(table)
+        log.info("routes reloaded: %d route(s)", len(table.routes))
+        self.feed.publish({"type": "routes_reloaded", "routes": len(table.routes)})
+        return table
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        await stack.enter_async_context(self.store)
+        self.cdrs.start()
+        stack.push_async_callback(self.cdrs.aclose)
+        await self._serve_api()
+        for node in self.nodes.values():
+            await stack.enter_async_context(node)
+        stack.push_async_callback(self.router.aclose)
+        stack.push_async_callback(self.streams.aclose)
+        stack.push_async_callback(self.playback.aclose)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _serve_api(self) -> None:
+        app = build_app(self)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        api = self.settings.api
+        site = web.TCPSite(runner, api.host, api.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.api_port = sockets[0].getsockname()[1] if sockets else api.port
+        log.info("API on %s:%d", api.host, self.api_port)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Follow every node until ``stop`` is set."""
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self.follow(n), name=f"follow {n.name}") for n in self.nodes.values()]
+            await stop.wait()
+            log.info("stopping")
+            for node in self.nodes.values():
+                await node.aclose()
+            for task in tasks:
+                task.cancel()
+
+    async def follow(self, node: FreeSwitchNode) -> None:
+        """Apply one node's events to the model and its changes to every consumer."""
+        model, consumers, name = self.model, self.consumers, node.name
+        async for event in node.events():
+            for change in model.apply(name, event):
+                for consumer in consumers:
+                    consumer.apply(name, change)
+            if type(event) is ChannelsResync:
+                await self.cdrs.reconcile(name)
+
+
+def on_signal(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[], object]) -> None:
+    """Run ``callback`` on ``signum`` (SIGHUP reload), logging what it raises."""
+
+    def run() -> None:
+        try:
+            callback()
+        except Exception as exc:  # the old table stays; say why
+            log.error("signal %d: %s", signum, exc)
+
+    loop.add_signal_handler(signum, run)
+
+
+def _is_connected(node: FreeSwitchNode) -> Callable[[], bool]:
+    return lambda: node.connected

@@ -1,0 +1,165 @@
+"""The router: decides what a parked call does, on CHANNEL_PARK, from the route table.
+
+The rendered dialplan only parks calls the controller owns (ARCHITECTURE.md, main call flow step 1). On
+``ChannelParked`` of a leg not yet routed to that destination, the router looks the destination up and acts:
+
+    agent <name>        answer, then stream to a worker (``AgentStreams``: least loaded, failover); with no
+                        worker left: the route's announcement, then its fallback action (default: reject
+                        NORMAL_TEMPORARY_FAILURE)
+    user <ext>          ``uuid_transfer <uuid> bridge:user/<ext>[@domain] inline`` (rings the phone)
+    echo                ``uuid_transfer <uuid> answer,echo inline``
+    conference <room>   ``uuid_transfer <uuid> answer,conference:<room>@default inline``
+    reject <CAUSE>      ``uuid_kill <uuid> <CAUSE>``
+
+Inbound legs are routed by destination; outbound legs (originated by the API) only when they carry the
+``switchyard_agent`` variable, and a leg parked again at the same destination (``park`` via the API) is not
+routed twice. A blind transfer to another destination that parks is routed again. The table is swapped whole
+on reload, so a call in progress keeps what it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Final, Literal
+
+from controller.calls.changes import CallChange, ChannelParked, ChannelRemoved
+from controller.calls.channel import Channel
+from controller.calls.control import CallControl, CallError
+from controller.calls.originate import AGENT_VARIABLE
+from controller.calls.routes import Action, RouteDecision, RouteTable
+from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
+from media_worker.wire import StreamMetadata
+
+__all__ = ["CallRouter", "DecisionHook", "call_type_of"]
+
+log = logging.getLogger("switchyard.router")
+
+_NO_WORKER_FALLBACK: Final = Action("reject", "NORMAL_TEMPORARY_FAILURE")
+
+DecisionHook = Callable[[Channel, RouteDecision, float], None]
+"""Told of every decision: the leg, the decision, and the seconds from park to the action taken."""
+
+
+def call_type_of(ch: Channel) -> Literal["sip", "webrtc"]:
+    """``webrtc`` for legs from the Janus SIP plugin (its User-Agent), else ``sip``."""
+    agent = ch.variables.get("sip_user_agent", "")
+    return "webrtc" if agent.startswith("Janus") else "sip"
+
+
+class CallRouter:
+    """Routes parked legs; feed it the call model's changes."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        control: CallControl,
+        streams: AgentStreams,
+        *,
+        sip_domain: str | None = None,
+        on_decision: DecisionHook | None = None,
+    ) -> None:
+        self.table = table
+        self._control = control
+        self._streams = streams
+        self._sip_domain = sip_domain
+        self._on_decision = on_decision
+        self._routed: dict[str, str] = {}  # uuid -> destination it was routed for
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def reload(self, table: RouteTable) -> None:
+        """Use ``table`` for calls parked from now on."""
+        self.table = table
+
+    def apply(self, node: str, change: CallChange) -> None:
+        """Route a leg that parked; forget removed legs."""
+        if isinstance(change, ChannelRemoved):
+            self._routed.pop(change.uuid, None)
+            return
+        if not isinstance(change, ChannelParked):
+            return
+        ch = self._control.model.channel(change.uuid)
+        if ch is None or self._routed.get(ch.uuid) == ch.destination_number:
+            return
+        decision = self._decide(ch)
+        if decision is None:
+            return
+        self._routed[ch.uuid] = ch.destination_number
+        task = asyncio.create_task(self._route(ch, decision, time.perf_counter()), name=f"route {ch.uuid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _decide(self, ch: Channel) -> RouteDecision | None:
+        if ch.direction == "outbound":
+            agent = ch.headers.get(f"variable_{AGENT_VARIABLE}")
+            return RouteDecision(Action("agent", agent), None, -1) if agent else None
+        return self.table.decide(ch.destination_number, ch.caller_id_number, ch.context)
+
+    async def _route(self, ch: Channel, decision: RouteDecision, parked_at: float) -> None:
+        action = decision.action
+        log.info("%s: %s -> %s", ch.uuid, ch.destination_number, action)
+        if decision.route is None and action.kind == "reject" and ch.direction != "outbound":
+            log.warning("%s: no route for destination %r; rejecting", ch.uuid, ch.destination_number)
+        try:
+            await self._act(ch, decision, action)
+        except CallError as exc:
+            log.warning("%s: %s failed: %s", ch.uuid, action, exc.reason)
+        if self._on_decision is not None:
+            self._on_decision(ch, decision, time.perf_counter() - parked_at)
+
+    async def _act(self, ch: Channel, decision: RouteDecision, action: Action) -> None:
+        control = self._control
+        if action.kind == "agent":
+            await self._agent(ch, decision, action.arg)
+        elif action.kind == "reject":
+            await control.hangup(ch, action.arg)
+        else:
+            await control.run(ch.node, f"uuid_transfer {ch.uuid} {self._inline(action)} inline")
+
+    def _inline(self, action: Action) -> str:
+        if action.kind == "user":
+            domain = f"@{self._sip_domain}" if self._sip_domain else ""
+            return f"bridge:user/{action.arg}{domain}"
+        if action.kind == "conference":
+            return f"answer,conference:{action.arg}@default"
+        return "answer,echo"
+
+    async def _agent(self, ch: Channel, decision: RouteDecision, agent: str) -> None:
+        if not ch.answered:
+            await self._control.answer(ch)
+        rate = 16000 if ch.variables.get("read_rate") == "16000" else 8000
+        meta = StreamMetadata(
+            call_id=ch.call_id,
+            sample_rate=rate,
+            call_type=call_type_of(ch),
+            caller=ch.caller_id_number,
+            callee=ch.destination_number,
+            agent=agent,
+            language=decision.route.language if decision.route else "en",
+        )
+        request = StreamRequest(ch.node, ch.uuid, ch.call_id, rate, meta.model_dump_json())
+        try:
+            await self._streams.start(request)
+        except NoWorkerAvailable as exc:
+            log.error("%s", exc)
+            await self._fallback(ch, decision)
+
+    async def _fallback(self, ch: Channel, decision: RouteDecision) -> None:
+        route = decision.route
+        if route is not None and route.announcement:
+            await self._control.play_to_end(ch, route.announcement)
+        action = decision.fallback or _NO_WORKER_FALLBACK
+        if action.kind == "agent":
+            action = _NO_WORKER_FALLBACK  # another agent would need the same workers
+        log.info("%s: falling back to %s", ch.uuid, action)
+        await self._act(ch, decision, action)
+
+    async def aclose(self) -> None:
+        """Cancel routing in progress (bounded wait)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
