@@ -200,7 +200,10 @@ class _System:
                 if not data:
                     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too far behind")
                     break
-                await ws.send_str(data.decode())
+                try:
+                    await ws.send_str(data.decode())
+                except ConnectionResetError:
+                    break
         finally:
             self.c.feed.unsubscribe(sub)
             closed.cancel()
