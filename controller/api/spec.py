@@ -245,15 +245,16 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         responses[str(op.status)] = {"description": op.summary, "content": content}
     else:
         responses[str(op.status)] = {"description": op.summary}
-    codes = set(op.errors) | ({401} if op.auth else set()) | ({400, 422} if op.body else set())
-    codes |= {422} if op.query else set()
+    codes = set(op.errors) | {400} | ({401} if op.auth else set()) | ({422} if op.body or op.query else set())
     for code in sorted(codes):
         responses[str(code)] = {"description": _REASONS.get(code, "error"), **error}
+    # aiohttp itself answers malformed HTTP (e.g. a request line over 8 KiB) with a plain-text 400.
+    responses["400"]["content"] = {**error["content"], "text/plain": {"schema": {"type": "string"}}}
     return responses
 
 
 _REASONS: Final = {
-    400: "body is not JSON",
+    400: "malformed request, or the body is not JSON",
     401: "missing or invalid bearer token",
     404: "not found",
     409: "conflicting state, or FreeSWITCH refused",

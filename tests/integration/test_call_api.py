@@ -64,20 +64,31 @@ async def test_originate_act_and_cdr(tmp_path: Path) -> None:
         await rc.call_ended(call_id)
         twice = await _post(rc, f"/v1/calls/{call_id}/hangup", {})
         cdr_status, cdr = await _get(rc, f"/v1/cdrs/{call_id}")
-    assert status == 200 and view["id"] == call_id and view["legs"][0]["state"] == "answered"
+    assert status == 200
+    assert view["id"] == call_id
+    assert view["legs"][0]["state"] == "answered"
     assert view["legs"][0]["parked"] is True
     assert dtmf == (200, {"call_id": call_id, "leg": call_id, "result": "sent", "files": []})
     assert _apis(events, "uuid_send_dtmf") == [f"{call_id} 12#"]
-    assert play[0] == 200 and play[1]["result"] == "playing"
-    assert parked_again[0] == 409 and "already parked" in parked_again[1]["error"]["reason"]
-    assert answered_again[0] == 409 and "already answered" in answered_again[1]["error"]["reason"]
-    assert hangup[0] == 200 and hangup[1]["result"] == "hungup"
-    assert twice[0] == 409 and twice[1]["error"]["reason"] == f"call {call_id} has ended"
+    assert play[0] == 200
+    assert play[1]["result"] == "playing"
+    assert parked_again[0] == 409
+    assert "already parked" in parked_again[1]["error"]["reason"]
+    assert answered_again[0] == 409
+    assert "already answered" in answered_again[1]["error"]["reason"]
+    assert hangup[0] == 200
+    assert hangup[1]["result"] == "hungup"
+    assert twice[0] == 409
+    assert twice[1]["error"]["reason"] == f"call {call_id} has ended"
     originate = _apis(events, "originate")[0]
-    assert f"origination_uuid={call_id}" in originate and "origination_caller_id_number=4000" in originate
+    assert f"origination_uuid={call_id}" in originate
+    assert "origination_caller_id_number=4000" in originate
     assert originate.endswith("loopback/7104/default &park()")
-    assert cdr_status == 200 and cdr["status"] == "closed" and cdr["disposition"] == "answered"
-    assert cdr["hangup_cause"] == "NORMAL_CLEARING" and cdr["answered_at"] is not None
+    assert cdr_status == 200
+    assert cdr["status"] == "closed"
+    assert cdr["disposition"] == "answered"
+    assert cdr["hangup_cause"] == "NORMAL_CLEARING"
+    assert cdr["answered_at"] is not None
 
 
 async def test_bridge_two_calls(tmp_path: Path) -> None:
@@ -92,9 +103,12 @@ async def test_bridge_two_calls(tmp_path: Path) -> None:
         bridged = await _post(rc, f"/v1/calls/{a}/bridge", {"other": b})
         _, view = await _get(rc, f"/v1/calls/{a}")
         again = await _post(rc, f"/v1/calls/{a}/bridge", {"other": b})
-    assert self_bridge[0] == 409 and self_bridge[1]["error"]["field"] == "other"
-    assert unknown[0] == 404 and unknown[1]["error"]["field"] == "other"
-    assert bridged[0] == 200 and bridged[1]["result"] == "bridged"
+    assert self_bridge[0] == 409
+    assert self_bridge[1]["error"]["field"] == "other"
+    assert unknown[0] == 404
+    assert unknown[1]["error"]["field"] == "other"
+    assert bridged[0] == 200
+    assert bridged[1]["result"] == "bridged"
     assert _apis(events, "uuid_bridge") == [f"{a} {b}"]
     assert b in [leg["bridged_to"] for leg in view["legs"]] + [leg["uuid"] for leg in view["legs"]]
     assert again[0] == 404  # b's legs now belong to call a (the model merges bridged calls)
@@ -129,23 +143,35 @@ async def test_errors_are_json_and_name_the_field(tmp_path: Path) -> None:
         bad_cause = await _post(rc, "/v1/calls/x/hangup", {"cause": "BECAUSE"})
         bad_cursor = await _get(rc, "/v1/cdrs?cursor=!!!")
         bad_since = await _get(rc, "/v1/cdrs?since=yesterday")
-    assert no_token[0] == 401 and no_token[1]["error"]["field"] == "Authorization" and no_token[2] == "Bearer"
-    assert bad_token[0] == 401 and bad_token[1]["error"]["reason"] == "invalid bearer token"
+    assert no_token[0] == 401
+    assert no_token[1]["error"]["field"] == "Authorization"
+    assert no_token[2] == "Bearer"
+    assert bad_token[0] == 401
+    assert bad_token[1]["error"]["reason"] == "invalid bearer token"
     assert health == 200
     assert bad_json == (400, {"error": {"status": 400, "field": "body", "reason": "body is not valid JSON"}})
-    assert unknown[0] == 404 and unknown[1]["error"] == {
+    assert unknown[0] == 404
+    assert unknown[1]["error"] == {
         "status": 404,
         "field": "id",
         "reason": "no call nope",
     }
-    assert bad_digits[0] == 422 and bad_digits[1]["error"]["field"] == "digits"
-    assert extra[0] == 422 and extra[1]["error"]["field"] == "evil"
-    assert injection[0] == 422 and injection[1]["error"]["field"] == "destination"
-    assert bad_var[0] == 422 and bad_var[1]["error"]["field"] == "variables"
-    assert no_gateway[0] == 422 and no_gateway[1]["error"]["field"] == "gateway"
-    assert bad_cause[0] == 422 and bad_cause[1]["error"]["field"] == "cause"
-    assert bad_cursor[0] == 422 and bad_cursor[1]["error"]["field"] == "cursor"
-    assert bad_since[0] == 422 and bad_since[1]["error"]["field"] == "since"
+    assert bad_digits[0] == 422
+    assert bad_digits[1]["error"]["field"] == "digits"
+    assert extra[0] == 422
+    assert extra[1]["error"]["field"] == "evil"
+    assert injection[0] == 422
+    assert injection[1]["error"]["field"] == "destination"
+    assert bad_var[0] == 422
+    assert bad_var[1]["error"]["field"] == "variables"
+    assert no_gateway[0] == 422
+    assert no_gateway[1]["error"]["field"] == "gateway"
+    assert bad_cause[0] == 422
+    assert bad_cause[1]["error"]["field"] == "cause"
+    assert bad_cursor[0] == 422
+    assert bad_cursor[1]["error"]["field"] == "cursor"
+    assert bad_since[0] == 422
+    assert bad_since[1]["error"]["field"] == "since"
     assert _apis(events, "originate") == []  # nothing half-done
 
 
@@ -168,14 +194,16 @@ async def test_cdr_listing_filters_pages_and_csv(tmp_path: Path) -> None:
         async with rc.http.get(f"{rc.base}/v1/cdrs", params={"format": "csv"}) as resp:
             csv_text, csv_type = await resp.text(), resp.headers["Content-Type"]
     listed = [r["call_id"] for r in busy["items"] + rest["items"]]
-    assert sorted(listed) == sorted(rejected) and len(busy["items"]) == 2
+    assert sorted(listed) == sorted(rejected)
+    assert len(busy["items"]) == 2
     created = [r["created_at"] for r in busy["items"] + rest["items"]]
     assert created == sorted(created, reverse=True)
     assert rest["next_cursor"] is None
     assert all(r["hangup_cause"] == "USER_BUSY" for r in busy["items"])
     assert [r["callee"] for r in by_number["items"]] == ["801"]
     rows = list(csv.DictReader(io.StringIO(csv_text)))
-    assert csv_type.startswith("text/csv") and len(rows) == 4
+    assert csv_type.startswith("text/csv")
+    assert len(rows) == 4
     assert {r["disposition"] for r in rows} == {"busy", "answered"}
 
 
@@ -204,14 +232,17 @@ async def test_event_feed_health_metrics_openapi(tmp_path: Path) -> None:
         await fs.stop()
         await asyncio.sleep(0.3)
         not_ready = await _get(rc, "/readyz")
-    assert seen[0]["type"] == "call_started" and seen[0]["call_id"] == call_id and seen[0]["node"] == "fs1"
+    assert seen[0]["type"] == "call_started"
+    assert seen[0]["call_id"] == call_id
+    assert seen[0]["node"] == "fs1"
     assert ready == (200, {"ready": True, "nodes": {"fs1": True}})
-    assert nodes["items"][0]["name"] == "fs1" and nodes["items"][0]["connected"] is True
-    assert (
-        "switchyard_calls_started_total 1.0" in metrics
-        and 'switchyard_esl_connected{node="fs1"} 1.0' in metrics
-    )
+    assert nodes["items"][0]["name"] == "fs1"
+    assert nodes["items"][0]["connected"] is True
+    assert "switchyard_calls_started_total 1.0" in metrics
+    assert 'switchyard_esl_connected{node="fs1"} 1.0' in metrics
     assert refused == 401
     assert doc["openapi"] == "3.1.0"
-    assert "/v1/calls/{id}/hangup" in doc["paths"] and "OriginateBody" in doc["components"]["schemas"]
-    assert not_ready[0] == 503 and not_ready[1]["nodes"] == {"fs1": False}
+    assert "/v1/calls/{id}/hangup" in doc["paths"]
+    assert "OriginateBody" in doc["components"]["schemas"]
+    assert not_ready[0] == 503
+    assert not_ready[1]["nodes"] == {"fs1": False}

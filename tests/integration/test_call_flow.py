@@ -29,7 +29,11 @@ def _named(events: list[Event], name: str, uuid: str) -> list[Event]:
 
 
 def _apis(events: list[Event], command: str) -> list[str]:
-    return [e.get("API-Command-Argument") or "" for e in events if e.name == "API" and e.get("API-Command") == command]
+    return [
+        e.get("API-Command-Argument") or ""
+        for e in events
+        if e.name == "API" and e.get("API-Command") == command
+    ]
 
 
 async def _three_chunks(session: StandInSession) -> None:
@@ -63,25 +67,35 @@ async def test_agent_route_plays_in_order_barges_in_and_writes_cdr(tmp_path: Pat
     assert session.metadata["call_id"] == uuid
     assert session.metadata["agent"] == "support"
     assert session.metadata["sample_rate"] == 8000  # a narrowband leg is asked at 8k
-    assert session.metadata["caller"] == "1000" and session.metadata["callee"] == "7150"
+    assert session.metadata["caller"] == "1000"
+    assert session.metadata["callee"] == "7150"
     broadcasts = _apis(events, "uuid_broadcast")
     assert [b.split()[1] for b in broadcasts] == [f"{tmp_path}/{uuid}_{n}.tmp.r16" for n in range(3)]
     assert all(b.endswith(" aleg") for b in broadcasts)
-    assert starts == [first] and first.endswith("_0.tmp.r16")  # the queued two never played
+    assert starts == [first]
+    assert first.endswith("_0.tmp.r16")
     assert stops == ["break"]
     assert _apis(events, "uuid_break") == [f"{uuid} all"]
     assert {"type": "playback", "event": "start", "file": first} in [
         {k: t[k] for k in ("type", "event", "file") if k in t} for t in relayed
     ]
     assert record is not None
-    assert record.status == "closed" and record.disposition == "answered"
-    assert record.route == "agent support" and record.agent == "support"
-    assert record.caller == "1000" and record.callee == "7150" and record.call_type == "sip"
+    assert record.status == "closed"
+    assert record.disposition == "answered"
+    assert record.route == "agent support"
+    assert record.agent == "support"
+    assert record.caller == "1000"
+    assert record.callee == "7150"
+    assert record.call_type == "sip"
     assert record.hangup_cause == "NORMAL_CLEARING"
-    assert record.stream.worker == "w1" and record.stream.attempts == 1
-    assert record.stream.playbacks == 3 and record.stream.barge_ins == 1
-    assert record.answered_at is not None and record.ended_at is not None
-    assert record.billsec_s > 0.5 and record.duration_s >= record.billsec_s
+    assert record.stream.worker == "w1"
+    assert record.stream.attempts == 1
+    assert record.stream.playbacks == 3
+    assert record.stream.barge_ins == 1
+    assert record.answered_at is not None
+    assert record.ended_at is not None
+    assert record.billsec_s > 0.5
+    assert record.duration_s >= record.billsec_s
     assert [leg.uuid for leg in record.legs] == [uuid]
 
 
@@ -114,8 +128,10 @@ async def test_reject_routes(tmp_path: Path, destination: str, cause: str, dispo
     assert _apis(events, "uuid_kill") == [f"{uuid} {cause}"]
     assert _apis(events, "uuid_answer") == []
     assert record is not None
-    assert record.hangup_cause == cause and record.disposition == disposition
-    assert record.answered_at is None and record.billsec_s == 0
+    assert record.hangup_cause == cause
+    assert record.disposition == disposition
+    assert record.answered_at is None
+    assert record.billsec_s == 0
 
 
 async def test_reload_changes_new_calls_only(tmp_path: Path) -> None:
@@ -133,7 +149,9 @@ async def test_reload_changes_new_calls_only(tmp_path: Path) -> None:
             reloaded = (resp.status, await resp.json())
         uuid = await fs.inject_inbound_call(destination="8000")
         await rc.call_ended(uuid)
-    assert refused[0] == 422 and refused[1]["error"]["field"] == "routes"
+    assert refused[0] == 422
+    assert refused[1]["error"]["field"] == "routes"
     assert "regular expression" in refused[1]["error"]["reason"]
-    assert reloaded[0] == 200 and reloaded[1]["routes"][0]["action"] == "reject USER_BUSY"
+    assert reloaded[0] == 200
+    assert reloaded[1]["routes"][0]["action"] == "reject USER_BUSY"
     assert _apis(events, "uuid_kill") == [f"{uuid} USER_BUSY"]
