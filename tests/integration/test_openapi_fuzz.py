@@ -47,7 +47,7 @@ def _fuzz(base: str) -> list[str]:
 
 def _fuzz_operation(base: str, op: schemathesis.APIOperation, mode: GenerationMode) -> list[str]:
     failures: list[str] = []
-    checks = CHECKS + [negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
+    checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
 
     @hypothesis.settings(
         max_examples=EXAMPLES,

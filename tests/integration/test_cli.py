@@ -1,0 +1,53 @@
+"""The ``switchyard`` client commands against a running controller (real HTTP on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.controllerkit import TOKEN, RunningController, running_controller
+from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+
+
+async def _cli(rc: RunningController, *args: str, token: str = TOKEN) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    env.update(SWITCHYARD_API_URL=rc.base, SWITCHYARD_API_TOKEN=token)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_originate_list_hangup_cdrs(tmp_path: Path) -> None:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        running_controller(fs, tmp_path) as rc,
+    ):
+        code, out, _ = await _cli(rc, "originate", "extension", "7104", "--caller-id", "4242")
+        call_id = out.split("\n")[1].split()[0]
+        listed = await _cli(rc, "calls")
+        hung = await _cli(rc, "hangup", call_id)
+        await rc.call_ended(call_id)
+        cdrs = await _cli(rc, "cdrs", "--number", "7104")
+        again = await _cli(rc, "hangup", call_id)
+        denied = await _cli(rc, "calls", token="wrong")
+    assert code == 0
+    assert out.split("\n")[0].split() == ["CALL_ID", "NODE"]
+    assert listed[0] == 0
+    assert listed[1].splitlines()[0].split()[:5] == ["CALL", "NODE", "STATE", "FROM", "TO"]
+    assert call_id in listed[1]
+    assert hung[0] == 0
+    assert "hungup" in hung[1]
+    assert cdrs[0] == 0
+    assert call_id in cdrs[1]
+    assert "answered" in cdrs[1]
+    assert again[0] == 1
+    assert f"call {call_id} has ended" in again[2]
+    assert denied[0] == 1
+    assert "401" in denied[2]
+    assert "invalid bearer token" in denied[2]
