@@ -53,10 +53,15 @@ class RunningController:
                 await asyncio.sleep(0.02)
 
 
-def controller_settings(fs: FreeSwitchEmulator, tmp_path: Path, **sections: Any) -> dict[str, Any]:
-    """Settings for a controller on the emulator; ``sections`` are merged over the defaults."""
+def controller_settings(
+    fs: FreeSwitchEmulator | tuple[str, int, str], tmp_path: Path, **sections: Any
+) -> dict[str, Any]:
+    """Settings for a controller on the emulator (or on ``(host, port, password)`` of a real FreeSWITCH);
+    ``sections`` are merged over the defaults."""
+    host, port, password = fs if isinstance(fs, tuple) else ("127.0.0.1", fs.port, fs.config.password)
+    node = {"host": host, "port": port, "password": password, "keepalive": 0}
     data: dict[str, Any] = {
-        "freeswitch": {"fs1": {"port": fs.port, "password": fs.config.password, "keepalive": 0}},
+        "freeswitch": {"fs1": node},
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]},
         "cdr": {"path": str(tmp_path / "cdrs.sqlite3")},
         "workers": {"connect_timeout": 1.0, "suspect_s": 30},
@@ -69,7 +74,7 @@ def controller_settings(fs: FreeSwitchEmulator, tmp_path: Path, **sections: Any)
 
 @asynccontextmanager
 async def running_controller(
-    fs: FreeSwitchEmulator, tmp_path: Path, **sections: Any
+    fs: FreeSwitchEmulator | tuple[str, int, str], tmp_path: Path, **sections: Any
 ) -> AsyncIterator[RunningController]:
     """Run the controller until the block ends; routes reload from ``rc.settings`` (edit it, then reload)."""
     data = controller_settings(fs, tmp_path, **sections)
