@@ -46,6 +46,8 @@ class Api:
             "msleep": self._msleep, "show": self._show, "hupall": self._hupall,
             "uuid_audio_stream": self.streams.command, "uuid_exists": self._exists,
         }  # fmt: skip
+        # ``show <table> ...`` renderers added by other parts of the emulator (e.g. registrations).
+        self.show_tables: dict[str, Callable[[list[str]], str]] = {}
 
     async def execute(self, command: str, arg: str | None) -> str:
         """Run one api command; returns the reply body (``-ERR <cmd> Command not found!`` if unknown)."""
@@ -97,7 +99,8 @@ class Api:
         ch, rest = self._channel(arg)
         if ch is None:
             return NO_CHANNEL
-        self.hangups.hangup(ch, rest[0] if rest else "NORMAL_CLEARING")
+        # switch_channel_str2cause matches the cause name case-insensitively.
+        self.hangups.hangup(ch, rest[0].upper() if rest else "NORMAL_CLEARING")
         return "+OK\n"
 
     async def _park(self, arg: str) -> str:
@@ -125,9 +128,12 @@ class Api:
         return "+OK\n"
 
     async def _send_dtmf(self, arg: str) -> str:
+        # mod_commands.c uuid_send_dtmf_function: usage first, then "Cannot locate session".
+        if len(arg.split()) < 2:
+            return "-USAGE: <uuid> <dtmf_data>\n"
         ch, rest = self._channel(arg)
-        if ch is None or not rest:
-            return NO_CHANNEL
+        if ch is None:
+            return "-ERR Cannot locate session!\n"
         self.features.send_dtmf(ch, rest[0])
         return f"+OK {ch.uuid} sent DTMF {rest[0]}.\n"
 
@@ -178,6 +184,9 @@ class Api:
 
     async def _show(self, arg: str) -> str:
         words = arg.split()
+        table = self.show_tables.get(words[0].lower()) if words else None
+        if table is not None:
+            return table(words)
         if words[:3] == ["channels", "as", "json"]:
             return self.features.show_channels_json()
         if words[:3] == ["calls", "as", "json"]:

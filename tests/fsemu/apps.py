@@ -6,8 +6,11 @@ from tests.fsemu.channel import EmulatedChannel
 from tests.fsemu.core import SwitchCore, new_uuid, now_us
 from tests.fsemu.wire import HeaderValue
 
-# Channel-Call-State-Number values (switch_channel_callstate_t).
-CALLSTATE_NUMBER = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HANGUP": 7}
+# Channel-Call-State-Number values (switch_types.h switch_channel_callstate_t).
+CALLSTATE_NUMBER = {
+    "DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5, "RING_WAIT": 6, "HANGUP": 7,
+    "UNHELD": 8,
+}  # fmt: skip
 
 
 class Apps:
@@ -24,8 +27,10 @@ class Apps:
         self.core.fire_channel(ch, "CHANNEL_STATE")
 
     def set_callstate(self, ch: EmulatedChannel, call_state: str) -> None:
-        """Change Channel-Call-State and fire CHANNEL_CALLSTATE."""
+        """Change Channel-Call-State and fire CHANNEL_CALLSTATE (switch_channel.c: not if unchanged)."""
         old = ch.call_state
+        if old in (call_state, "HANGUP"):
+            return
         ch.call_state = call_state
         pre = [
             ("Original-Channel-Call-State", old),

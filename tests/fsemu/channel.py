@@ -35,7 +35,7 @@ VERBOSE_EVENTS = frozenset(
 PROFILE_FIELDS = (
     "Direction", "Logical-Direction", "Username", "Dialplan", "Caller-ID-Name", "Caller-ID-Number",
     "Orig-Caller-ID-Name", "Orig-Caller-ID-Number", "Callee-ID-Name", "Callee-ID-Number", "Network-Addr",
-    "ANI", "Destination-Number", "Unique-ID", "Source", "Transfer-Source", "Context", "Channel-Name",
+    "ANI", "Destination-Number", "Unique-ID", "Source", "Transfer-Source", "Context", "RDNIS", "Channel-Name",
     "Profile-Index",
     "Profile-Created-Time", "Channel-Created-Time", "Channel-Answered-Time", "Channel-Progress-Time",
     "Channel-Progress-Media-Time", "Channel-Hangup-Time", "Channel-Transfer-Time", "Channel-Resurrect-Time",
@@ -43,11 +43,13 @@ PROFILE_FIELDS = (
     "Privacy-Hide-Number",
 )  # fmt: skip
 
-# Q.850 codes of the hangup causes the emulator produces (switch_channel.c CAUSE_CHART).
+# hangup_cause_q850 of the causes the emulator produces (switch_types.h switch_call_cause_t). Causes above 127
+# (ORIGINATOR_CANCEL 487, MANAGER_REQUEST 503, USER_NOT_REGISTERED 806, ...) are FreeSWITCH's own and
+# switch_channel.c switch_channel_cause_q850 reports them as NORMAL_CLEARING (16): they are left out here.
 Q850 = {
-    "NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_ANSWER": 19, "CALL_REJECTED": 21, "NO_ROUTE_DESTINATION": 3,
-    "ORIGINATOR_CANCEL": 487, "MANAGER_REQUEST": 503, "UNALLOCATED_NUMBER": 1, "NORMAL_TEMPORARY_FAILURE": 41,
-    "SYSTEM_SHUTDOWN": 503, "LOSE_RACE": 502, "DESTINATION_OUT_OF_ORDER": 27, "SUBSCRIBER_ABSENT": 20,
+    "NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_USER_RESPONSE": 18, "NO_ANSWER": 19, "CALL_REJECTED": 21,
+    "NO_ROUTE_DESTINATION": 3, "UNALLOCATED_NUMBER": 1, "NORMAL_TEMPORARY_FAILURE": 41,
+    "DESTINATION_OUT_OF_ORDER": 27, "SUBSCRIBER_ABSENT": 20, "EXCHANGE_ROUTING_ERROR": 25,
 }  # fmt: skip
 
 
@@ -123,6 +125,10 @@ class EmulatedChannel:
     app_task: asyncio.Task[None] | None = None
     remote_bye: bool = False
     bridge_role: str = ""
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    dialplan_gen: int = 0
+    ring_ready: bool = False
+    bridge_done: asyncio.Event | None = None
 
     # -- variables -------------------------------------------------------------------------------
     def set_var(self, name: str, value: HeaderValue | None) -> None:
@@ -152,6 +158,25 @@ class EmulatedChannel:
     def alive(self) -> bool:
         """True until the channel starts hanging up."""
         return not self.hangup_started
+
+    async def wait_released(self) -> None:
+        """Wait until the channel hangs up or a transfer interrupts its running application."""
+        stop = self.interrupt
+        if self.hangup_event.is_set() or stop.is_set():
+            return
+        waits = {asyncio.ensure_future(self.hangup_event.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    def release(self) -> None:
+        """A transfer ends the running application (switch_channel_ready() turns false on CF_TRANSFER)."""
+        self.interrupt.set()
+        self.interrupt = asyncio.Event()
+        self.dialplan_gen += 1
 
     # -- headers ---------------------------------------------------------------------------------
     def basic_headers(self, *, codecs: bool = True, profile: bool = True) -> list[tuple[str, HeaderValue]]:

@@ -50,6 +50,18 @@ CALLING: dict[str, tuple[str, str, int]] = {
     "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879),
     "UUID_BRIDGE_EXECUTE": ("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236),
     "SOFIA_REGISTER": ("sofia_reg.c", "sofia_reg_handle_register_token", 2059),
+    # Not captured: file/function/line of the switch_event_create call in the v1.10.12 sources.
+    "SOFIA_UNREGISTER": ("sofia_reg.c", "sofia_reg_handle_register_token", 2213),
+    "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3505),
+    "CHANNEL_HOLD": ("switch_ivr.c", "switch_ivr_hold", 1558),
+    "CHANNEL_UNHOLD": ("switch_ivr.c", "switch_ivr_unhold", 1638),
+    "RECORD_START": ("switch_ivr_async.c", "record_callback", 1481),
+    "RECORD_STOP": ("switch_ivr_async.c", "send_record_stop_event", 1240),
+    "CONF_CREATE": ("mod_conference.c", "conference_new", 3848),
+    "CONF_DESTROY": ("mod_conference.c", "conference_thread_run", 863),
+    "CONF_ADD_MEMBER": ("conference_member.c", "conference_member_add", 962),
+    "CONF_DEL_MEMBER": ("conference_member.c", "conference_member_del", 1355),
+    "CONF_FLOOR_CHANGE": ("conference_member.c", "conference_member_set_floor_holder", 1158),
 }
 
 

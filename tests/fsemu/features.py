@@ -42,8 +42,9 @@ class Features:
         self.apps = apps
 
     def send_dtmf(self, ch: EmulatedChannel, digits: str) -> None:
-        """``uuid_send_dtmf``: the digits leave ``ch``; the loopback peer (or bridge peer) reports them."""
-        target = ch.loopback_peer or ch.bridged_to
+        """``uuid_send_dtmf``: the digits leave ``ch``; only a loopback peer reports them (a sofia leg sends
+        them to its SIP endpoint as RFC 2833: no DTMF event on any channel)."""
+        target = ch.loopback_peer
         if target is not None:
             self.core.spawn(self._dtmf(target, digits, "UNKNOWN"), name=f"dtmf-{target.uuid}")
 
@@ -89,7 +90,6 @@ class Features:
             ch.state_number = 8
             self.apps.unpark(ch)
         await asyncio.sleep(0.04)
-        a.bridged_to, b.bridged_to = b, a
         a.set_var("uuid_bridge", None)
         b.set_var("call_uuid", b.uuid)
         for ch, other in ((a, b), (b, a)):
@@ -99,6 +99,13 @@ class Features:
                 ("Application-Data", other.uuid),
             ]
             self.core.fire_channel(ch, "CHANNEL_EXECUTE", post=post, calling="UUID_BRIDGE_EXECUTE")
+        self.join(a, b)
+
+    def join(self, a: EmulatedChannel, b: EmulatedChannel) -> None:
+        """The bridge itself: one CHANNEL_BRIDGE on originator ``a`` (esl_dtmf_and_bridge.txt finding 3)."""
+        a.bridged_to, b.bridged_to = b, a
+        a.bridge_role, b.bridge_role = "originator", "originatee"
+        a.other_leg, b.other_leg = ("originatee", b), ("originator", a)
         stamp = now_us()
         for ch in (a, b):
             ch.times.bridged = stamp

@@ -12,6 +12,7 @@ from tests.fsemu.apps import Apps
 from tests.fsemu.cdr import cdr_variables, rtp_stats
 from tests.fsemu.channel import EmulatedChannel
 from tests.fsemu.core import SwitchCore, now_us
+from tests.fsemu.wire import HeaderValue
 
 TEARDOWN_DELAY = 0.02
 WAIT_LIMIT = 5.0
@@ -24,6 +25,7 @@ class Hangups:
         self.core = core
         self.apps = apps
         self.on_destroy: list[Callable[[EmulatedChannel], None]] = []
+        self.on_hangup_state: list[Callable[[EmulatedChannel], None]] = []
 
     def hangup(
         self, ch: EmulatedChannel, cause: str = "NORMAL_CLEARING", *, delay: float = TEARDOWN_DELAY
@@ -51,11 +53,15 @@ class Hangups:
         if delay:
             await asyncio.sleep(delay)
         await self._finish_apps(ch)
-        if ch.kind == "sofia":
-            ch.set_var("sip_hangup_disposition", "recv_bye" if ch.remote_bye else "send_bye")
-        self.apps.unpark(ch, fire_unpark=ch.kind != "sofia")
+        if ch.kind == "sofia" and ch.get_var("sip_hangup_disposition") is None:
+            ch.set_vars(_disposition(ch))
+        # switch_ivr.c switch_ivr_park always ends with CHANNEL_UNPARK (the sofia capture did not subscribe).
+        self.apps.unpark(ch)
         peer_bridge = self._unbridge(ch)
         self.apps.set_state(ch, "CS_HANGUP")
+        # switch_core_state_machine.c switch_core_session_hangup_state: media bugs go before CALLSTATE HANGUP.
+        for callback in self.on_hangup_state:
+            callback(ch)
         self.apps.set_callstate(ch, "HANGUP")
         if ch.profile is not None:
             ch.profile["Channel-Hangup-Time"] = str(ch.times.hangup)
@@ -63,7 +69,10 @@ class Hangups:
         if peer is not None and not peer.hangup_started:
             self.hangup(peer, ch.hangup_cause or "NORMAL_CLEARING", delay=0)
         if peer_bridge is not None and not peer_bridge.hangup_started:
-            self.hangup(peer_bridge, "NORMAL_CLEARING", delay=0)
+            if peer_bridge.bridge_done is not None:
+                peer_bridge.bridge_done.set()  # the bridge app returns; hangup_after_bridge decides
+            else:
+                self.hangup(peer_bridge, "NORMAL_CLEARING", delay=0)
         self._report(ch)
         if peer is not None and delay:
             await self._wait(peer.destroyed)
@@ -74,6 +83,10 @@ class Hangups:
         for task in tasks:
             if not task.done():
                 await self._wait_task(task)
+
+    def unbridge(self, ch: EmulatedChannel) -> EmulatedChannel | None:
+        """End ``ch``'s bridge (CHANNEL_UNBRIDGE on the originator's side); returns the former peer."""
+        return self._unbridge(ch)
 
     def _unbridge(self, ch: EmulatedChannel) -> EmulatedChannel | None:
         other = ch.bridged_to
@@ -136,3 +149,18 @@ class Hangups:
         except asyncio.CancelledError:
             if not task.cancelled():
                 raise
+
+
+def _disposition(ch: EmulatedChannel) -> list[tuple[str, HeaderValue]]:
+    """mod_sofia.c sofia_on_hangup: BYE if answered, CANCEL for an unanswered outbound leg, else a refusal."""
+    if ch.remote_bye:
+        return [("sip_hangup_disposition", "recv_bye")]
+    if ch.answered:
+        return [("sip_hangup_disposition", "send_bye")]
+    if ch.direction == "outbound":
+        return [
+            ("sip_hangup_disposition", "send_cancel"),
+            ("sip_invite_failure_status", "487"),
+            ("sip_invite_failure_phrase", "CANCEL"),
+        ]
+    return [("sip_hangup_disposition", "send_refuse")]

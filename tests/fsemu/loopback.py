@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tests.fsemu.apps import Apps
@@ -82,6 +82,8 @@ class Loopback:
         self.dialplan = dialplan
         self.session_ids = 0
         self.hangup: Callable[[EmulatedChannel, str], None] | None = None  # set by the emulator
+        # More applications (conference, bridge, hangup...), installed by the emulator: (ch, data, first).
+        self.extra_apps: dict[str, Callable[[EmulatedChannel, str, bool], Awaitable[None]]] = {}
 
     def _codec_events(self, ch: EmulatedChannel) -> None:
         """The two CODEC events of a new leg (read then write codec set, before the caller profile)."""
@@ -203,16 +205,19 @@ class Loopback:
 
     async def run_b_dialplan(self, b: EmulatedChannel, ext: str) -> None:
         """Run the B-leg's extension."""
-        first = True
+        first, gen = True, b.dialplan_gen
         for app, data in self.dialplan[ext]:
-            if not b.alive:
+            if not b.alive or b.dialplan_gen != gen:
                 return
             await self.run_app(b, app, data, first=first)
             first = False
 
     async def run_app(self, ch: EmulatedChannel, app: str, data: str, *, first: bool = False) -> None:
         """Run one emulated application."""
-        if app == "answer":
+        extra = self.extra_apps.get(app)
+        if extra is not None:
+            await extra(ch, data, first)
+        elif app == "answer":
             if ch.loopback_peer is not None and ch.direction == "inbound":
                 self.apps.answer_loopback(ch)
             else:
@@ -225,9 +230,9 @@ class Loopback:
             if data.startswith("tone_stream://"):
                 ch.audio_source = ToneSource()
                 ch.outbound_audio = True
-            await self.player.play_file(ch, data, asyncio.Event())
-        else:  # echo and anything else: runs until hangup
+            await self.player.play_file(ch, data, ch.interrupt)
+        else:  # echo and anything else: runs until hangup (or a transfer)
             app_uuid = self.apps.execute(ch, app, data, first=first)
             ch.outbound_audio = app == "echo"
-            await ch.hangup_event.wait()
+            await ch.wait_released()
             self.apps.complete(ch, app, data, app_uuid)

@@ -14,13 +14,20 @@ from tests.fsemu.api import Api
 from tests.fsemu.apps import Apps
 from tests.fsemu.audio_stream import AudioStreams, StreamSession
 from tests.fsemu.channel import EmulatedChannel
+from tests.fsemu.conference import Conferences
 from tests.fsemu.core import SwitchCore, SwitchIdentity, new_uuid
+from tests.fsemu.dialplan import Dialplan
 from tests.fsemu.esl import EslListener
 from tests.fsemu.features import Features
 from tests.fsemu.hangup import Hangups
+from tests.fsemu.hold import Holds
 from tests.fsemu.loopback import DEFAULT_DIALPLAN, Loopback
+from tests.fsemu.outbound import Outbound
 from tests.fsemu.playback import Player
+from tests.fsemu.record import Recorder
+from tests.fsemu.registry import Gateway, Registry, SipUser
 from tests.fsemu.sofia import InboundCall, Sofia
+from tests.fsemu.transfer import Transfers
 from tests.fsemu.wire import Command, Event, HeaderValue
 
 # The default dialplan's global extensions run these before the destination's own actions (capture S2).
@@ -75,10 +82,40 @@ class FreeSwitchEmulator:
             core=self.core, apps=self.apps, loopback=self.loopback, sofia=self.sofia, hangups=self.hangups,
             player=self.player, features=self.features, streams=self.streams,
         )  # fmt: skip
+        self._install_call_control()
         self._server: asyncio.Server | None = None
         self._listeners: set[EslListener] = set()
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self.port = cfg.port
+
+    def _install_call_control(self) -> None:
+        """Transfers, conferences, SIP originate/bridge, hold, recording and registrations."""
+        core, apps, cfg = self.core, self.apps, self.config
+        self.registry = Registry(core)
+        self.dialplan = Dialplan(
+            core, apps, sofia=self.sofia, loopback=self.loopback, hangups=self.hangups, features=self.features
+        )
+        self.conferences = Conferences(core, apps, self.dialplan.pre_answer, self.dialplan.answer)
+        self.dialplan.install("conference", self.conferences.run)
+        self.transfers = Transfers(core, apps, self.hangups, self.dialplan, cfg.dialplan)
+        self.holds = Holds(core, apps)
+        self.transfers.unhold = self.holds.check_hold
+        self.recorder = Recorder(core, self.dialplan.pre_answer)
+        self.hangups.on_hangup_state.append(self.recorder.on_hangup)
+        self.outbound = Outbound(
+            core, apps, sofia=self.sofia, hangups=self.hangups, registry=self.registry,
+            loopback=self.loopback, dialplan=self.dialplan, transfers=self.transfers,
+        )  # fmt: skip
+        self.dialplan.outbound = self.outbound
+        self.api.handlers.update(
+            {
+                "uuid_transfer": self.transfers.command,
+                "uuid_hold": self.holds.command,
+                "uuid_record": self.recorder.command,
+                "originate": self.outbound.originate,
+            }
+        )
+        self.api.show_tables["registrations"] = self.registry.show
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -212,8 +249,9 @@ class FreeSwitchEmulator:
                 key, _, value = text.partition("=")
                 ch.set_vars([(key, value), ("export_vars", key)])
             self.apps.complete(ch, app, text, app_uuid)
+        gen = ch.dialplan_gen
         for app, data in self.config.dialplan.get(call.destination, [("park", "")]):
-            if not ch.alive:
+            if not ch.alive or ch.dialplan_gen != gen:
                 return
             if app == "answer":
                 self.sofia.answer(ch)
@@ -228,6 +266,47 @@ class FreeSwitchEmulator:
         ch.remote_bye = True
         self.hangups.hangup(ch, cause, delay=0.001)
         await asyncio.sleep(0)
+
+    # -- SIP endpoints -------------------------------------------------------------------------
+    def register_user(
+        self,
+        user: str,
+        *,
+        domain: str = "127.0.0.1",
+        contact_host: str = "127.0.0.1",
+        contact_port: int = 5070,
+        user_agent: str = "SIPp",
+        answer_after: float | None = 0.05,
+        expires: int = 3600,
+        reject: str | None = None,
+        codec: str = "PCMA",
+        audio: Path | None = None,
+    ) -> None:
+        """A SIP phone registers ``user`` (CUSTOM sofia::register); calls to it ring, then answer after
+        ``answer_after`` s (None: never), or are refused with the cause ``reject`` (e.g. "USER_BUSY")."""
+        entry = SipUser(
+            user, domain, contact_host, contact_port, user_agent, answer_after, expires, reject, codec, audio
+        )
+        self.registry.register(entry)
+
+    def unregister_user(self, user: str) -> None:
+        """The phone sends REGISTER with Expires: 0 (CUSTOM sofia::unregister); KeyError if not registered."""
+        self.registry.unregister(user)
+
+    def add_gateway(
+        self,
+        name: str,
+        *,
+        answer_after: float | None = 0.05,
+        reject: str | None = None,
+        profile: str = "external",
+        up: bool = True,
+        codec: str = "PCMA",
+        audio: Path | None = None,
+    ) -> None:
+        """A sofia gateway ``name`` whose far end answers after ``answer_after`` s (None: never)."""
+        gateway = Gateway(name, answer_after, reject, profile, up=up, codec=codec, audio=audio)
+        self.registry.gateways[name] = gateway
 
     def set_ptime(self, uuid: str, ptime_ms: int) -> None:
         """The caller switches packetisation mid-call; media-bug reads (stream frames) follow."""
