@@ -12,9 +12,9 @@ The rendered dialplan only parks calls the controller owns (ARCHITECTURE.md, mai
     reject <CAUSE>      ``uuid_kill <uuid> <CAUSE>``
 
 Inbound legs are routed by destination; outbound legs (originated by the API) only when they carry the
-``switchyard_agent`` variable, and a leg parked again at the same destination (``park`` via the API) is not
-routed twice. A blind transfer to another destination that parks is routed again. The table is swapped whole
-on reload, so a call in progress keeps what it was given.
+``switchyard_agent`` variable or were transferred, and a leg parked again at the same destination
+(``park`` via the API) is not routed twice. A blind transfer to another destination that parks is routed
+again. The table is swapped whole on reload, so a call in progress keeps what it was given.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ class CallRouter:
         task.add_done_callback(self._tasks.discard)
 
     def _decide(self, ch: Channel) -> RouteDecision | None:
-        if ch.direction == "outbound":
+        if ch.direction == "outbound" and not ch.headers.get("variable_transfer_source"):
             agent = ch.headers.get(f"variable_{AGENT_VARIABLE}")
             return RouteDecision(Action("agent", agent), None, -1) if agent else None
+        # Inbound legs, and originated legs blind-transferred to a destination (switch_ivr_session_transfer
+        # sets transfer_source), go by the table.
         return self.table.decide(ch.destination_number, ch.caller_id_number, ch.context)
 
     async def _route(self, ch: Channel, decision: RouteDecision, parked_at: float) -> None:

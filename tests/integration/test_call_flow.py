@@ -73,7 +73,7 @@ async def test_agent_route_plays_in_order_barges_in_and_writes_cdr(tmp_path: Pat
     assert [b.split()[1] for b in broadcasts] == [f"{tmp_path}/{uuid}_{n}.tmp.r16" for n in range(3)]
     assert all(b.endswith(" aleg") for b in broadcasts)
     assert starts == [first]
-    assert first.endswith("_0.tmp.r16")
+    assert (first or "").endswith("_0.tmp.r16")
     assert stops == ["break"]
     assert _apis(events, "uuid_break") == [f"{uuid} all"]
     assert {"type": "playback", "event": "start", "file": first} in [
