@@ -33,9 +33,8 @@ from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.channel import Call, Channel
 from controller.calls.control import CallControl, CallError, UnknownCall
 from controller.calls.originate import Originate, originate
-from controller.calls.router import call_type_of
-from controller.workers.streams import NoWorkerAvailable, StreamRequest
-from media_worker.wire import StreamMetadata
+from controller.calls.router import stream_request
+from controller.workers.streams import NoWorkerAvailable
 
 if TYPE_CHECKING:
     from controller.app import Controller
@@ -209,22 +208,12 @@ class _Calls:
         if body.action == "stop":
             await self.control.stream_stop(ch)
             return self._done(ch, "stopped")
-        rate = body.rate or (16000 if ch.variables.get("read_rate") == "16000" else 8000)
-        meta = StreamMetadata(
-            call_id=ch.call_id,
-            sample_rate=rate,
-            call_type=call_type_of(ch),
-            caller=ch.caller_id_number,
-            callee=ch.destination_number,
-            agent=body.agent,
-        )
+        request = stream_request(ch, body.agent, rate=body.rate)
         if body.url is not None:
-            await self.control.stream_start(ch, body.url, rate, meta.model_dump_json())
+            await self.control.stream_start(ch, body.url, request.rate, request.metadata)
             return self._done(ch, "streaming")
         try:
-            worker = await self.c.streams.start(
-                StreamRequest(ch.node, ch.uuid, ch.call_id, rate, meta.model_dump_json())
-            )
+            worker = await self.c.streams.start(request)
         except NoWorkerAvailable as exc:
             raise ApiError(409, str(exc), "url") from exc
         return self._done(ch, f"streaming to {worker.worker_id}")

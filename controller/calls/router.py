@@ -33,7 +33,7 @@ from controller.calls.routes import Action, RouteDecision, RouteTable
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from media_worker.wire import StreamMetadata
 
-__all__ = ["CallRouter", "DecisionHook", "call_type_of"]
+__all__ = ["CallRouter", "DecisionHook", "call_type_of", "stream_request"]
 
 log = logging.getLogger("switchyard.router")
 
@@ -47,6 +47,22 @@ def call_type_of(ch: Channel) -> Literal["sip", "webrtc"]:
     """``webrtc`` for legs from the Janus SIP plugin (its User-Agent), else ``sip``."""
     agent = ch.variables.get("sip_user_agent", "")
     return "webrtc" if agent.startswith("Janus") else "sip"
+
+
+def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | None = None) -> StreamRequest:
+    """What to stream for ``ch``: 8k for narrowband legs (mod_audio_stream's 16k drops audio on 30 ms
+    legs), 16k for wideband; the metadata the worker validates (``media_worker.wire.StreamMetadata``)."""
+    rate = rate or (16000 if ch.variables.get("read_rate") == "16000" else 8000)
+    meta = StreamMetadata(
+        call_id=ch.call_id,
+        sample_rate=16000 if rate == 16000 else 8000,
+        call_type=call_type_of(ch),
+        caller=ch.caller_id_number,
+        callee=ch.destination_number,
+        agent=agent,
+        language=language,
+    )
+    return StreamRequest(ch.node, ch.uuid, ch.call_id, meta.sample_rate, meta.model_dump_json())
 
 
 class CallRouter:
@@ -131,17 +147,8 @@ class CallRouter:
     async def _agent(self, ch: Channel, decision: RouteDecision, agent: str) -> None:
         if not ch.answered:
             await self._control.answer(ch)
-        rate = 16000 if ch.variables.get("read_rate") == "16000" else 8000
-        meta = StreamMetadata(
-            call_id=ch.call_id,
-            sample_rate=rate,
-            call_type=call_type_of(ch),
-            caller=ch.caller_id_number,
-            callee=ch.destination_number,
-            agent=agent,
-            language=decision.route.language if decision.route else "en",
-        )
-        request = StreamRequest(ch.node, ch.uuid, ch.call_id, rate, meta.model_dump_json())
+        language = decision.route.language if decision.route else "en"
+        request = stream_request(ch, agent, language)
         try:
             await self._streams.start(request)
         except NoWorkerAvailable as exc:
