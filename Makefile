@@ -37,6 +37,7 @@ test-live: $(STAMP) ## run the live twins against SWITCHYARD_LIVE_ESL=host:port 
 bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.esl_events
 	$(BIN)/python -m bench.worker_streams
+	$(BIN)/python -m bench.call_setup
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .
