@@ -34,6 +34,7 @@ from controller.calls.channel import Call, Channel
 from controller.calls.control import CallControl, CallError, UnknownCall
 from controller.calls.originate import Originate, originate
 from controller.calls.router import stream_request
+from controller.store import from_epoch_us
 from controller.workers.streams import NoWorkerAvailable
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["add_call_routes"]
 
 _COUNTER = itertools.count(1)
-
-
-def _time(us: int) -> datetime | None:
-    return datetime.fromtimestamp(us / 1e6, UTC) if us else None
 
 
 def _leg_view(ch: Channel) -> LegView:
@@ -62,8 +59,8 @@ def _leg_view(ch: Channel) -> LegView:
         audio_stream=ch.audio_stream.value,
         playing=ch.playing,
         recordings=list(ch.recordings),
-        created_at=_time(ch.created_us),
-        answered_at=_time(ch.answered_us),
+        created_at=from_epoch_us(ch.created_us),
+        answered_at=from_epoch_us(ch.answered_us),
     )
 
 
@@ -74,9 +71,9 @@ def call_view(control: CallControl, call: Call) -> CallView:
         id=call.id,
         node=call.node,
         ended=call.ended,
-        created_at=_time(call.created_us),
-        answered_at=_time(call.answered_us),
-        ended_at=_time(call.ended_us),
+        created_at=from_epoch_us(call.created_us),
+        answered_at=from_epoch_us(call.answered_us),
+        ended_at=from_epoch_us(call.ended_us),
         hangup_cause=call.hangup_cause,
         legs=[_leg_view(ch) for ch in legs],
     )

@@ -32,7 +32,16 @@ from controller.calls.model import CallModel
 from controller.calls.resync import LOST_CAUSE
 from controller.calls.router import call_type_of
 from controller.calls.routes import RouteDecision
-from controller.store import CdrLeg, CdrRecord, CdrStore, Disposition, StoreError, StreamStats
+from controller.store import (
+    CdrLeg,
+    CdrRecord,
+    CdrStore,
+    Disposition,
+    StoreError,
+    StreamStats,
+    epoch_us,
+    from_epoch_us,
+)
 
 __all__ = ["CdrRecorder", "disposition_of"]
 
@@ -60,10 +69,6 @@ def disposition_of(answered: bool, cause: str) -> Disposition:
     return "answered" if answered else _CAUSE_DISPOSITION.get(cause, "failed")
 
 
-def _time(us: int) -> datetime | None:
-    return datetime.fromtimestamp(us / 1e6, UTC) if us else None
-
-
 @dataclass
 class _Draft:
     """What the changes taught about one call, beyond the model's final ``Call``."""
@@ -76,7 +81,11 @@ class _Draft:
     route: str = ""
     agent: str = ""
     legs: dict[str, CdrLeg] = field(default_factory=dict)
-    stream: dict[str, int | str] = field(default_factory=dict)
+    worker: str = ""
+    attempts: int = 0
+    failures: int = 0
+    playbacks: int = 0
+    barge_ins: int = 0
     connected_us: int = 0
     dtmf: str = ""
     recordings: list[str] = field(default_factory=list)
@@ -136,18 +145,17 @@ class CdrRecorder:
             draft.recordings += gone.recordings
             self._writes.put_nowait(("discard", merged_id))
 
-    @staticmethod
-    def _media(draft: _Draft, change: CallChange) -> None:
-        stream = draft.stream
+    def _media(self, draft: _Draft, change: CallChange) -> None:
         if isinstance(change, AudioStreamChanged):
             if change.state is AudioStreamState.CONNECTED and not draft.connected_us:
-                draft.connected_us = int(datetime.now(UTC).timestamp() * 1e6)
+                draft.connected_us = self._model.now_us()
             if change.state in (AudioStreamState.FAILED, AudioStreamState.DISCONNECTED):
-                stream["failures"] = int(stream.get("failures", 0)) + 1
+                draft.failures += 1
         elif isinstance(change, AudioStreamMessage):
-            key = "playbacks" if change.kind == "play" else "barge_ins" if _is_barge_in(change.data) else ""
-            if key:
-                stream[key] = int(stream.get(key, 0)) + 1
+            if change.kind == "play":
+                draft.playbacks += 1
+            elif _is_barge_in(change.data):
+                draft.barge_ins += 1
         elif isinstance(change, DtmfReceived):
             draft.dtmf += change.digit
         elif isinstance(change, RecordingChanged):
@@ -163,8 +171,7 @@ class CdrRecorder:
         draft.route = str(decision.action)
         if decision.action.kind == "agent":
             draft.agent = decision.action.arg
-            draft.stream["worker"] = worker or ""
-            draft.stream["attempts"] = attempts
+            draft.worker, draft.attempts = worker or "", attempts
 
     # ---- records ---------------------------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class CdrRecorder:
             call_type="webrtc" if draft.call_type == "webrtc" else "sip",
             route=draft.route,
             agent=draft.agent,
-            created_at=_time(draft.created_us) or datetime.now(UTC),
+            created_at=from_epoch_us(draft.created_us) or datetime.now(UTC),
             answered_at=None,
             ended_at=None,
             disposition=None,
@@ -189,24 +196,23 @@ class CdrRecorder:
         ended, answered = call.ended_us, call.answered_us
         lost = call.hangup_cause == LOST_CAUSE
         legs = tuple(draft.legs[uuid] for uuid in call.legs if uuid in draft.legs)
-        s = draft.stream
         return self._open_record(call.id, draft).model_copy(
             update={
                 "status": "closed",
-                "answered_at": _time(call.answered_us),
-                "ended_at": _time(ended),
+                "answered_at": from_epoch_us(call.answered_us),
+                "ended_at": from_epoch_us(ended),
                 "hangup_cause": call.hangup_cause,
                 "disposition": disposition_of(call.answered_us != 0, call.hangup_cause),
                 "duration_s": max(0.0, (ended - created) / 1e6) if ended and created else 0.0,
                 "billsec_s": max(0.0, (ended - answered) / 1e6) if ended and answered else 0.0,
                 "legs": legs,
                 "stream": StreamStats(
-                    worker=str(s.get("worker", "")),
-                    attempts=int(s.get("attempts", 0)),
-                    connected_at=_time(draft.connected_us),
-                    failures=int(s.get("failures", 0)),
-                    playbacks=int(s.get("playbacks", 0)),
-                    barge_ins=int(s.get("barge_ins", 0)),
+                    worker=draft.worker,
+                    attempts=draft.attempts,
+                    connected_at=from_epoch_us(draft.connected_us),
+                    failures=draft.failures,
+                    playbacks=draft.playbacks,
+                    barge_ins=draft.barge_ins,
                     dtmf=draft.dtmf,
                 ),
                 "recording_paths": tuple(draft.recordings),
@@ -240,7 +246,7 @@ class CdrRecorder:
     def _adopt(self, row: CdrRecord) -> None:
         draft = self._drafts[row.call_id]
         draft.route, draft.agent = draft.route or row.route, draft.agent or row.agent
-        draft.created_us = min(draft.created_us or 2**62, int(row.created_at.timestamp() * 1e6))
+        draft.created_us = min(draft.created_us or 2**62, epoch_us(row.created_at))
 
     # ---- writing -----------------------------------------------------------------------------------------
 
@@ -289,9 +295,9 @@ def _leg(ch: Channel) -> CdrLeg:
         caller_id_number=ch.caller_id_number,
         caller_id_name=ch.caller_id_name,
         destination_number=ch.destination_number,
-        created_at=_time(ch.created_us),
-        answered_at=_time(ch.answered_us),
-        ended_at=_time(ch.hangup_us),
+        created_at=from_epoch_us(ch.created_us),
+        answered_at=from_epoch_us(ch.answered_us),
+        ended_at=from_epoch_us(ch.hangup_us),
         hangup_cause=ch.hangup_cause,
     )
 

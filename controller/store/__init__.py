@@ -20,7 +20,7 @@ Outside the tree: pydantic's ``ValidationError`` for invalid record fields (naiv
 
 from controller.store.base import CdrStore, InvalidCursor, StoreError
 from controller.store.csv import CSV_COLUMNS, cdrs_to_csv
-from controller.store.cursor import PageKey, epoch_us
+from controller.store.cursor import PageKey, epoch_us, from_epoch_us
 from controller.store.records import (
     CallType,
     CdrLeg,
@@ -55,4 +55,5 @@ __all__ = [
     "UtcDatetime",
     "cdrs_to_csv",
     "epoch_us",
+    "from_epoch_us",
 ]

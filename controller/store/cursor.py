@@ -35,6 +35,11 @@ def epoch_us(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+def from_epoch_us(us: int) -> datetime | None:
+    """The UTC ``datetime`` of FreeSWITCH's microsecond timestamps; None for 0 (unknown / not yet)."""
+    return _EPOCH + us * _MICROSECOND if us else None
+
+
 @dataclass(frozen=True, slots=True)
 class PageKey:
     """Where a page ends: the sort key of its last record."""
