@@ -118,30 +118,36 @@ class StandInWorker:
     ``on_metadata(session)`` runs after the first text frame (e.g. to send chunks).
     """
 
-    def __init__(self, on_metadata: Callable[[StandInSession], Any] | None = None) -> None:
+    def __init__(
+        self, on_metadata: Callable[[StandInSession], Any] | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.sessions: dict[str, StandInSession] = {}
         self.on_metadata = on_metadata
+        self.host = host
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def __aenter__(self) -> StandInWorker:
         app = web.Application()
         app.router.add_get("/stream/{call_id}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for session in self.sessions.values():  # a stream still open would hold the runner's shutdown
+            if session.ws is not None:
+                await session.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
     @property
     def url(self) -> str:
         """ws:// base URL (the pool appends ``/stream/<call id>``)."""
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()

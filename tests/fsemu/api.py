@@ -91,6 +91,8 @@ class Api:
             return NO_CHANNEL
         if ch.kind == "sofia":
             self.sofia.answer(ch)
+        elif ch.loopback_peer is not None and ch.direction == "inbound" and not ch.answered:
+            self.apps.answer_loopback(ch)  # mod_loopback answers the A-leg on the B-leg's answer
         elif not ch.answered:
             self.apps.mark_answered(ch)
         return "+OK\n"

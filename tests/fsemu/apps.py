@@ -74,6 +74,7 @@ class Apps:
         """Answer one leg: CHANNEL_ANSWER then CHANNEL_CALLSTATE ACTIVE (loopback order)."""
         ch.answered = True
         ch.answer_state = "answered"
+        ch.answer_event.set()
         stamp = now_us()
         if ch.profile is not None:
             ch.profile["Channel-Answered-Time"] = str(stamp)

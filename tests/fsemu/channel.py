@@ -118,6 +118,7 @@ class EmulatedChannel:
     playback: PlaybackQueue | None = None
     destroyed: asyncio.Event = field(default_factory=asyncio.Event)
     hangup_event: asyncio.Event = field(default_factory=asyncio.Event)
+    answer_event: asyncio.Event = field(default_factory=asyncio.Event)
     hangup_started: bool = False
     kind: str = "loopback"
     times: ChannelTimes = field(default_factory=ChannelTimes)

@@ -39,6 +39,12 @@ class OriginateRequest:
     app: str
     app_data: str
 
+    @property
+    def timeout_s(self) -> float:
+        """How long the originate waits for the answer: ``originate_timeout``, else 60 s."""
+        value = dict(self.variables).get("originate_timeout", "")
+        return float(value) if value.isdigit() and int(value) > 0 else 60.0
+
 
 def parse_originate(arg: str) -> OriginateRequest | None:
     """Parse ``{a=b,c=d}loopback/ext[/ctx] &app(data)``; None if not a loopback originate."""
@@ -175,10 +181,14 @@ class Loopback:
         runner = self.core.spawn(self.run_b_dialplan(b, req.extension), name=f"dialplan-{b.uuid}")
         b.app_task = runner
         await asyncio.sleep(0)
+        if not a.answered:  # switch_ivr_originate waits for the answer (e.g. the controller's, on a park)
+            answered = asyncio.ensure_future(a.answer_event.wait())
+            ended = asyncio.ensure_future(a.hangup_event.wait())
+            await asyncio.wait({answered, ended}, timeout=req.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            answered.cancel()
+            ended.cancel()
         if not a.answered:
-            await asyncio.wait({runner}, timeout=0.05)
-        if not a.answered:
-            if self.hangup is not None:
+            if self.hangup is not None and not a.hangup_started:
                 self.hangup(a, "NO_ANSWER")
             return "-ERR NO_ANSWER\n"
         await asyncio.sleep(0.02)

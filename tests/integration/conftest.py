@@ -4,7 +4,9 @@ Every scenario that takes ``esl_target`` runs twice: against the emulator (CI) a
 against the FreeSWITCH named by ``SWITCHYARD_LIVE_ESL=host:port`` and ``SWITCHYARD_LIVE_ESL_PASSWORD``
 (``make test-live``; skipped when they are not set). Live scenarios use only real FreeSWITCH commands:
 calls come from ``originate loopback/<ext>`` against the test dialplan (extension 7101 answers and plays
-an endless tone; ``SWITCHYARD_LIVE_TONE_EXT`` overrides it).
+an endless tone; ``SWITCHYARD_LIVE_TONE_EXT`` overrides it; extension 7102 parks, so the controller
+routes it; ``SWITCHYARD_LIVE_PARK_EXT`` overrides it). A worker stand-in listens on
+``SWITCHYARD_LIVE_WORKER_HOST`` (default 127.0.0.1: FreeSWITCH on this machine).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class EslTarget:
     password: str
     emulator: FreeSwitchEmulator | None
     tone_extension: str = "7101"
+    park_extension: str = "7102"
+    worker_host: str = "127.0.0.1"
 
     def node_settings(self, **overrides: Any) -> FreeSwitchNodeSettings:
         """Settings of a node pointing at this target, with fast test deadlines and backoff."""
@@ -61,6 +65,8 @@ def live_target() -> EslTarget:
         password,
         None,
         os.environ.get("SWITCHYARD_LIVE_TONE_EXT", "7101"),
+        os.environ.get("SWITCHYARD_LIVE_PARK_EXT", "7102"),
+        os.environ.get("SWITCHYARD_LIVE_WORKER_HOST", "127.0.0.1"),
     )
 
 
