@@ -15,12 +15,12 @@ import uvloop
 from aiohttp import web
 
 from controller.settings import SettingsError, load_settings
-from media_worker.agent.echo import EchoPipeline
 from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel, VadModelError
+from media_worker.voice.echo import EchoPipeline
 
 log = logging.getLogger("switchyard.worker")
 

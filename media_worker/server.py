@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from media_worker.agent.base import VoicePipeline
 from media_worker.metrics import WorkerMetrics
 from media_worker.session import CallSession
 from media_worker.settings import WorkerSettings
 from media_worker.vad.batcher import VadBatcher
 from media_worker.vad.model import SileroModel
+from media_worker.voice.base import VoicePipeline
 from media_worker.wire import (
     CLOSE_BAD_DATA,
     CLOSE_GOING_AWAY,

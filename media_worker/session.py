@@ -14,7 +14,6 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from media_worker.agent.base import Utterance, VoicePipeline
 from media_worker.metrics import WorkerMetrics
 from media_worker.settings import WorkerSettings
 from media_worker.speaking import AgentSpeech
@@ -22,6 +21,7 @@ from media_worker.turns import TurnEnded, TurnTaker
 from media_worker.vad.batcher import VadStream
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE
+from media_worker.voice.base import Utterance, VoicePipeline
 from media_worker.wire import (
     BargeIn,
     ControlMessage,

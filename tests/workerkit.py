@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from media_worker.agent.echo import EchoPipeline
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel
+from media_worker.voice.echo import EchoPipeline
 
 
 @dataclass

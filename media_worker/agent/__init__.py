@@ -1,1 +1,1 @@
-"""What the caller's turns are handed to: a voice pipeline that answers with speech."""
+"""Conversation agents: a caller's words → the agent's words, streamed, and the actions it asks for."""

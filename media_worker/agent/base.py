@@ -1,38 +1,61 @@
-"""The small interface between turn-taking and whatever answers the caller.
+"""The agent interface: the conversation so far → the agent's reply, streamed, plus the actions it requests.
 
-The turn-taker hands over each finished caller turn as an :class:`Utterance`; a :class:`VoicePipeline`
-answers with 16 kHz L16 speech, as a stream of chunks, so the worker can send the first sentence while
-the rest is still being made. Cancelling the iteration (barge-in) must stop all work behind it.
+An :class:`Agent` is shared by every call of its configuration; the per-call state is the history the
+pipeline passes in (system prompt first, the caller's latest words last). ``reply`` yields
+:class:`TextDelta` pieces as they are produced (the pipeline cuts them into sentences for TTS) and
+:class:`ActionRequest` items (transfer, hang up, send DTMF) that the pipeline hands to the controller after
+the words before them were spoken. Closing the iterator (barge-in) must cancel the work behind it.
+Failures raise :class:`media_worker.errors.ProviderError` subclasses.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from media_worker.wire import StreamMetadata
+__all__ = ["ActionRequest", "Agent", "AgentEvent", "Message", "TextDelta"]
 
-__all__ = ["Utterance", "VoicePipeline"]
+Role = Literal["system", "user", "assistant"]
+ActionKind = Literal["transfer", "hangup", "dtmf"]
 
 
 @dataclass(frozen=True, slots=True)
-class Utterance:
-    """One caller turn: 16 kHz L16 audio and where it lies in the stream (milliseconds)."""
+class Message:
+    """One entry of the conversation."""
 
-    call: StreamMetadata
-    audio: bytes
-    start_ms: int
-    end_ms: int
-    cut: bool = False  # True when the turn hit max_turn_ms rather than a pause
+    role: Role
+    content: str
 
 
-class VoicePipeline(ABC):
-    """Turns a caller utterance into the agent's spoken answer."""
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """The next piece of the agent's reply text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """Something the agent asks the PBX to do: ``transfer`` (argument: extension), ``hangup``, ``dtmf``
+    (argument: digits)."""
+
+    action: ActionKind
+    argument: str = ""
+
+
+AgentEvent = TextDelta | ActionRequest
+
+
+class Agent(ABC):
+    """A conversation agent; one instance per process and configuration."""
+
+    name: str = "agent"
 
     @abstractmethod
-    def respond(self, utterance: Utterance) -> AsyncIterator[bytes]:
-        """Yield the answer as 16 kHz L16 chunks; stop (and stop all work) when the iteration is closed."""
+    def reply(self, history: Sequence[Message]) -> AsyncIterator[AgentEvent]:
+        """The reply to the last (user) message of ``history``, streamed."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
-        """Release what the pipeline holds (models, connections)."""
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the agent holds (HTTP sessions)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from media_worker.agent.base import Utterance, VoicePipeline
+from media_worker.voice.base import Utterance, VoicePipeline
 
 __all__ = ["EchoPipeline"]
 

@@ -1,0 +1,1 @@
+"""Speech recognition providers: 16 kHz L16 utterances → text with timings."""

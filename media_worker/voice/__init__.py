@@ -1,0 +1,1 @@
+"""What the caller's turns are handed to: a voice pipeline that answers with speech (ASR → agent → TTS)."""
