@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from controller.calls.changes import CallChange, CallEnded, ChannelRemoved
+from controller.calls.changes import AudioStreamMessage, CallChange, CallEnded, ChannelRemoved
 from controller.calls.channel import AudioStreamState
 
 __all__ = ["EventFeed", "Subscription", "change_to_json"]
@@ -48,7 +48,9 @@ def change_to_json(node: str, change: CallChange, now: float) -> dict[str, Any]:
         elif f.name in ("channel", "call"):
             continue
         out[f.name] = value
-    if isinstance(change, ChannelRemoved):
+    if isinstance(change, AudioStreamMessage) and change.kind == "json":
+        out["message"] = change.message()  # e.g. a transcript turn or an agent action, decoded
+    elif isinstance(change, ChannelRemoved):
         out["hangup_cause"] = change.channel.hangup_cause
     elif isinstance(change, CallEnded):
         out["hangup_cause"] = change.call.hangup_cause

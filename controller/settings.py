@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from controller.calls.routes import HANGUP_CAUSES, Route
 from media_worker.settings import WorkerSettings
+from media_worker.voice.settings import AgentSettings
 
 __all__ = [
     "ApiSettings",
@@ -177,6 +178,10 @@ class Settings(_Strict):
     api: ApiSettings = ApiSettings()
     calls: CallSettings = CallSettings()
     cdr: CdrSettings = CdrSettings()
+    agents: tuple[AgentSettings, ...] = Field(
+        default_factory=lambda: (AgentSettings(name="default"),),
+        description="the voice agents routes name (agent <name>); the default one works offline",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +198,10 @@ class Settings(_Strict):
         for key, node in self.freeswitch.items():
             if key != node.name:
                 raise ValueError(f"freeswitch.{key}: name {node.name!r} differs from its key")
+        names = [agent.name for agent in self.agents]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"agents: the name {name!r} is used twice")
         return self
 
 

@@ -9,26 +9,33 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvloop
 from aiohttp import web
 
-from controller.settings import SettingsError, load_settings
+from controller.settings import Settings, SettingsError, load_settings
 from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
-from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel, VadModelError
 from media_worker.voice.echo import EchoPipeline
+from media_worker.voice.providers import ProviderRegistry
 
 log = logging.getLogger("switchyard.worker")
 
 
-def make_worker(settings: WorkerSettings) -> Worker:
-    """Load the model once for the process and assemble the worker."""
-    model = SileroModel(settings.vad.model_path, settings.vad.threads)
-    return Worker(settings, model, EchoPipeline(), WorkerMetrics())
+def make_worker(settings: Settings) -> Worker:
+    """Load the models once for the process and assemble the worker and its agents' pipelines."""
+    ws = settings.worker
+    model = SileroModel(ws.vad.model_path, ws.vad.threads)
+    metrics = WorkerMetrics()
+    executor = ThreadPoolExecutor(ws.inference_threads, thread_name_prefix="inference")
+    providers = ProviderRegistry(executor)
+    pipelines = providers.pipelines(settings.agents, metrics)
+    default = EchoPipeline() if ws.echo_unknown_agents else None
+    return Worker(ws, model, pipelines, metrics, default=default, providers=providers)
 
 
 async def serve(worker: Worker, stop: asyncio.Event) -> None:
@@ -53,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = make_worker(load_settings(os.environ, args.config).worker)
-    except (SettingsError, VadModelError) as exc:
+        worker = make_worker(load_settings(os.environ, args.config))
+    except (SettingsError, VadModelError, ValueError, OSError) as exc:
         print(f"switchyard-worker: {exc}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,8 @@ __all__ = ["WorkerMetrics"]
 _LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _RUN_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+_TURN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
+_OVERHEAD_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 
 
 class WorkerMetrics:
@@ -52,6 +54,29 @@ class WorkerMetrics:
         )
         self.closed = Counter(
             "switchyard_worker_streams_closed", "Streams ended, by reason", ["reason"], registry=r
+        )
+        self.turn_latency = Histogram(
+            "switchyard_worker_turn_latency_seconds",
+            "From the end of the caller's speech to each stage of the answer",
+            ["stage"],
+            buckets=_TURN_BUCKETS,
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "switchyard_worker_stage_seconds",
+            "Compute time of a turn's stages: asr, agent (to first token), tts (to first audio)",
+            ["stage"],
+            buckets=_TURN_BUCKETS,
+            registry=r,
+        )
+        self.overhead_seconds = Histogram(
+            "switchyard_worker_pipeline_overhead_seconds",
+            "Speech end to first chunk sent, minus ASR, agent and TTS compute",
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.provider_failures = Counter(
+            "switchyard_worker_provider_failures", "Provider errors, by stage", ["stage"], registry=r
         )
         self._lags = np.zeros(lag_ring, dtype=np.float64)
         self._lag_count = 0

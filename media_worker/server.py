@@ -23,6 +23,7 @@ from media_worker.settings import WorkerSettings
 from media_worker.vad.batcher import VadBatcher
 from media_worker.vad.model import SileroModel
 from media_worker.voice.base import VoicePipeline
+from media_worker.voice.providers import ProviderRegistry
 from media_worker.wire import (
     CLOSE_BAD_DATA,
     CLOSE_GOING_AWAY,
@@ -40,12 +41,14 @@ log = logging.getLogger("switchyard.worker")
 
 @dataclass
 class Worker:
-    """What the app's handlers share: settings, model, batcher, pipeline, metrics and the open sessions."""
+    """What the app's handlers share: settings, model, batcher, pipelines, metrics and the open sessions."""
 
     settings: WorkerSettings
     model: SileroModel
-    pipeline: VoicePipeline
+    pipelines: dict[str, VoicePipeline]  # by agent name
     metrics: WorkerMetrics
+    default: VoicePipeline | None = None  # for agents not in ``pipelines`` (None: refuse the stream)
+    providers: ProviderRegistry | None = None  # closed when the app stops
     batcher: VadBatcher | None = None
     sessions: dict[str, CallSession] = field(default_factory=dict)
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
@@ -74,13 +77,18 @@ WORKER = web.AppKey("worker", Worker)
 async def _batcher_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = app[WORKER]
     tick = worker.settings.vad.tick_ms / 1000
+    for pipeline in worker.pipelines.values():
+        await pipeline.start()
     async with VadBatcher(worker.model, tick, worker.metrics, worker.settings.vad.max_batch) as batcher:
         worker.batcher = batcher
         yield
         worker.draining = True
         for ws in list(worker.sockets.values()):
             await ws.close(code=CLOSE_GOING_AWAY, message=b"worker shutting down")
-    await worker.pipeline.aclose()
+    for pipeline in worker.pipelines.values():
+        await pipeline.aclose()
+    if worker.providers is not None:
+        await worker.providers.aclose()
 
 
 def build_app(worker: Worker) -> web.Application:
@@ -148,7 +156,10 @@ async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> Non
         raise WireError(CLOSE_POLICY, "metadata.call_id: this call is already streaming here")
     batcher = worker.batcher
     assert batcher is not None
-    session = CallSession(meta, worker.settings, worker.pipeline, worker.metrics, ws.send_str)
+    pipeline = worker.pipelines.get(meta.agent, worker.default)
+    if pipeline is None:
+        raise WireError(CLOSE_POLICY, f"metadata.agent: no agent named {meta.agent!r} on this worker"[:120])
+    session = CallSession(meta, worker.settings, pipeline.open(meta), worker.metrics, ws.send_str)
     worker.sessions[call_id] = session
     worker.sockets[call_id] = ws
     worker.metrics.active_streams.set(len(worker.sessions))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from media_worker.metrics import WorkerMetrics
 from media_worker.settings import WorkerSettings
@@ -21,7 +22,7 @@ from media_worker.turns import TurnEnded, TurnTaker
 from media_worker.vad.batcher import VadStream
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE
-from media_worker.voice.base import Utterance, VoicePipeline
+from media_worker.voice.base import Dialog, Output, Utterance
 from media_worker.wire import (
     BargeIn,
     ControlMessage,
@@ -46,17 +47,21 @@ class CallSession:
         self,
         meta: StreamMetadata,
         settings: WorkerSettings,
-        pipeline: VoicePipeline,
+        dialog: Dialog,
         metrics: WorkerMetrics,
         send: Send,
     ) -> None:
         self.meta = meta
         self._settings = settings
-        self._pipeline = pipeline
+        self._dialog = dialog
         self._metrics = metrics
         self._send = send
-        profile = settings.webrtc if meta.call_type == "webrtc" else settings.sip
-        self.turns = TurnTaker(profile)
+        kind = meta.call_type if dialog.vad_profile == "auto" else dialog.vad_profile
+        self.turns = TurnTaker(settings.webrtc if kind == "webrtc" else settings.sip)
+        self._barge_in_on = settings.barge_in.enabled and dialog.barge_in
+        timeout = dialog.silence_timeout_s
+        self._silence_samples = None if timeout is None else int(timeout * RATE)
+        self._quiet_since: int | None = None  # stream sample since which neither side has spoken
         self.speech = AgentSpeech(settings.barge_in.echo_return_loss_db)
         self.stream = VadStream(meta.sample_rate, self)
         # The latest speech events and turns (for logs and tests); bounded, turns hold their audio.
@@ -68,6 +73,7 @@ class CallSession:
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._generation: asyncio.Task[None] | None = None
+        self._awaiting_first_audio = False  # the current answer's first chunk is not sent yet
 
     # -- batcher listener ------------------------------------------------------------------------
     def on_audio(self, pcm: bytes) -> None:
@@ -82,9 +88,30 @@ class CallSession:
             self.events.append(event)
             if isinstance(event, SpeechStarted):
                 self._caller_started(event)
+            elif isinstance(event, SpeechEnded) and self.turns.in_turn:
+                self._dialog.prepare(self._utterance(self.turns.so_far(event.at), end))
         if turn is not None:
             self.events.append(turn)
-            self._turn_ended(turn)
+            self._turn_ended(turn, end)
+        self._check_silence(end)
+
+    def _check_silence(self, now: int) -> None:
+        """Reprompt when neither side has spoken for the dialog's silence timeout."""
+        busy = (
+            self.turns.in_turn
+            or self.turns.detector.speaking
+            or self.speech.outstanding
+            or (self._generation is not None and not self._generation.done())
+        )
+        if self._silence_samples is None or busy:
+            self._quiet_since = None
+            return
+        if self._quiet_since is None:
+            self._quiet_since = now
+        elif now - self._quiet_since >= self._silence_samples:
+            self._quiet_since = None
+            log.info("call %s: caller silent for %.1f s", self.meta.call_id, self._silence_samples / RATE)
+            self._generate(self._dialog.silence(), "silence")
 
     # -- control messages --------------------------------------------------------------------------
     def control(self, message: ControlMessage) -> None:
@@ -105,7 +132,7 @@ class CallSession:
 
     # -- decisions ---------------------------------------------------------------------------------
     def _caller_started(self, event: SpeechStarted) -> None:
-        if not self._settings.barge_in.enabled:
+        if not self._barge_in_on:
             return
         if self.speech.outstanding:
             self._barge_in(f"speech at {event.at * 1000 // RATE} ms")
@@ -122,6 +149,7 @@ class CallSession:
         self._wake.set()
 
     def _cancel_answer(self) -> None:
+        self._awaiting_first_audio = False
         if self._generation is not None:
             self._generation.cancel()
             self._generation = None
@@ -130,7 +158,19 @@ class CallSession:
         self._outbox.clear()
         self._outbox.extend(kept)
 
-    def _turn_ended(self, turn: TurnEnded) -> None:
+    def _utterance(self, turn: TurnEnded, now: int) -> Utterance:
+        decided = time.monotonic()
+        return Utterance(
+            self.meta,
+            turn.audio,
+            turn.start * 1000 // RATE,
+            turn.end * 1000 // RATE,
+            turn.cut,
+            ended_at=decided - max(0, now - turn.end) / RATE,
+            decided_at=decided,
+        )
+
+    def _turn_ended(self, turn: TurnEnded, now: int) -> None:
         self._metrics.turns.labels(self.meta.call_type).inc()
         log.info(
             "call %s: turn %d-%d ms%s",
@@ -139,27 +179,40 @@ class CallSession:
             turn.end * 1000 // RATE,
             " (cut)" if turn.cut else "",
         )
-        utterance = Utterance(
-            self.meta, turn.audio, turn.start * 1000 // RATE, turn.end * 1000 // RATE, turn.cut
-        )
         self._cancel_answer()
-        self._generation = asyncio.create_task(self._answer(utterance), name=f"answer {self.meta.call_id}")
+        self._generate(self._dialog.respond(self._utterance(turn, now)), "turn")
 
-    async def _answer(self, utterance: Utterance) -> None:
+    def _generate(self, outputs: AsyncIterator[Output] | None, what: str) -> None:
+        """Run one generation of the dialog (replacing any in progress)."""
+        self._cancel_answer()
+        if outputs is not None:
+            self._awaiting_first_audio = what == "turn"
+            name = f"{what} {self.meta.call_id}"
+            self._generation = asyncio.create_task(self._answer(outputs), name=name)
+
+    async def _answer(self, outputs: AsyncIterator[Output]) -> None:
         try:
-            async for pcm in self._pipeline.respond(utterance):
-                for start in range(0, len(pcm) - len(pcm) % 2, self._chunk_bytes):
-                    self._outbox.append(pcm[start : start + self._chunk_bytes])
-                    self._wake.set()
+            async for out in outputs:
+                if isinstance(out, str):
+                    self._outbox.append(out)
+                else:
+                    for start in range(0, len(out) - len(out) % 2, self._chunk_bytes):
+                        self._outbox.append(out[start : start + self._chunk_bytes])
+                self._wake.set()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("call %s: the voice pipeline failed on a turn", self.meta.call_id)
+            log.exception("call %s: the voice pipeline failed", self.meta.call_id)
+        finally:
+            close = getattr(outputs, "aclose", None)  # stop the work behind it (LLM, TTS) at once
+            if close is not None:
+                await close()
 
     # -- sending -----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the sender (once the stream is accepted)."""
+        """Start the sender (once the stream is accepted) and the greeting."""
         self._sender = asyncio.create_task(self._send_loop(), name=f"send {self.meta.call_id}")
+        self._generate(self._dialog.greeting(), "greeting")
 
     async def _send_loop(self) -> None:
         while True:
@@ -170,6 +223,9 @@ class CallSession:
                 if isinstance(item, bytes):
                     self.speech.chunk_sent(item)  # FreeSWITCH numbers the files in the order it gets them
                     text = stream_audio_message(item)
+                    if self._awaiting_first_audio:
+                        self._awaiting_first_audio = False
+                        self._dialog.first_audio_sent(time.monotonic())
                 else:
                     text = item
                 try:
@@ -185,3 +241,4 @@ class CallSession:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
+        await self._dialog.aclose()

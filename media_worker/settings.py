@@ -7,7 +7,6 @@ legs, 0.5 / 300 ms for WebRTC legs; 512-sample (32 ms) Silero windows at 16 kHz 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
@@ -65,7 +64,13 @@ class WorkerSettings(_Strict):
         16_000, ge=320, description="larger binary frames close the stream (100 ms of 16 kHz stereo = 6400)"
     )
     chunk_ms: int = Field(1000, ge=100, le=1000, description="longest streamAudio message sent back")
-    agent: Literal["echo"] = "echo"
+    inference_threads: int = Field(
+        2, ge=1, le=64, description="threads running ASR/TTS models, off the event loop"
+    )
+    echo_unknown_agents: bool = Field(
+        False,
+        description="streams naming an agent not in agents: get the echo pipeline (tests), else refused",
+    )
     vad: VadSettings = VadSettings()
     sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
     webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)

@@ -100,6 +100,10 @@ class TurnTaker:
             return event, self._finish(self._last_end, cut=False)
         return event, None
 
+    def so_far(self, end: int) -> TurnEnded:
+        """The turn in progress as it would be if it ended at ``end`` (what ``window`` returns then)."""
+        return TurnEnded(self.turn_start, end, self.tape.slice(self.turn_start - _PAD, end + _PAD), False)
+
     def _finish(self, end: int, cut: bool) -> TurnEnded:
         turn = TurnEnded(self.turn_start, end, self.tape.slice(self.turn_start - _PAD, end + _PAD), cut)
         self.in_turn = False

@@ -38,11 +38,13 @@ __all__ = [
     "PlaybackEvent",
     "StreamMetadata",
     "WireError",
+    "action_message",
     "barge_in_message",
     "check_audio_frame",
     "parse_control",
     "parse_metadata",
     "stream_audio_message",
+    "transcript_message",
 ]
 
 # RFC 6455 section 7.4.1 close codes.
@@ -172,6 +174,21 @@ def stream_audio_message(pcm16k: bytes) -> str:
     return (
         '{"type":"streamAudio","data":{"audioDataType":"raw","sampleRate":16000,"audioData":"' + audio + '"}}'
     )
+
+
+def action_message(action: str, argument: str = "") -> str:
+    """Ask the controller to act on the call once the agent's queued speech has played
+    (``transfer`` to an extension, ``hangup``, ``dtmf`` digits)."""
+    body: dict[str, str] = {"type": "action", "action": action}
+    if argument:
+        body["argument"] = argument
+    return orjson.dumps(body).decode()
+
+
+def transcript_message(turn: int, caller: str, agent: str, latency_ms: dict[str, float]) -> str:
+    """One finished turn for the controller's event feed and the CDR."""
+    body = {"type": "transcript", "turn": turn, "caller": caller, "agent": agent, "latency_ms": latency_ms}
+    return orjson.dumps(body).decode()
 
 
 def barge_in_message() -> str:

@@ -39,7 +39,7 @@ class RunningWorker:
 async def running_worker(model: SileroModel, **overrides: Any) -> AsyncIterator[RunningWorker]:
     """Serve a worker (echo agent) with ``WorkerSettings(**overrides)`` on an ephemeral loopback port."""
     settings = WorkerSettings.model_validate({"port": 0, **overrides})
-    worker = Worker(settings, model, EchoPipeline(), WorkerMetrics())
+    worker = Worker(settings, model, {}, WorkerMetrics(), default=EchoPipeline())
     runner = web.AppRunner(build_app(worker), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

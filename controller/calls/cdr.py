@@ -10,11 +10,12 @@ resync) closes the open rows of that node whose legs are no longer up, with what
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
+
+from pydantic import ValidationError
 
 from controller.calls.changes import (
     AudioStreamChanged,
@@ -39,6 +40,7 @@ from controller.store import (
     Disposition,
     StoreError,
     StreamStats,
+    TranscriptTurn,
     epoch_us,
     from_epoch_us,
 )
@@ -89,6 +91,7 @@ class _Draft:
     connected_us: int = 0
     dtmf: str = ""
     recordings: list[str] = field(default_factory=list)
+    transcript: list[TranscriptTurn] = field(default_factory=list)
 
 
 class CdrRecorder:
@@ -154,14 +157,24 @@ class CdrRecorder:
         elif isinstance(change, AudioStreamMessage):
             if change.kind == "play":
                 draft.playbacks += 1
-            elif _is_barge_in(change.data):
-                draft.barge_ins += 1
+            else:
+                self._worker_message(draft, change.message())
         elif isinstance(change, DtmfReceived):
             draft.dtmf += change.digit
         elif isinstance(change, RecordingChanged):
             known = change.path in draft.recordings
             if change.recording and not known:
                 draft.recordings.append(change.path)
+
+    @staticmethod
+    def _worker_message(draft: _Draft, message: dict[str, Any]) -> None:
+        if message.get("type") == "barge_in":
+            draft.barge_ins += 1
+        elif message.get("type") == "transcript":
+            try:
+                draft.transcript.append(TranscriptTurn.model_validate(message))
+            except ValidationError as exc:
+                log.warning("a transcript from the worker is malformed: %s", exc.errors()[0]["msg"])
 
     def routed(self, ch: Channel, decision: RouteDecision, worker: str | None, attempts: int) -> None:
         """The router's decision for the call of ``ch`` (and the worker that took the stream)."""
@@ -216,6 +229,7 @@ class CdrRecorder:
                     dtmf=draft.dtmf,
                 ),
                 "recording_paths": tuple(draft.recordings),
+                "transcript": tuple(draft.transcript),
                 "closed_while_down": lost,
             }
         )
@@ -300,11 +314,3 @@ def _leg(ch: Channel) -> CdrLeg:
         ended_at=from_epoch_us(ch.hangup_us),
         hangup_cause=ch.hangup_cause,
     )
-
-
-def _is_barge_in(text: str) -> bool:
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "barge_in"

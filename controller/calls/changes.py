@@ -7,7 +7,9 @@ model's own state (``ChannelRemoved``, ``CallEnded``) carry the final ``Channel`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from controller.calls.channel import AudioStreamState, Call, Channel
 
@@ -144,6 +146,16 @@ class AudioStreamMessage(ChannelChange):
 
     kind: str
     data: str
+
+    def message(self) -> dict[str, Any]:
+        """A ``json`` message as an object (``{}`` if it is not a JSON object, or for ``play``)."""
+        if self.kind != "json":
+            return {}
+        try:
+            value = json.loads(self.data)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,12 @@ play it (audio_stream_wire.txt, section 5). So, per channel and in order:
   only the first space-separated word);
 * ``::json {"type":"barge_in"}`` → ``uuid_break <uuid> all`` (plain ``uuid_break`` stops only the current
   file and the next queued one plays; ``all`` drops the queue too, silently) and the queue is forgotten;
-* DTMF on the leg → ``send_text {"type":"dtmf","digit":"5"}``.
+* DTMF on the leg → ``send_text {"type":"dtmf","digit":"5"}``;
+* ``::json {"type":"action",…}`` (the agent asks for it) waits until everything queued before it has
+  played, then: ``transfer`` → the stream is stopped and ``uuid_transfer <uuid> <ext>`` sends the call
+  back through the dialplan (which parks it, and the router decides by the new destination); ``hangup`` →
+  ``uuid_kill <uuid> NORMAL_CLEARING``; ``dtmf`` → ``uuid_send_dtmf <uuid> <digits>``. Arguments are
+  checked against strict patterns (they end up in an API command line).
 
 Commands of one channel run one at a time in arrival order (a per-channel queue) so broadcasts keep the
 worker's order; a failed command is logged and the next one still runs. mod_audio_stream deletes its files
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +41,23 @@ from controller.calls.changes import (
 )
 from controller.freeswitch.protocol import EslError
 
-__all__ = ["AgentPlayback", "RunCommand"]
+__all__ = ["AgentPlayback", "RunCommand", "action_commands"]
+
+_EXTENSION = re.compile(r"^[0-9A-Za-z*#+_.@-]{1,64}$")
+_DIGITS = re.compile(r"^[0-9A-Da-d*#wW]{1,32}$")
+
+
+def action_commands(uuid: str, message: dict[str, object]) -> list[str] | None:
+    """The API commands of an agent's action message (None if it is not a valid action)."""
+    action, argument = message.get("action"), str(message.get("argument", ""))
+    if action == "hangup":
+        return [f"uuid_kill {uuid} NORMAL_CLEARING"]
+    if action == "transfer" and _EXTENSION.match(argument):
+        return [f"uuid_audio_stream {uuid} stop", f"uuid_transfer {uuid} {argument}"]
+    if action == "dtmf" and _DIGITS.match(argument):
+        return [f"uuid_send_dtmf {uuid} {argument}"]
+    return None
+
 
 log = logging.getLogger("switchyard.playback")
 
@@ -50,6 +72,7 @@ class _Channel:
     playing: str | None = None
     commands: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
+    actions: list[list[str]] = field(default_factory=list)  # waiting for the queue to play out
 
 
 class AgentPlayback:
@@ -95,10 +118,31 @@ class AgentPlayback:
             message = json.loads(change.data)
         except ValueError:
             return
-        if isinstance(message, dict) and message.get("type") == "barge_in":
+        if not isinstance(message, dict):
+            return
+        if message.get("type") == "barge_in":
             log.info("%s: barge-in, dropping %d queued file(s)", ch.uuid, len(ch.queued))
             ch.queued.clear()
             self._command(ch, f"uuid_break {ch.uuid} all")
+        elif message.get("type") == "action":
+            commands = action_commands(ch.uuid, message)
+            if commands is None:
+                log.warning("%s: the worker asked for an invalid action: %s", ch.uuid, change.data[:200])
+                return
+            log.info(
+                "%s: agent action %s (after %d queued file(s))", ch.uuid, message["action"], len(ch.queued)
+            )
+            ch.actions.append(commands)
+            self._act_when_quiet(ch)
+
+    def _act_when_quiet(self, ch: _Channel) -> None:
+        """Run the agent's pending actions once nothing of its speech is queued or playing."""
+        if ch.queued or ch.playing is not None:
+            return
+        for commands in ch.actions:
+            for command in commands:
+                self._command(ch, command)
+        ch.actions.clear()
 
     def _on_playback(self, change: PlaybackChanged) -> None:
         ch = self._channels.get(change.uuid)
@@ -114,6 +158,7 @@ class AgentPlayback:
         if ch.playing == path:
             ch.playing = None
         self._send_text(ch, {"type": "playback", "event": "stop", "file": path, "status": change.status})
+        self._act_when_quiet(ch)
 
     def _send_text(self, ch: _Channel, message: dict[str, str]) -> None:
         text = json.dumps(message, separators=(",", ":"))

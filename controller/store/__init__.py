@@ -31,6 +31,7 @@ from controller.store.records import (
     Disposition,
     ExtraValue,
     StreamStats,
+    TranscriptTurn,
     UtcDatetime,
 )
 from controller.store.sqlite import SCHEMA_VERSION, SqliteCdrStore
@@ -52,6 +53,7 @@ __all__ = [
     "SqliteCdrStore",
     "StoreError",
     "StreamStats",
+    "TranscriptTurn",
     "UtcDatetime",
     "cdrs_to_csv",
     "epoch_us",

@@ -25,6 +25,7 @@ __all__ = [
     "Disposition",
     "ExtraValue",
     "StreamStats",
+    "TranscriptTurn",
     "UtcDatetime",
 ]
 
@@ -72,6 +73,17 @@ class CdrLeg(_Frozen):
     hangup_cause: str = Field(description="FreeSWITCH hangup cause, e.g. NORMAL_CLEARING; '' while up")
 
 
+class TranscriptTurn(_Frozen):
+    """One turn of the conversation with a voice agent, as the worker reported it."""
+
+    turn: int = Field(ge=0, description="turn number within the call, from 1")
+    caller: str = Field(description="what the caller said (ASR)")
+    agent: str = Field(description="what the agent answered")
+    latency_ms: dict[str, float] = Field(
+        default_factory=dict, description="ms from the end of the caller's speech to each stage"
+    )
+
+
 class StreamStats(_Frozen):
     """The call's audio stream to a media worker (mod_audio_stream)."""
 
@@ -108,6 +120,7 @@ class CdrRecord(_Frozen):
     legs: tuple[CdrLeg, ...] = Field((), description="the call's legs, first leg first")
     stream: StreamStats = Field(StreamStats(worker=""), description="the call's media worker stream")
     recording_paths: tuple[str, ...] = Field((), description="files the call was recorded to")
+    transcript: tuple[TranscriptTurn, ...] = Field((), description="the voice agent conversation, by turn")
     closed_while_down: bool = Field(
         False,
         description="true if the record was closed at a restart or resync, without seeing the call end: "

@@ -87,6 +87,9 @@ class ASR(ABC):  # noqa: B024 - a provider overrides transcribe, stream or both;
         """A stream of this recogniser (default: buffer until ``flush``, then ``transcribe``)."""
         return BufferedRecognizeStream(self, language)
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the provider holds (HTTP sessions)."""
+
 
 class BufferedRecognizeStream(RecognizeStream):
     """A stream over ``ASR.transcribe``: audio is kept until ``flush``, then transcribed in one go."""

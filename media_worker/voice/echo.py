@@ -1,17 +1,23 @@
-"""The built-in ``echo`` agent: says the caller's utterance back, so the loop is testable end to end."""
+"""The ``echo`` pipeline: says each caller turn back, so the loop is testable without any model."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from media_worker.voice.base import Utterance, VoicePipeline
+from media_worker.voice.base import Dialog, Output, Utterance, VoicePipeline
+from media_worker.wire import StreamMetadata
 
 __all__ = ["EchoPipeline"]
+
+
+class _EchoDialog(Dialog):
+    async def respond(self, utterance: Utterance) -> AsyncIterator[Output]:
+        yield utterance.audio
 
 
 class EchoPipeline(VoicePipeline):
     """Answers each turn with its own audio."""
 
-    async def respond(self, utterance: Utterance) -> AsyncIterator[bytes]:
-        """Yield the utterance as one chunk (the session splits it into streamAudio messages)."""
-        yield utterance.audio
+    def open(self, call: StreamMetadata) -> Dialog:
+        """A dialog that echoes."""
+        return _EchoDialog()

@@ -1,0 +1,133 @@
+"""One streaming reply: agent text → sentences → TTS → audio out, overlapped.
+
+A producer task reads the agent's stream, cuts it into sentences (:class:`SentenceSplitter`) and queues
+them, with the agent's actions where they came; the reply generator synthesizes each queued sentence as soon
+as it is there and yields its audio chunk by chunk, so the first sentence is heard while the agent is still
+writing the rest. Closing the generator (barge-in) cancels the producer, which closes the agent's stream
+(the HTTP request of a network agent) and the TTS iteration in progress.
+
+A provider failure ends the reply with the apology (pre-rendered audio), never with silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from media_worker.agent.base import ActionRequest, Agent, Message, TextDelta
+from media_worker.errors import ProviderError
+from media_worker.metrics import WorkerMetrics
+from media_worker.tts.base import TTS
+from media_worker.voice.base import Output
+from media_worker.voice.latency import TurnTimings
+from media_worker.voice.sentences import SentenceSplitter
+from media_worker.wire import action_message
+
+__all__ = ["Reply", "speak_text"]
+
+log = logging.getLogger("switchyard.worker.voice")
+
+_Item = str | ActionRequest | ProviderError | None  # None: the agent is done
+PRODUCER_STOP_S = 2.0  # bound on waiting for a cancelled producer
+
+
+@dataclass
+class Reply:
+    """The outcome of a reply: what was said (for the history and the transcript) and the actions."""
+
+    spoken: list[str] = field(default_factory=list)
+    actions: list[ActionRequest] = field(default_factory=list)
+    failed: bool = False
+
+    @property
+    def text(self) -> str:
+        """Everything the agent said, as one string."""
+        return " ".join(self.spoken)
+
+
+async def speak_text(
+    text: str, tts: TTS, voice: str | None, timings: TurnTimings | None = None
+) -> AsyncIterator[bytes]:
+    """``text`` synthesized, chunk by chunk (the first chunk stamps ``timings.first_audio``)."""
+    started = time.monotonic()
+    async for pcm in tts.synthesize(text, voice):
+        if timings is not None and timings.first_audio is None:
+            timings.first_audio = time.monotonic()
+            timings.tts_s = timings.first_audio - started
+        yield pcm
+
+
+async def stream_reply(
+    agent: Agent,
+    history: Sequence[Message],
+    *,
+    tts: TTS,
+    voice: str | None,
+    timings: TurnTimings,
+    reply: Reply,
+    apology: bytes,
+    metrics: WorkerMetrics,
+) -> AsyncIterator[Output]:
+    """Yield the agent's reply as audio (and action messages), filling ``reply`` as it goes."""
+    queue: asyncio.Queue[_Item] = asyncio.Queue()
+    producer = asyncio.create_task(_produce(agent, history, timings, queue), name="agent reply")
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, ProviderError):
+                yield _failed(reply, item, "agent", apology, metrics)
+                return
+            if isinstance(item, ActionRequest):
+                reply.actions.append(item)
+                yield action_message(item.action, item.argument)
+                continue
+            try:
+                async for pcm in speak_text(item, tts, voice, timings):
+                    yield pcm
+            except ProviderError as exc:
+                yield _failed(reply, exc, "tts", apology, metrics)
+                return
+            reply.spoken.append(item)
+    finally:
+        producer.cancel()
+        await asyncio.wait({producer}, timeout=PRODUCER_STOP_S)
+
+
+def _failed(reply: Reply, exc: ProviderError, stage: str, apology: bytes, metrics: WorkerMetrics) -> bytes:
+    log.warning("the %s provider failed: %s; speaking the apology", stage, exc)
+    metrics.provider_failures.labels(stage).inc()
+    reply.failed = True
+    return apology
+
+
+async def _produce(
+    agent: Agent, history: Sequence[Message], timings: TurnTimings, queue: asyncio.Queue[_Item]
+) -> None:
+    splitter = SentenceSplitter()
+    started = time.monotonic()
+    stream = agent.reply(history)
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                if timings.first_token is None and event.text:
+                    timings.first_token = time.monotonic()
+                    timings.agent_s = timings.first_token - started
+                for sentence in splitter.feed(event.text):
+                    queue.put_nowait(sentence)
+            else:
+                rest = splitter.flush()  # what was said before the action is spoken before it
+                if rest:
+                    queue.put_nowait(rest)
+                queue.put_nowait(event)
+        rest = splitter.flush()
+        if rest:
+            queue.put_nowait(rest)
+    except ProviderError as exc:
+        queue.put_nowait(exc)  # a sentence cut off by the failure is not spoken
+    finally:
+        queue.put_nowait(None)
+        close = getattr(stream, "aclose", None)  # async generators: stop the provider's request
+        if close is not None:
+            await close()
