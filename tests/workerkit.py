@@ -14,6 +14,7 @@ from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel
+from media_worker.voice.base import VoicePipeline
 from media_worker.voice.echo import EchoPipeline
 
 
@@ -36,10 +37,17 @@ class RunningWorker:
 
 
 @asynccontextmanager
-async def running_worker(model: SileroModel, **overrides: Any) -> AsyncIterator[RunningWorker]:
-    """Serve a worker (echo agent) with ``WorkerSettings(**overrides)`` on an ephemeral loopback port."""
+async def running_worker(
+    model: SileroModel,
+    pipelines: dict[str, VoicePipeline] | None = None,
+    metrics: WorkerMetrics | None = None,
+    **overrides: Any,
+) -> AsyncIterator[RunningWorker]:
+    """Serve a worker with ``WorkerSettings(**overrides)`` on an ephemeral loopback port: the agents'
+    ``pipelines`` when given, else the echo agent for every stream."""
     settings = WorkerSettings.model_validate({"port": 0, **overrides})
-    worker = Worker(settings, model, {}, WorkerMetrics(), default=EchoPipeline())
+    default = None if pipelines else EchoPipeline()
+    worker = Worker(settings, model, pipelines or {}, metrics or WorkerMetrics(), default=default)
     runner = web.AppRunner(build_app(worker), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -172,7 +172,8 @@ class CdrRecorder:
             draft.barge_ins += 1
         elif message.get("type") == "transcript":
             try:
-                draft.transcript.append(TranscriptTurn.model_validate(message))
+                fields = {k: v for k, v in message.items() if k != "type"}
+                draft.transcript.append(TranscriptTurn.model_validate(fields))
             except ValidationError as exc:
                 log.warning("a transcript from the worker is malformed: %s", exc.errors()[0]["msg"])
 
