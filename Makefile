@@ -38,6 +38,7 @@ bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.esl_events
 	$(BIN)/python -m bench.worker_streams
 	$(BIN)/python -m bench.call_setup
+	$(BIN)/python -m bench.voice_turn
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .

@@ -6,6 +6,8 @@ Besides the exported series the worker keeps the last few thousand frame-to-deci
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -78,6 +80,7 @@ class WorkerMetrics:
         self.provider_failures = Counter(
             "switchyard_worker_provider_failures", "Provider errors, by stage", ["stage"], registry=r
         )
+        self.recent_turns: deque[dict[str, float]] = deque(maxlen=256)  # per-turn figures, newest last
         self._lags = np.zeros(lag_ring, dtype=np.float64)
         self._lag_count = 0
 

@@ -75,6 +75,11 @@ class TurnTimings:
         overhead = self.overhead_s
         if overhead is not None:
             metrics.overhead_seconds.observe(max(0.0, overhead))
+        figures = {**self.since_end_ms(), "asr_ms": self.asr_s * 1000, "agent_ms": self.agent_s * 1000}
+        figures["tts_ms"] = self.tts_s * 1000
+        if overhead is not None:
+            figures["overhead_ms"] = overhead * 1000
+        metrics.recent_turns.append(figures)
         log.info(
             "call %s turn %d: %s; asr %.0f ms, agent %.0f ms, tts %.0f ms, overhead %s ms",
             call_id,
