@@ -73,9 +73,8 @@ async def _answer(dialog: Dialog) -> list[Output]:
 async def test_chat_failure_before_any_text_is_the_apology(
     registry: ProviderRegistry, failure: Reply
 ) -> None:
-    async with cloud_agent(registry, [failure]) as dialog:
+    async with cloud_agent(registry, [failure]) as (dialog, apology):
         outputs = await _answer(dialog)
-        apology = _apology(dialog)
     audio = [o for o in outputs if isinstance(o, bytes)]
     assert len(apology) > 16000  # more than half a second of speech
     assert audio == [apology]
