@@ -1,0 +1,49 @@
+"""The worker as ``switchyard-worker`` assembles it from the settings: the default offline agent greets a
+caller; a stream naming an agent the worker does not have is refused with a reason naming the field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from aiohttp import web
+
+from controller.settings import Settings
+from media_worker.__main__ import make_worker
+from media_worker.server import build_app
+from media_worker.wire import CLOSE_POLICY
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[str]:
+    """The worker ``make_worker`` builds, on an ephemeral loopback port; yields its ws:// base."""
+    worker = make_worker(settings)
+    runner = web.AppRunner(build_app(worker), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"ws://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_default_agent_greets_and_unknown_agent_is_refused() -> None:
+    settings = Settings.model_validate({})
+    assert [a.name for a in settings.agents] == ["default"]
+    async with served(settings) as base, aiohttp.ClientSession() as http:
+        greeted = await http.ws_connect(f"{base}/stream/c1", timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        await greeted.send_str(json.dumps({"call_id": "c1", "sample_rate": 16000, "agent": "default"}))
+        first = await greeted.receive(timeout=10)
+        await greeted.close()
+        refused = await http.ws_connect(f"{base}/stream/c2")
+        await refused.send_str(json.dumps({"call_id": "c2", "sample_rate": 16000, "agent": "nobody"}))
+        closing = await refused.receive(timeout=5)
+        await refused.close()
+    assert first.type is aiohttp.WSMsgType.TEXT
+    assert json.loads(first.data)["type"] == "streamAudio"
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == CLOSE_POLICY
+    assert "metadata.agent" in str(closing.extra)
