@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from media_worker.vad.model import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
 from media_worker.voice.settings import AgentSettings, WhisperAsrSettings
-from tests.controllerkit import register_worker, running_controller
+from tests.controllerkit import RunningController, register_worker, running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.fsemu.wire import Event
 from tests.speech import build_call, tools_available
@@ -57,8 +58,22 @@ def vad() -> SileroModel:
     return SileroModel(None, 1)
 
 
-def _pipelines(registry: ProviderRegistry, metrics: WorkerMetrics) -> dict[str, VoicePipeline]:
-    return registry.pipelines([AgentSettings.model_validate(AGENT)], metrics)
+@asynccontextmanager
+async def agent_stack(
+    registry: ProviderRegistry, vad: SileroModel, tmp_path: Path
+) -> AsyncIterator[tuple[FreeSwitchEmulator, RunningController, list[Event]]]:
+    """The emulator, a worker running the agent, the controller routing 7150 to it; the fired events."""
+    metrics = WorkerMetrics()
+    pipelines: dict[str, VoicePipeline] = dict(
+        registry.pipelines([AgentSettings.model_validate(AGENT)], metrics)
+    )
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        running_worker(vad, pipelines, metrics) as rw,
+        running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc,
+    ):
+        await register_worker(rc, "w1", f"ws://127.0.0.1:{rw.port}")
+        yield fs, rc, fs.record_events()
 
 
 def _custom(events: list[Event], subclass: str, uuid: str) -> list[tuple[int, dict[str, Any]]]:
@@ -102,14 +117,7 @@ async def test_pay_bill_then_transfer_to_a_human(
     caller = build_call(
         tmp_path, RATE, [(GREETING_S, "I want to pay my bill."), (7.0, "Can I speak to a human?")], tail=8
     )
-    metrics = WorkerMetrics()
-    async with (
-        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
-        running_worker(vad, _pipelines(registry, metrics), metrics) as rw,
-        running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc,
-    ):
-        await register_worker(rc, "w1", f"ws://127.0.0.1:{rw.port}")
-        events = fs.record_events()
+    async with agent_stack(registry, vad, tmp_path) as (fs, rc, events):
         started_us = int(time.time() * 1e6)
         uuid = await fs.inject_inbound_call(caller="1000", destination="7150", **WIDEBAND, audio=caller.path)
         await fs.wait_for(lambda: len(_transcripts(events, uuid)) >= 1, timeout=30)
@@ -121,8 +129,8 @@ async def test_pay_bill_then_transfer_to_a_human(
         await rc.call_ended(uuid, timeout=10)
         record = await rc.controller.store.get(uuid)
     assert record is not None
-    assert "bill" in answer
-    assert "account" in answer
+    assert "pay your bill" in answer
+    assert "number" in answer  # "account number" (tiny.en also hears "a count number")
     transfers = _apis(events, "uuid_transfer")
     assert transfers[0] == f"{uuid} 1000"
     assert transfers[1].startswith(f"{uuid} answer,echo")
@@ -155,14 +163,7 @@ async def test_silence_reprompts_then_says_goodbye_and_hangs_up(
 ) -> None:
     asr = registry.asr(WhisperAsrSettings())
     silent = build_call(tmp_path, RATE, [], tail=30)
-    metrics = WorkerMetrics()
-    async with (
-        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
-        running_worker(vad, _pipelines(registry, metrics), metrics) as rw,
-        running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc,
-    ):
-        await register_worker(rc, "w1", f"ws://127.0.0.1:{rw.port}")
-        events = fs.record_events()
+    async with agent_stack(registry, vad, tmp_path) as (fs, rc, events):
         uuid = await fs.inject_inbound_call(caller="1000", destination="7150", **WIDEBAND, audio=silent.path)
 
         def prompts() -> list[list[str]]:
@@ -186,14 +187,7 @@ async def test_caller_talking_over_the_answer_stops_the_rest(
         [(GREETING_S, "What are your opening hours?"), (2.2, "Sorry, one more thing.")],
         tail=6,
     )
-    metrics = WorkerMetrics()
-    async with (
-        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
-        running_worker(vad, _pipelines(registry, metrics), metrics) as rw,
-        running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc,
-    ):
-        await register_worker(rc, "w1", f"ws://127.0.0.1:{rw.port}")
-        events = fs.record_events()
+    async with agent_stack(registry, vad, tmp_path) as (fs, rc, events):
         uuid = await fs.inject_inbound_call(caller="1000", destination="7150", **WIDEBAND, audio=caller.path)
         started_us = int(time.time() * 1e6)
         await fs.wait_for(lambda: bool(_apis(events, "uuid_break")), timeout=30)
