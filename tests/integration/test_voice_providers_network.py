@@ -15,6 +15,7 @@ import socket
 import time
 import wave
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import numpy as np
@@ -90,12 +91,11 @@ TRANSFER_STREAM = sse(
 
 async def test_agent_streams_text_then_actions_and_sends_the_request_shape() -> None:
     server = ScriptedServer([streamed(split(TRANSFER_STREAM, 7), SSE)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base, temperature=0.5, max_tokens=120))
-        try:
-            events = await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with (
+        server.run() as base,
+        aclosing(OpenAiAgent(agent_settings(base, temperature=0.5, max_tokens=120))) as agent,
+    ):
+        events = await collect(agent.reply(HISTORY))
     assert next(e for e in events if isinstance(e, TextDelta)) == TextDelta("Sure, I'll tr")
     assert text_of(events) == "Sure, I'll transfer you to a colleague now."
     assert events[-1] == ActionRequest("transfer", "2001")
@@ -120,12 +120,11 @@ async def test_agent_interleaved_tool_calls_and_default_extension() -> None:
         chunk(finish="tool_calls"),
     )
     server = ScriptedServer([streamed(split(stream, 11), SSE)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base, transfer_extension="1000"))
-        try:
-            events = await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with (
+        server.run() as base,
+        aclosing(OpenAiAgent(agent_settings(base, transfer_extension="1000"))) as agent,
+    ):
+        events = await collect(agent.reply(HISTORY))
     assert events == [
         ActionRequest("dtmf", "12#"),
         ActionRequest("transfer", "1000"),
@@ -136,50 +135,37 @@ async def test_agent_interleaved_tool_calls_and_default_extension() -> None:
 @pytest.mark.parametrize("first", [status(500, {"error": {"message": "boom"}}), status(429, {})])
 async def test_agent_retries_a_5xx_or_429_then_succeeds(first: Any) -> None:
     server = ScriptedServer([first, streamed([TRANSFER_STREAM], SSE)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            events = await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        events = await collect(agent.reply(HISTORY))
     assert len(server.received) == 2
     assert events[-1] == ActionRequest("transfer", "2001")
 
 
 async def test_agent_5xx_forever_is_unavailable_after_the_attempts() -> None:
     server = ScriptedServer([status(503, {"error": {"message": "overloaded"}})])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            with pytest.raises(ProviderUnavailable, match=r"overloaded.*after 3 attempts"):
-                await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        with pytest.raises(ProviderUnavailable, match=r"overloaded.*after 3 attempts"):
+            await collect(agent.reply(HISTORY))
     assert len(server.received) == 3
 
 
 async def test_agent_401_is_a_reply_error_with_the_server_message_and_no_retry() -> None:
     server = ScriptedServer([status(401, {"error": {"message": "Incorrect API key provided"}})])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            with pytest.raises(ProviderReplyError, match="401: Incorrect API key provided"):
-                await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        with pytest.raises(ProviderReplyError, match="401: Incorrect API key provided"):
+            await collect(agent.reply(HISTORY))
     assert len(server.received) == 1
 
 
 async def test_agent_stalled_server_times_out_within_the_deadline() -> None:
     server = ScriptedServer([stall()])
     async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base, timeout_s=0.3, retry={**FAST_RETRY, "attempts": 2}))
-        started = time.monotonic()
-        try:
+        async with aclosing(
+            OpenAiAgent(agent_settings(base, timeout_s=0.3, retry={**FAST_RETRY, "attempts": 2}))
+        ) as agent:
+            started = time.monotonic()
             with pytest.raises(ProviderTimeout):
                 await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
         elapsed = time.monotonic() - started
     assert len(server.received) == 2
     assert 0.6 <= elapsed < 1.5
@@ -188,15 +174,14 @@ async def test_agent_stalled_server_times_out_within_the_deadline() -> None:
 async def test_agent_stall_after_text_times_out_between_chunks_without_retry() -> None:
     body = sse(chunk(content="Let me check"), done=False)
     server = ScriptedServer([streamed([body], SSE, then="stall")])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base), chunk_timeout_s=0.2)
+    async with (
+        server.run() as base,
+        aclosing(OpenAiAgent(agent_settings(base), chunk_timeout_s=0.2)) as agent,
+    ):
         seen: list[AgentEvent] = []
         started = time.monotonic()
-        try:
-            with pytest.raises(ProviderTimeout):
-                await drain(agent.reply(HISTORY), seen)
-        finally:
-            await agent.aclose()
+        with pytest.raises(ProviderTimeout):
+            await drain(agent.reply(HISTORY), seen)
     assert seen == [TextDelta("Let me check")]
     assert len(server.received) == 1
     assert time.monotonic() - started < 1.0
@@ -205,25 +190,17 @@ async def test_agent_stall_after_text_times_out_between_chunks_without_retry() -
 async def test_agent_cut_after_text_is_unavailable_without_retry() -> None:
     body = sse(chunk(content="Hello the"), done=False)
     server = ScriptedServer([streamed([body], SSE, then="drop")])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            with pytest.raises(ProviderUnavailable):
-                await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        with pytest.raises(ProviderUnavailable):
+            await collect(agent.reply(HISTORY))
     assert len(server.received) == 1
 
 
 async def test_agent_cut_before_any_text_is_retried() -> None:
     partial = sse(chunk(tool_calls=[tool_call(0, "hang_up")]), done=False)
     server = ScriptedServer([streamed([partial], SSE), streamed([TRANSFER_STREAM], SSE)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            events = await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        events = await collect(agent.reply(HISTORY))
     assert len(server.received) == 2
     assert events[-1] == ActionRequest("transfer", "2001")
 
@@ -242,13 +219,9 @@ async def test_agent_cut_before_any_text_is_retried() -> None:
 )
 async def test_agent_malformed_stream_is_a_reply_error(body: bytes, match: str) -> None:
     server = ScriptedServer([streamed([body], SSE)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            with pytest.raises(ProviderReplyError, match=match):
-                await collect(agent.reply(HISTORY))
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        with pytest.raises(ProviderReplyError, match=match):
+            await collect(agent.reply(HISTORY))
     assert len(server.received) == 1
 
 
@@ -256,15 +229,11 @@ async def test_agent_closed_early_by_the_caller_stops_cleanly() -> None:
     gate = asyncio.Event()  # never set: the rest of the answer is never sent
     head = sse(chunk(content="Sure, I'll tr"), done=False)
     server = ScriptedServer([streamed([head, TRANSFER_STREAM], SSE, gate=gate)])
-    async with server.run() as base:
-        agent = OpenAiAgent(agent_settings(base))
-        try:
-            replies = agent.reply(HISTORY)
-            assert isinstance(replies, AsyncGenerator)
-            first = await anext(replies)
-            await replies.aclose()  # barge-in
-        finally:
-            await agent.aclose()
+    async with server.run() as base, aclosing(OpenAiAgent(agent_settings(base))) as agent:
+        replies = agent.reply(HISTORY)
+        assert isinstance(replies, AsyncGenerator)
+        first = await anext(replies)
+        await replies.aclose()  # barge-in
     assert first == TextDelta("Sure, I'll tr")
     assert not server.finished.is_set()
 
@@ -328,12 +297,8 @@ VERBOSE: dict[str, Any] = {
 async def test_transcription_sends_a_wav_form_and_parses_the_reply(reply: Any, expected: Transcript) -> None:
     audio = tone(1.5)
     server = ScriptedServer([json_reply(reply)])
-    async with server.run() as base:
-        asr = OpenAiASR(asr_settings(base, model="whisper-large-v3"))
-        try:
-            transcript = await asr.transcribe(audio, "en-US")
-        finally:
-            await asr.aclose()
+    async with server.run() as base, aclosing(OpenAiASR(asr_settings(base, model="whisper-large-v3"))) as asr:
+        transcript = await asr.transcribe(audio, "en-US")
     assert transcript == expected
     (request,) = server.received
     assert request.path == "/v1/audio/transcriptions"
@@ -353,33 +318,21 @@ async def test_transcription_sends_a_wav_form_and_parses_the_reply(reply: Any, e
 
 async def test_transcription_retries_a_500_and_rejects_a_400() -> None:
     server = ScriptedServer([status(500, {}), json_reply({"text": "ok"})])
-    async with server.run() as base:
-        asr = OpenAiASR(asr_settings(base))
-        try:
-            assert (await asr.transcribe(tone(0.2), "en")).text == "ok"
-        finally:
-            await asr.aclose()
+    async with server.run() as base, aclosing(OpenAiASR(asr_settings(base))) as asr:
+        assert (await asr.transcribe(tone(0.2), "en")).text == "ok"
     assert len(server.received) == 2
     server = ScriptedServer([status(400, {"error": {"message": "Invalid file format."}})])
-    async with server.run() as base:
-        asr = OpenAiASR(asr_settings(base))
-        try:
-            with pytest.raises(ProviderReplyError, match="Invalid file format"):
-                await asr.transcribe(tone(0.2), "en")
-        finally:
-            await asr.aclose()
+    async with server.run() as base, aclosing(OpenAiASR(asr_settings(base))) as asr:
+        with pytest.raises(ProviderReplyError, match="Invalid file format"):
+            await asr.transcribe(tone(0.2), "en")
     assert len(server.received) == 1
 
 
 async def test_transcription_reply_of_the_wrong_shape_is_a_reply_error() -> None:
     server = ScriptedServer([json_reply({"transcript": "no text field"})])
-    async with server.run() as base:
-        asr = OpenAiASR(asr_settings(base))
-        try:
-            with pytest.raises(ProviderReplyError, match="no text"):
-                await asr.transcribe(tone(0.2), "en")
-        finally:
-            await asr.aclose()
+    async with server.run() as base, aclosing(OpenAiASR(asr_settings(base))) as asr:
+        with pytest.raises(ProviderReplyError, match="no text"):
+            await asr.transcribe(tone(0.2), "en")
 
 
 # ---- speech -------------------------------------------------------------------------------------------
@@ -401,16 +354,15 @@ async def test_speech_streams_16k_audio_before_the_server_finishes() -> None:
     gate = asyncio.Event()
     pieces = [pcm24[:9600], *split(pcm24[9600:], 4001)]  # 0.2 s, then pieces that split samples
     server = ScriptedServer([streamed(pieces, "audio/pcm", gate=gate)])
-    async with server.run() as base:
-        tts = OpenAiTTS(tts_settings(base, model="tts-1-hd", voice="nova"))
-        try:
-            speech = tts.synthesize("Hello there.", voice="echo")
-            first = await anext(speech)
-            assert not server.finished.is_set()
-            gate.set()
-            chunks = [first, *[c async for c in speech]]
-        finally:
-            await tts.aclose()
+    async with (
+        server.run() as base,
+        aclosing(OpenAiTTS(tts_settings(base, model="tts-1-hd", voice="nova"))) as tts,
+    ):
+        speech = tts.synthesize("Hello there.", voice="echo")
+        first = await anext(speech)
+        assert not server.finished.is_set()
+        gate.set()
+        chunks = [first, *[c async for c in speech]]
     assert server.finished.is_set()
     assert all(len(c) % 2 == 0 and c for c in chunks)
     out = b"".join(chunks)
@@ -426,37 +378,25 @@ async def test_speech_streams_16k_audio_before_the_server_finishes() -> None:
 async def test_speech_retries_before_audio_but_not_after() -> None:
     pcm24 = tone(0.5, rate=24000)
     server = ScriptedServer([status(502, {}), streamed(split(pcm24, 4800), "audio/pcm")])
-    async with server.run() as base:
-        tts = OpenAiTTS(tts_settings(base))
-        try:
-            out = b"".join([c async for c in tts.synthesize("Hi.")])
-        finally:
-            await tts.aclose()
+    async with server.run() as base, aclosing(OpenAiTTS(tts_settings(base))) as tts:
+        out = b"".join([c async for c in tts.synthesize("Hi.")])
     assert len(server.received) == 2
     assert abs(len(out) / 32000 - 0.5) <= 0.02
     assert json.loads(server.received[1].body)["voice"] == "alloy"
 
     server = ScriptedServer([streamed([pcm24[:9600]], "audio/pcm", then="drop")])
-    async with server.run() as base:
-        tts = OpenAiTTS(tts_settings(base))
-        try:
-            got: list[bytes] = []
-            with pytest.raises(ProviderUnavailable):
-                await drain(tts.synthesize("Hi."), got)
-        finally:
-            await tts.aclose()
+    async with server.run() as base, aclosing(OpenAiTTS(tts_settings(base))) as tts:
+        got: list[bytes] = []
+        with pytest.raises(ProviderUnavailable):
+            await drain(tts.synthesize("Hi."), got)
     assert got
     assert len(server.received) == 1
 
 
 async def test_speech_of_nothing_sends_no_request() -> None:
     server = ScriptedServer([status(500, {})])
-    async with server.run() as base:
-        tts = OpenAiTTS(tts_settings(base))
-        try:
-            assert [c async for c in tts.synthesize("  ")] == []
-        finally:
-            await tts.aclose()
+    async with server.run() as base, aclosing(OpenAiTTS(tts_settings(base))) as tts:
+        assert [c async for c in tts.synthesize("  ")] == []
     assert server.received == []
 
 
@@ -515,13 +455,9 @@ async def test_deepgram_stream_partials_then_one_final_per_flush() -> None:
 @pytest.mark.parametrize("mode", ["split", "covered"])
 async def test_deepgram_transcribe_joins_final_pieces(mode: str) -> None:
     server = DeepgramServer(finalize=mode)
-    async with server.run() as url:
-        asr = deepgram(url, finalize_timeout_s=5.0)
+    async with server.run() as url, aclosing(deepgram(url, finalize_timeout_s=5.0)) as asr:
         started = time.monotonic()
-        try:
-            transcript = await asr.transcribe(tone(2.0), "en")
-        finally:
-            await asr.aclose()
+        transcript = await asr.transcribe(tone(2.0), "en")
     assert transcript.final
     assert transcript.text == "I would like to pay my bill."
     assert len(transcript.words) == 7
@@ -532,13 +468,9 @@ async def test_deepgram_transcribe_joins_final_pieces(mode: str) -> None:
 
 async def test_deepgram_unanswered_finalize_settles_after_its_timeout() -> None:
     server = DeepgramServer(finalize="ignore")
-    async with server.run() as url:
-        asr = deepgram(url, finalize_timeout_s=0.2)
+    async with server.run() as url, aclosing(deepgram(url, finalize_timeout_s=0.2)) as asr:
         started = time.monotonic()
-        try:
-            transcript = await asr.transcribe(tone(0.1), "en")
-        finally:
-            await asr.aclose()
+        transcript = await asr.transcribe(tone(0.1), "en")
     assert transcript == Transcript("", True)
     assert 0.2 <= time.monotonic() - started < 2.0
 
@@ -560,34 +492,23 @@ async def test_deepgram_keepalive_while_no_audio_flows() -> None:
 
 async def test_deepgram_refused_key_is_a_reply_error_without_retry() -> None:
     server = DeepgramServer()
-    async with server.run() as url:
-        asr = deepgram(url, key="wrong")
-        try:
-            with pytest.raises(ProviderReplyError, match=r"401: .*Invalid credentials"):
-                await asr.transcribe(tone(0.2), "en")
-        finally:
-            await asr.aclose()
+    async with server.run() as url, aclosing(deepgram(url, key="wrong")) as asr:
+        with pytest.raises(ProviderReplyError, match=r"401: .*Invalid credentials"):
+            await asr.transcribe(tone(0.2), "en")
     assert server.handshakes == 1
 
 
 async def test_deepgram_server_closing_early_is_unavailable() -> None:
     server = DeepgramServer(close_code=1011)
-    async with server.run() as url:
-        asr = deepgram(url)
-        try:
-            with pytest.raises(ProviderUnavailable, match="1011"):
-                await asr.transcribe(tone(0.2), "en")
-        finally:
-            await asr.aclose()
+    async with server.run() as url, aclosing(deepgram(url)) as asr:
+        with pytest.raises(ProviderUnavailable, match="1011"):
+            await asr.transcribe(tone(0.2), "en")
 
 
 async def test_deepgram_refused_connection_is_unavailable_after_the_attempts() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    asr = deepgram(f"ws://127.0.0.1:{port}/v1/listen")
-    try:
+    async with aclosing(deepgram(f"ws://127.0.0.1:{port}/v1/listen")) as asr:
         with pytest.raises(ProviderUnavailable, match="after 3 attempts"):
             await asr.transcribe(tone(0.2), "en")
-    finally:
-        await asr.aclose()
