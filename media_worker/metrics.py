@@ -73,7 +73,7 @@ class WorkerMetrics:
         )
         self.overhead_seconds = Histogram(
             "switchyard_worker_pipeline_overhead_seconds",
-            "Speech end to first chunk sent, minus ASR, agent and TTS compute",
+            "Turn decided to first chunk sent, minus the ASR compute after it, agent and TTS compute",
             buckets=_OVERHEAD_BUCKETS,
             registry=r,
         )

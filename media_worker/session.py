@@ -179,7 +179,6 @@ class CallSession:
             turn.end * 1000 // RATE,
             " (cut)" if turn.cut else "",
         )
-        self._cancel_answer()
         self._generate(self._dialog.respond(self._utterance(turn, now)), "turn")
 
     def _generate(self, outputs: AsyncIterator[Output] | None, what: str) -> None:

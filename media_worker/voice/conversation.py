@@ -23,7 +23,7 @@ from media_worker.tts.base import TTS
 from media_worker.voice.base import Dialog, Output, Utterance, VoicePipeline
 from media_worker.voice.latency import TurnTimings
 from media_worker.voice.settings import AgentSettings
-from media_worker.voice.speak import Reply, speak_text, stream_reply
+from media_worker.voice.speak import Reply, apologise, speak_text, stream_reply
 from media_worker.wire import StreamMetadata, action_message, transcript_message
 
 __all__ = ["ConversationDialog", "ConversationPipeline", "Providers"]
@@ -98,17 +98,16 @@ class ConversationDialog(Dialog):
         try:
             transcript, timings.asr_start = await self._take_transcript(utterance)
         except ProviderError as exc:
-            self._p.metrics.provider_failures.labels("asr").inc()
-            log.warning("call %s: ASR failed: %s; speaking the apology", self.call.call_id, exc)
-            yield self._p.apology
+            yield apologise("asr", exc, self._p.apology, self._p.metrics)
             return
         timings.asr_final = time.monotonic()
-        if not transcript.text.strip():
+        said = transcript.text.strip()
+        if not said:
             log.info("call %s: nothing recognised in the turn; no answer", self.call.call_id)
             return
         self.reprompts = 0
         self.turn += 1
-        self.history.append(Message("user", transcript.text.strip()))
+        self.history.append(Message("user", said))
         self._timings = timings
         reply = Reply()
         async for out in stream_reply(
@@ -124,7 +123,7 @@ class ConversationDialog(Dialog):
             yield out
         if reply.text:
             self.history.append(Message("assistant", reply.text))
-        yield transcript_message(self.turn, transcript.text.strip(), reply.text, timings.since_end_ms())
+        yield transcript_message(self.turn, said, reply.text, timings.since_end_ms())
 
     def silence(self) -> AsyncIterator[Output] | None:
         """The reprompt, or after ``max_reprompts`` the goodbye and a hangup."""
@@ -151,9 +150,7 @@ class ConversationDialog(Dialog):
             async for pcm in speak_text(text, self._p.providers.tts, self._p.settings.voice):
                 yield pcm
         except ProviderError as exc:
-            self._p.metrics.provider_failures.labels("tts").inc()
-            log.warning("call %s: TTS failed: %s; speaking the apology", self.call.call_id, exc)
-            yield self._p.apology
+            yield apologise("tts", exc, self._p.apology, self._p.metrics)
         self.history.append(Message("assistant", text))
         if hangup:
             yield action_message("hangup")
@@ -164,11 +161,11 @@ class ConversationDialog(Dialog):
         return transcript, started
 
     async def _take_transcript(self, utterance: Utterance) -> tuple[Transcript, float]:
-        prepared, self._prepared = self._prepared, None
+        prepared = self._prepared
         if prepared is not None and prepared[:2] == (utterance.start_ms, utterance.end_ms):
+            self._prepared = None
             return await prepared[2]
-        if prepared is not None:
-            prepared[2].cancel()
+        self._drop_prepared()  # the caller spoke on after the pause: that transcript is stale
         return await self._transcribe(utterance)
 
     def _drop_prepared(self) -> None:

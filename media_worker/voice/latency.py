@@ -68,14 +68,15 @@ class TurnTimings:
 
     def report(self, metrics: WorkerMetrics, call_id: str, turn: int) -> None:
         """Export the turn's figures and log them (once its first chunk was sent)."""
-        for stage, ms in self.since_end_ms().items():
+        since_end = self.since_end_ms()
+        for stage, ms in since_end.items():
             metrics.turn_latency.labels(stage).observe(ms / 1000)
         for stage, seconds in (("asr", self.asr_s), ("agent", self.agent_s), ("tts", self.tts_s)):
             metrics.stage_seconds.labels(stage).observe(seconds)
         overhead = self.overhead_s
         if overhead is not None:
             metrics.overhead_seconds.observe(max(0.0, overhead))
-        figures = {**self.since_end_ms(), "asr_ms": self.asr_s * 1000, "agent_ms": self.agent_s * 1000}
+        figures = {**since_end, "asr_ms": self.asr_s * 1000, "agent_ms": self.agent_s * 1000}
         figures["tts_ms"] = self.tts_s * 1000
         if overhead is not None:
             figures["overhead_ms"] = overhead * 1000
@@ -84,7 +85,7 @@ class TurnTimings:
             "call %s turn %d: %s; asr %.0f ms, agent %.0f ms, tts %.0f ms, overhead %s ms",
             call_id,
             turn,
-            " ".join(f"{k}={v:.0f}" for k, v in self.since_end_ms().items()),
+            " ".join(f"{k}={v:.0f}" for k, v in since_end.items()),
             self.asr_s * 1000,
             self.agent_s * 1000,
             self.tts_s * 1000,

@@ -26,7 +26,7 @@ from media_worker.voice.latency import TurnTimings
 from media_worker.voice.sentences import SentenceSplitter
 from media_worker.wire import action_message
 
-__all__ = ["Reply", "speak_text"]
+__all__ = ["Reply", "apologise", "speak_text", "stream_reply"]
 
 log = logging.getLogger("switchyard.worker.voice")
 
@@ -95,11 +95,16 @@ async def stream_reply(
         await asyncio.wait({producer}, timeout=PRODUCER_STOP_S)
 
 
-def _failed(reply: Reply, exc: ProviderError, stage: str, apology: bytes, metrics: WorkerMetrics) -> bytes:
+def apologise(stage: str, exc: ProviderError, apology: bytes, metrics: WorkerMetrics) -> bytes:
+    """Count and log a provider failure; returns the apology to speak instead."""
     log.warning("the %s provider failed: %s; speaking the apology", stage, exc)
     metrics.provider_failures.labels(stage).inc()
-    reply.failed = True
     return apology
+
+
+def _failed(reply: Reply, exc: ProviderError, stage: str, apology: bytes, metrics: WorkerMetrics) -> bytes:
+    reply.failed = True
+    return apologise(stage, exc, apology, metrics)
 
 
 async def _produce(
