@@ -22,7 +22,7 @@ from media_worker.turns import TurnEnded, TurnTaker
 from media_worker.vad.batcher import VadStream
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE
-from media_worker.voice.base import Dialog, Output, Utterance
+from media_worker.voice.base import Dialog, Output, Utterance, close_stream
 from media_worker.wire import (
     BargeIn,
     ControlMessage,
@@ -203,9 +203,7 @@ class CallSession:
         except Exception:
             log.exception("call %s: the voice pipeline failed", self.meta.call_id)
         finally:
-            close = getattr(outputs, "aclose", None)  # stop the work behind it (LLM, TTS) at once
-            if close is not None:
-                await close()
+            await close_stream(outputs)  # stop the work behind it (LLM, TTS) at once
 
     # -- sending -----------------------------------------------------------------------------------
     def start(self) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from media_worker.wire import StreamMetadata
 
-__all__ = ["Dialog", "Output", "Utterance", "VoicePipeline"]
+__all__ = ["Dialog", "Output", "Utterance", "VoicePipeline", "close_stream"]
 
 Output = bytes | str  # audio (16 kHz L16) or a JSON text message for the controller
 
@@ -80,3 +81,10 @@ class VoicePipeline(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the pipeline holds (models, connections)."""
+
+
+async def close_stream(stream: AsyncIterator[Any]) -> None:
+    """Close a provider's or a dialog's stream early (async generators: stop the work behind it)."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

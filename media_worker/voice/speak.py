@@ -21,7 +21,7 @@ from media_worker.agent.base import ActionRequest, Agent, Message, TextDelta
 from media_worker.errors import ProviderError
 from media_worker.metrics import WorkerMetrics
 from media_worker.tts.base import TTS
-from media_worker.voice.base import Output
+from media_worker.voice.base import Output, close_stream
 from media_worker.voice.latency import TurnTimings
 from media_worker.voice.sentences import SentenceSplitter
 from media_worker.wire import action_message
@@ -133,6 +133,4 @@ async def _produce(
         queue.put_nowait(exc)  # a sentence cut off by the failure is not spoken
     finally:
         queue.put_nowait(None)
-        close = getattr(stream, "aclose", None)  # async generators: stop the provider's request
-        if close is not None:
-            await close()
+        await close_stream(stream)  # stop the provider's request
