@@ -114,12 +114,7 @@ class AgentPlayback:
             ch.queued.append(change.data)
             self._command(ch, f"uuid_broadcast {ch.uuid} {change.data} aleg")
             return
-        try:
-            message = json.loads(change.data)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
+        message = change.message()
         if message.get("type") == "barge_in":
             log.info("%s: barge-in, dropping %d queued file(s)", ch.uuid, len(ch.queued))
             ch.queued.clear()
