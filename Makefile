@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Docker Compose v2 (`docker compose`) when the plugin is there, else v1 (`docker-compose`, Debian 12).
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
 .DEFAULT_GOAL := help
 
@@ -20,8 +22,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project with its dev tools
 
-up: $(STAMP) ## run the controller against the FreeSWITCH nodes in $$SWITCHYARD_CONFIG (default switchyard.yaml)
+up: ## deploy the whole stack with docker compose (refuses missing or default secrets in .env)
+	deploy/check-env .env
+	deploy/freeswitch-image .env
+	$(COMPOSE) build
+	COMPOSE_PROFILES=monitoring $(COMPOSE) up -d
+	$(COMPOSE) ps
+
+down: ## stop and remove the stack's containers (volumes are kept)
+	COMPOSE_PROFILES=monitoring $(COMPOSE) down
+
+logs: ## follow the stack's logs
+	COMPOSE_PROFILES=monitoring $(COMPOSE) logs -f --tail=100
+
+ps: ## the stack's services and their health
+	COMPOSE_PROFILES=monitoring $(COMPOSE) ps
+
+run: $(STAMP) ## run the controller from the venv against the nodes in SWITCHYARD_CONFIG (no docker)
 	$(BIN)/switchyard run
+
+render: $(STAMP) ## write freeswitch/conf and janus/conf from SWITCHYARD_CONFIG
+	$(BIN)/switchyard render --out .
 
 check: $(STAMP) ## lint, format check and strict typing
 	$(BIN)/ruff check .
@@ -30,6 +51,9 @@ check: $(STAMP) ## lint, format check and strict typing
 
 test: check ## run checks and the unit + integration tests (emulated FreeSWITCH)
 	$(BIN)/pytest -q
+
+test-compose: $(STAMP) ## build the images and smoke-test the compose stack with the FreeSWITCH emulator (root, docker)
+	.ci/compose-tier
 
 test-live: $(STAMP) ## run the live twins against SWITCHYARD_LIVE_ESL=host:port + SWITCHYARD_LIVE_ESL_PASSWORD
 	$(BIN)/pytest -q -m live
@@ -44,4 +68,4 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: help venv up check test test-live bench fmt
+.PHONY: help venv up down logs ps run render check test test-compose test-live bench fmt

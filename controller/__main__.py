@@ -1,6 +1,7 @@
 """``switchyard`` command line.
 
 ``switchyard controller`` runs the controller (``run`` is an alias); ``check-config`` validates the settings;
+``render`` writes the stock servers' configuration (``<out>/freeswitch/conf``, ``<out>/janus/conf``);
 ``calls``, ``originate``, ``hangup``, ``cdrs``, ``nodes``, ``reload`` are a thin client of the HTTP API
 (``--api`` / ``SWITCHYARD_API_URL``, token from ``SWITCHYARD_API_TOKEN``).
 """
@@ -19,6 +20,9 @@ from pathlib import Path
 from controller.app import Controller, on_signal
 from controller.calls.routes import RouteTable
 from controller.cli import add_client_commands, run_client
+from controller.render.freeswitch import render_freeswitch
+from controller.render.janus import render_janus
+from controller.render.tree import write_tree
 from controller.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("switchyard")
@@ -68,6 +72,21 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(os.environ, args.config)
+        trees = {"freeswitch": render_freeswitch(settings)}
+        if settings.janus.enabled:
+            trees["janus"] = render_janus(settings)
+        for name, files in trees.items():
+            written = write_tree(files, args.out / name / "conf")
+            print(f"{name}: {len(written)} file(s) in {args.out / name / 'conf'}")
+    except (SettingsError, ValueError, OSError) as exc:
+        print(f"switchyard render: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``switchyard`` command."""
     parser = argparse.ArgumentParser(prog="switchyard")
@@ -78,11 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             name, help="run the controller" if name != "check-config" else "check settings"
         )
         sub.add_argument("--config", type=Path, help="settings file (default: $SWITCHYARD_CONFIG)")
+    render = commands.add_parser("render", help="write freeswitch/conf and janus/conf from the settings")
+    render.add_argument("--config", type=Path, help="settings file (default: $SWITCHYARD_CONFIG)")
+    render.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
     add_client_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("controller", "run", "check-config"):
         return _controller(args)
+    if args.command == "render":
+        return _render(args)
     return run_client(args, os.environ)
 
 

@@ -2,7 +2,8 @@
 
 Data flows one way (ARCHITECTURE.md): node events → ``CallModel.apply`` → changes → consumers, in this
 order: confirmation waiters, playback, agent streams, router, CDRs, metrics, event feed. API handlers only
-issue commands through ``CallControl``; the events those cause update the model.
+issue commands through ``CallControl``; the events those cause update the model. Every node event also
+goes to ``SipRegistrations`` (sofia's registration events; a recount after each resync).
 
 ``Controller`` is used as ``async with Controller(settings) as c: await c.serve(stop)``; tests run it against
 the FreeSWITCH emulator with ``api.port: 0`` and read ``c.api_port``.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -35,6 +36,7 @@ from controller.feed import EventFeed
 from controller.freeswitch.events import ChannelsResync
 from controller.freeswitch.node import FreeSwitchNode
 from controller.metrics import ControllerMetrics
+from controller.registrations import SipRegistrations
 from controller.settings import Settings
 from controller.store import CdrStore
 from controller.store.sqlite import SqliteCdrStore
@@ -83,10 +85,14 @@ class Controller:
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.cdrs = CdrRecorder(self.store, self.model)
         self.feed = EventFeed()
+        self.registrations = SipRegistrations(self._run, self.nodes)
         self.metrics = ControllerMetrics(
             registry or CollectorRegistry(),
             lambda: len(self.model.calls),
             {name: _is_connected(node) for name, node in self.nodes.items()},
+            node_channels=lambda: _channels_per_node(self.model, self.nodes),
+            sip_registrations=self.registrations.counts,
+            workers=self.pool.count_by_state,
         )
         self.router = CallRouter(
             RouteTable(calls.routes, calls.unknown_cause),
@@ -136,6 +142,7 @@ class Controller:
         stack.push_async_callback(self.router.aclose)
         stack.push_async_callback(self.streams.aclose)
         stack.push_async_callback(self.playback.aclose)
+        stack.push_async_callback(self.registrations.aclose)
         return self
 
     async def __aexit__(
@@ -170,7 +177,9 @@ class Controller:
     async def follow(self, node: FreeSwitchNode) -> None:
         """Apply one node's events to the model and its changes to every consumer."""
         model, consumers, name = self.model, self.consumers, node.name
+        registrations = self.registrations
         async for event in node.events():
+            registrations.apply(name, event)
             for change in model.apply(name, event):
                 for consumer in consumers:
                     consumer.apply(name, change)
@@ -192,3 +201,11 @@ def on_signal(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[
 
 def _is_connected(node: FreeSwitchNode) -> Callable[[], bool]:
     return lambda: node.connected
+
+
+def _channels_per_node(model: CallModel, nodes: Iterable[str]) -> dict[str, int]:
+    """Live channels of the model per node (every configured node present)."""
+    counts = dict.fromkeys(nodes, 0)
+    for ch in model.channels.values():
+        counts[ch.node] = counts.get(ch.node, 0) + 1
+    return counts

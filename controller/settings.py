@@ -1,7 +1,8 @@
 """Switchyard settings: one pydantic model, built once in ``main()`` and passed down by parts.
 
-Sources, lowest priority first: ``switchyard.yaml`` (path from ``SWITCHYARD_CONFIG``), then environment
-variables ``SWITCHYARD_<FIELD>`` with ``__`` between nested fields. Secrets (the ESL password) have no
+Sources, lowest priority first: ``switchyard.yaml`` (path from ``SWITCHYARD_CONFIG``; ``${NAME}`` in its
+strings is taken from the environment), then environment variables ``SWITCHYARD_<FIELD>`` with ``__``
+between nested fields. Secrets (the ESL password) have no
 default: they come from the file, the environment or a ``*_file`` path, and a missing one fails at start
 with the field path. Library code never reads ``os.environ``; ``load_settings`` receives it.
 """
@@ -9,6 +10,7 @@ with the field path. Library code never reads ``os.environ``; ``load_settings`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Self
@@ -17,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from controller.calls.routes import HANGUP_CAUSES, Route
+from controller.janus.settings import JanusSettings
+from controller.render.settings import EventSocketSettings, SipSettings, SipUser, Trunk
 from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import AgentSettings
 
@@ -182,6 +186,13 @@ class Settings(_Strict):
         default_factory=lambda: (AgentSettings(name="default"),),
         description="the voice agents routes name (agent <name>); the default one works offline",
     )
+    sip: SipSettings = SipSettings()
+    event_socket: EventSocketSettings = EventSocketSettings()
+    users: tuple[SipUser, ...] = Field((), description="SIP users of FreeSWITCH's directory")
+    trunks: tuple[Trunk, ...] = Field(
+        (), description="SIP trunks to the PSTN (gateways on the external profile)"
+    )
+    janus: JanusSettings = JanusSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -198,11 +209,19 @@ class Settings(_Strict):
         for key, node in self.freeswitch.items():
             if key != node.name:
                 raise ValueError(f"freeswitch.{key}: name {node.name!r} differs from its key")
-        names = [agent.name for agent in self.agents]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"agents: the name {name!r} is used twice")
+        _unique("agents", [agent.name for agent in self.agents], "name")
+        _unique("users", [user.extension for user in self.users], "extension")
+        _unique("trunks", [trunk.name for trunk in self.trunks], "name")
+        _unique("trunks", [did for trunk in self.trunks for did in trunk.dids], "DID")
         return self
+
+
+def _unique(field: str, values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{field}: the {what} {value!r} is used twice")
+        seen.add(value)
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -234,6 +253,33 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise SettingsError(f"{key}: not valid JSON: {exc}") from exc
         node[path[-1]] = parsed
     return tree
+
+
+_REFERENCE: Final = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(value: Any, environ: Mapping[str, str], path: str) -> Any:
+    """``${NAME}`` in the file's strings replaced from the environment (``$$`` is a literal ``$``).
+
+    Raises:
+        SettingsError: a referenced variable is not set (names the field and the variable).
+    """
+    if isinstance(value, dict):
+        return {k: _substitute(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, environ, f"{path}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in environ:
+            raise SettingsError(f"{path}: ${{{name}}} is not set in the environment")
+        return environ[name]
+
+    return _REFERENCE.sub(replace, value)
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,7 +316,7 @@ def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Setti
             raise SettingsError(f"cannot read {path}: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise SettingsError(f"{path}: top level must be a mapping")
-        data = loaded or {}
+        data = _substitute(loaded or {}, environ, "")
     try:
         return Settings.model_validate(_merge(data, _env_overrides(environ)))
     except ValidationError as exc:

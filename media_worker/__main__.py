@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,14 @@ from media_worker.voice.echo import EchoPipeline
 from media_worker.voice.providers import ProviderRegistry
 
 log = logging.getLogger("switchyard.worker")
+
+
+def named(settings: Settings, hostname: str) -> Settings:
+    """``worker.worker_id: auto`` resolved to ``hostname`` (each scaled replica has its own)."""
+    if settings.worker.worker_id != "auto":
+        return settings
+    worker = settings.worker.model_copy(update={"worker_id": hostname})
+    return settings.model_copy(update={"worker": worker})
 
 
 def make_worker(settings: Settings) -> Worker:
@@ -60,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = make_worker(load_settings(os.environ, args.config))
+        worker = make_worker(named(load_settings(os.environ, args.config), socket.gethostname()))
     except (SettingsError, VadModelError, ValueError, OSError) as exc:
         print(f"switchyard-worker: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
+import urllib.parse
 
 import aiohttp
 
@@ -23,11 +25,38 @@ __all__ = ["announce", "heartbeat_body"]
 log = logging.getLogger("switchyard.worker.announce")
 
 
-def heartbeat_body(worker: Worker) -> dict[str, object]:
-    """What one heartbeat says about the worker."""
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def heartbeat_body(worker: Worker, local_ip: str | None = None) -> dict[str, object]:
+    """What one heartbeat says about the worker.
+
+    The URL is ``advertise_url`` when set; a worker bound to a wildcard address advertises ``local_ip``, the
+    address its packets to the controller leave from (a scaled compose replica knows no other name).
+    """
     settings = worker.settings
-    url = settings.advertise_url or f"ws://{settings.host}:{settings.port}"
+    host = settings.host if settings.host not in _WILDCARDS else (local_ip or settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    url = settings.advertise_url or f"ws://{host}:{settings.port}"
     return {**worker.health(), "url": url, "heartbeat_s": settings.heartbeat_s}
+
+
+async def local_ip_towards(url: str) -> str | None:
+    """The local address the kernel picks to reach ``url``'s host (a UDP connect sends nothing)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.hostname is None:
+        return None
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(parsed.hostname, parsed.port or 80, type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+    except OSError as exc:
+        log.warning("cannot tell the local address towards %s: %s", parsed.hostname, exc)
+        return None
 
 
 async def announce(worker: Worker, stop: asyncio.Event) -> None:
@@ -37,6 +66,7 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
         await stop.wait()
         return
     target = f"{str(settings.controller_url).rstrip('/')}/v1/workers/heartbeat"
+    local_ip = await local_ip_towards(target) if settings.host in _WILDCARDS else None
     timeout = aiohttp.ClientTimeout(total=max(1.0, settings.heartbeat_s))
     token = settings.controller_token.get_secret_value() if settings.controller_token else ""
     headers = {"Authorization": f"Bearer {token}"}
@@ -44,7 +74,7 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
     async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
         while not stop.is_set():
             try:
-                async with http.post(target, json=heartbeat_body(worker)) as response:
+                async with http.post(target, json=heartbeat_body(worker, local_ip)) as response:
                     response.raise_for_status()
                 failures = 0
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -55,5 +85,5 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.0))
         worker.draining = True
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.post(target, json=heartbeat_body(worker)) as response:
+            async with http.post(target, json=heartbeat_body(worker, local_ip)) as response:
                 response.raise_for_status()

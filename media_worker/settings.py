@@ -53,7 +53,9 @@ class WorkerSettings(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    worker_id: str = Field("worker-1", pattern=r"^[A-Za-z0-9_.-]+$")
+    worker_id: str = Field(
+        "worker-1", pattern=r"^[A-Za-z0-9_.-]+$", description="'auto': the host name (a compose replica's)"
+    )
     advertise_url: str | None = Field(None, description="ws:// base the controller streams to")
     controller_url: HttpUrl | None = Field(None, description="where the worker registers and heartbeats")
     controller_token: SecretStr | None = Field(None, description="bearer token for the controller's API")

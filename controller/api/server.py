@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from controller.api.calls import add_call_routes
+from controller.api.janus_events import add_janus_event_routes
 from controller.api.spec import ApiSpec
 from controller.api.system import add_system_routes
 from controller.api.workers import add_worker_routes
+from controller.janus.metrics import JanusMetrics
 
 if TYPE_CHECKING:
     from controller.app import Controller
@@ -28,6 +30,10 @@ def build_app(c: Controller) -> web.Application:
     add_system_routes(app, spec, c)
     add_call_routes(app, spec, c)
     add_worker_routes(app, spec, c.pool)
+    events = c.settings.janus.events
+    if events.enabled:
+        # Janus's event handler (basic auth, not in the OpenAPI document: see controller/api/janus_events.py).
+        add_janus_event_routes(app, JanusMetrics(c.metrics.registry), events.user, events.secret())
     document = spec.document()
 
     async def openapi(request: web.Request) -> web.Response:

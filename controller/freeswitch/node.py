@@ -49,6 +49,8 @@ SUBSCRIBED_EVENTS: Final = (
 CUSTOM_EVENTS: Final = (
     "mod_audio_stream::connect", "mod_audio_stream::disconnect", "mod_audio_stream::error",
     "mod_audio_stream::json", "mod_audio_stream::play",
+    # SIP registrations (mod_sofia.h MY_EVENT_REGISTER / _UNREGISTER / _EXPIRE): controller/registrations.py
+    "sofia::register", "sofia::unregister", "sofia::expire",
 )  # fmt: skip
 
 NodeEvent = Event | ChannelsResync

@@ -11,10 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Heartbeat", "WorkerInfo", "WorkerPool"]
+__all__ = ["WORKER_STATES", "Heartbeat", "WorkerInfo", "WorkerPool"]
+
+WORKER_STATES: Final = ("healthy", "suspect", "draining", "lost")
+"""What ``WorkerPool.state_of`` says about a worker."""
 
 
 class Heartbeat(BaseModel):
@@ -115,6 +119,25 @@ class WorkerPool:
         for worker_id in gone:
             del self._workers[worker_id]
         return gone
+
+    def state_of(self, info: WorkerInfo) -> str:
+        """One of ``WORKER_STATES``: ``lost`` (beats stopped; not yet forgotten), else ``draining``, else
+        ``suspect`` (a start failed recently), else ``healthy``. A full worker counts as healthy: being busy
+        is load, not ill health (``healthy()`` also asks for room, to pick)."""
+        if not self.alive(info):
+            return "lost"
+        if info.draining:
+            return "draining"
+        if self._clock() < info.suspect_until:
+            return "suspect"
+        return "healthy"
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many known workers are in each of ``WORKER_STATES`` (every state present, 0 when none)."""
+        counts = dict.fromkeys(WORKER_STATES, 0)
+        for info in self._workers.values():
+            counts[self.state_of(info)] += 1
+        return counts
 
     def snapshot(self) -> list[dict[str, object]]:
         """Every known worker and its health, for the API."""

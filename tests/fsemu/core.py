@@ -52,6 +52,7 @@ CALLING: dict[str, tuple[str, str, int]] = {
     "SOFIA_REGISTER": ("sofia_reg.c", "sofia_reg_handle_register_token", 2059),
     # Not captured: file/function/line of the switch_event_create call in the v1.10.12 sources.
     "SOFIA_UNREGISTER": ("sofia_reg.c", "sofia_reg_handle_register_token", 2213),
+    "SOFIA_EXPIRE": ("sofia_reg.c", "sofia_reg_del_callback", 726),
     "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3505),
     "CHANNEL_HOLD": ("switch_ivr.c", "switch_ivr_hold", 1558),
     "CHANNEL_UNHOLD": ("switch_ivr.c", "switch_ivr_unhold", 1638),

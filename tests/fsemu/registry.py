@@ -2,8 +2,10 @@
 
 A registration fires CUSTOM ``sofia::register`` with the headers of esl_inbound_session.txt SESSION 2 (sipp's
 REGISTER of user 1000); ``unregister_user`` fires ``sofia::unregister`` (sofia_reg.c
-sofia_reg_handle_register_token, not captured). ``show registrations`` reads the core's registrations table
-(switch_core_sqldb.c create_registrations_sql; rows added by sofia_reg.c via switch_core_add_registration).
+sofia_reg_handle_register_token, not captured); ``expire_user`` fires ``sofia::expire`` as the registration
+check does for a row past its expiry (sofia_reg.c sofia_reg_check_expire -> sofia_reg_del_callback, not
+captured). ``show registrations`` reads the core's registrations table (switch_core_sqldb.c
+create_registrations_sql; rows added by sofia_reg.c via switch_core_add_registration).
 """
 
 from __future__ import annotations
@@ -108,6 +110,25 @@ class Registry:
         ]  # fmt: skip
         headers += directory_vars(entry.user, entry.domain)
         self.core.fire("CUSTOM", headers, calling="SOFIA_UNREGISTER", subclass="sofia::unregister")
+
+    def expire(self, user: str) -> None:
+        """The registration outlived its expiry: the row goes and CUSTOM sofia::expire fires (not captured).
+
+        sofia_reg_del_callback's headers, from the sip_registrations row: ``user`` and ``username`` are
+        both sip_user, ``host`` the registrar host, ``expires`` the row's absolute expiry (epoch seconds,
+        with sip-expires-late-margin), ``realm`` the auth realm; no ``from-*`` headers, no directory vars.
+        """
+        entry = self.users.pop(user, None)
+        if entry is None:
+            raise KeyError(user)
+        expires = entry.registered_at + entry.expires + EXPIRES_LATE_MARGIN
+        headers: list[tuple[str, HeaderValue]] = [
+            ("profile-name", "internal"), ("call-id", entry.call_id), ("user", entry.user),
+            ("username", entry.user), ("host", entry.domain), ("contact", f'"" <sip:{entry.contact}>'),
+            ("expires", str(expires)), ("user-agent", entry.user_agent), ("realm", entry.domain),
+            ("network-ip", entry.contact_host), ("network-port", str(entry.contact_port)),
+        ]  # fmt: skip
+        self.core.fire("CUSTOM", headers, calling="SOFIA_EXPIRE", subclass="sofia::expire")
 
     def _register_headers(self, entry: SipUser) -> list[tuple[str, HeaderValue]]:
         host = entry.contact_host

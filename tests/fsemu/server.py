@@ -281,17 +281,29 @@ class FreeSwitchEmulator:
         reject: str | None = None,
         codec: str = "PCMA",
         audio: Path | None = None,
+        call_id: str | None = None,
     ) -> None:
         """A SIP phone registers ``user`` (CUSTOM sofia::register); calls to it ring, then answer after
-        ``answer_after`` s (None: never), or are refused with the cause ``reject`` (e.g. "USER_BUSY")."""
+        ``answer_after`` s (None: never), or are refused with the cause ``reject`` (e.g. "USER_BUSY").
+
+        A phone refreshing its registration sends the same ``call_id`` again (RFC 3261 section 10.2.4);
+        without one, a new Call-ID (a phone that restarted).
+        """
         entry = SipUser(
             user, domain, contact_host, contact_port, user_agent, answer_after, expires, reject, codec, audio
         )
+        if call_id is not None:
+            entry.call_id = call_id
         self.registry.register(entry)
 
     def unregister_user(self, user: str) -> None:
         """The phone sends REGISTER with Expires: 0 (CUSTOM sofia::unregister); KeyError if not registered."""
         self.registry.unregister(user)
+
+    def expire_user(self, user: str) -> None:
+        """The phone stopped refreshing and its registration expired (CUSTOM sofia::expire); KeyError if not
+        registered."""
+        self.registry.expire(user)
 
     def add_gateway(
         self,

@@ -1,0 +1,1 @@
+"""Janus: its settings and (issue 7) the adapter that drives it."""

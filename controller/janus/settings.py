@@ -1,0 +1,139 @@
+"""Janus settings (``Settings.janus``): what ``switchyard render`` writes into janus/conf and how the
+controller reaches Janus.
+
+Secrets (the Admin API secret, the event handler's password) have no default. STUN and TURN are off unless
+configured: nothing contacts a public server by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from controller.render.settings import read_secret
+
+__all__ = ["JanusEventsSettings", "JanusNatSettings", "JanusSettings"]
+
+_HOST = r"^[A-Za-z0-9.-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _address(value: str | None) -> str | None:
+    if value is not None:
+        ipaddress.ip_address(value)
+    return value
+
+
+class JanusNatSettings(_Strict):
+    """ICE and NAT: which interfaces gather candidates and what address is announced."""
+
+    public_ip: str | None = Field(None, description="nat_1_1_mapping: the public address in front of Janus")
+    ice_enforce_list: tuple[str, ...] = Field(
+        (), description="only these interfaces/addresses gather ICE candidates (empty: all but ignored)"
+    )
+    ice_ignore_list: tuple[str, ...] = Field(("vmnet",), description="interfaces never used for ICE")
+    stun_server: str | None = Field(None, pattern=_HOST, description="off unless set")
+    stun_port: int = Field(3478, ge=1, le=65535)
+    turn_server: str | None = Field(None, pattern=_HOST, description="off unless set")
+    turn_port: int = Field(3478, ge=1, le=65535)
+    turn_type: str = Field("udp", pattern=r"^(udp|tcp|tls)$")
+    turn_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    turn_password: SecretStr | None = None
+
+    @field_validator("public_ip")
+    @classmethod
+    def _public_ip(cls, value: str | None) -> str | None:
+        return _address(value)
+
+    @field_validator("ice_enforce_list", "ice_ignore_list")
+    @classmethod
+    def _interfaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,40}", item):
+                raise ValueError(f"{item!r} is not an interface name or address")
+        return value
+
+    @model_validator(mode="after")
+    def _turn_credentials(self) -> Self:
+        if self.turn_server is not None and (self.turn_user is None or self.turn_password is None):
+            raise ValueError("turn_server needs turn_user and turn_password")
+        return self
+
+
+class JanusEventsSettings(_Strict):
+    """Janus's HTTP event handler posting to the controller's ``/janus/events``."""
+
+    enabled: bool = True
+    url: str = Field(
+        "http://127.0.0.1:8080/janus/events",
+        pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?$",
+        description="where Janus posts its events (the controller)",
+    )
+    user: str = Field("janus", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="HTTP basic auth user")
+    password: SecretStr | None = Field(None, description="HTTP basic auth password (required when enabled)")
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> Self:
+        if self.enabled and (self.password is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password or password_file (there is no default)")
+        return self
+
+    def secret(self) -> str:
+        """The event handler's password (raises ``ValueError`` if its file cannot be read)."""
+        return read_secret(self.password, self.password_file, "janus.events.password_file")
+
+
+class JanusSettings(_Strict):
+    """One Janus instance: its transports, Admin API, SIP plugin and event handler."""
+
+    enabled: bool = Field(False, description="render janus/conf and let the controller use Janus")
+    server_name: str = Field(
+        "switchyard-janus",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="this instance's name (Janus info, and the 'emitter' of every event it posts)",
+    )
+    listen_ip: str = Field("127.0.0.1", description="address the HTTP and WebSocket API bind to")
+    http_port: int = Field(8088, ge=1, le=65535)
+    ws_port: int = Field(8188, ge=1, le=65535)
+    admin_ip: str = Field("127.0.0.1", description="address the Admin API binds to (keep it private)")
+    admin_port: int = Field(7088, ge=1, le=65535)
+    admin_secret: SecretStr | None = None
+    admin_secret_file: Path | None = None
+    token_auth: bool = Field(True, description="clients need a token the controller adds (Admin API)")
+    rtp_start: int = Field(20000, ge=1024, le=65534)
+    rtp_end: int = Field(40000, ge=1025, le=65535)
+    sip_proxy: str = Field(
+        "127.0.0.1:5060",
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="FreeSWITCH's internal profile, host[:port], as the SIP plugin reaches it",
+    )
+    sip_local_ip: str | None = Field(None, description="address the SIP plugin binds to (default: automatic)")
+    nat: JanusNatSettings = JanusNatSettings()
+    events: JanusEventsSettings = JanusEventsSettings(enabled=False)
+
+    @field_validator("listen_ip", "admin_ip", "sip_local_ip")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        return _address(value)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be above rtp_start")
+        if self.enabled and (self.admin_secret is None) == (self.admin_secret_file is None):
+            raise ValueError("give exactly one of admin_secret or admin_secret_file (there is no default)")
+        if len({self.http_port, self.ws_port, self.admin_port}) != 3:
+            raise ValueError("http_port, ws_port and admin_port must differ")
+        return self
+
+    def admin_key(self) -> str:
+        """The Admin API secret (raises ``ValueError`` if its file cannot be read)."""
+        return read_secret(self.admin_secret, self.admin_secret_file, "janus.admin_secret_file")

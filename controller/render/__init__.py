@@ -1,0 +1,1 @@
+"""``switchyard render``: the stock servers' configuration (freeswitch/conf, janus/conf) from the settings."""

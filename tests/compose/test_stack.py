@@ -1,0 +1,130 @@
+"""Smoke test of the compose stack (``.ci/compose-tier``; ``pytest -m compose``).
+
+The stack runs from the images (controller, workers, Janus, and the FreeSWITCH emulator in FreeSWITCH's
+place). The test reaches it only as an operator would: the controller's published API on
+``SWITCHYARD_COMPOSE_API`` with ``SWITCHYARD_COMPOSE_TOKEN``, and Janus's HTTP API on
+``SWITCHYARD_COMPOSE_JANUS``. It places a call to the agent extension (7000), waits for the worker's
+greeting to be played into it, hangs up, and checks the CDR and the metrics; and checks that Janus answers
+with only the SIP plugin and that its event handler reaches the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.compose
+
+API = os.environ.get("SWITCHYARD_COMPOSE_API", "")
+JANUS = os.environ.get("SWITCHYARD_COMPOSE_JANUS", "")
+TOKEN = os.environ.get("SWITCHYARD_COMPOSE_TOKEN", "")
+AGENT_EXTENSION = "7000"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[aiohttp.ClientSession]:
+    if not (API and TOKEN):
+        pytest.skip("set SWITCHYARD_COMPOSE_API and SWITCHYARD_COMPOSE_TOKEN (.ci/compose-tier does)")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(API, headers=headers, timeout=timeout) as session:
+        yield session
+
+
+async def _until(probe: Callable[[], Awaitable[Any]], what: str, deadline_s: float) -> Any:
+    """Poll ``probe`` every 0.5 s until it returns something truthy; fail naming ``what``."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not (result := await probe()):  # noqa: ASYNC110 - polls the stack over HTTP
+                await asyncio.sleep(0.5)
+            return result
+    except TimeoutError:
+        raise AssertionError(f"not within {deadline_s} s: {what}") from None
+
+
+async def _json(session: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
+    async with session.get(path) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def _sample(metrics: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$"
+    values = [float(m.group(1)) for m in re.finditer(pattern, metrics, re.MULTILINE)]
+    assert values, f"{name}{labels} is not in /metrics"
+    return values[0]
+
+
+async def test_stack_is_ready_with_a_worker(api: aiohttp.ClientSession) -> None:
+    async def ready() -> bool:
+        status, body = await _json(api, "/readyz")
+        return status == 200 and body["nodes"] == {"main": True}
+
+    await _until(ready, "the controller is ready with its FreeSWITCH node connected", 60)
+
+    async def healthy_worker() -> bool:
+        _, body = await _json(api, "/v1/workers")
+        return any(w["healthy"] for w in body["workers"])
+
+    await _until(healthy_worker, "a media worker heartbeats in healthy", 120)
+
+
+async def test_agent_call_through_controller_and_worker_leaves_a_cdr(api: aiohttp.ClientSession) -> None:
+    await test_stack_is_ready_with_a_worker(api)
+    async with api.post("/v1/calls", json={"target": "extension", "destination": AGENT_EXTENSION}) as resp:
+        assert resp.status == 201, await resp.text()
+        call_id = (await resp.json())["call_id"]
+
+    async def greeting() -> bool:
+        status, call = await _json(api, f"/v1/calls/{call_id}")
+        assert status == 200, call
+        return any(leg["playing"] for leg in call["legs"])
+
+    await _until(greeting, "the worker's greeting plays in the call", 60)
+    async with api.post(f"/v1/calls/{call_id}/hangup", json={}) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def closed() -> Any:
+        status, record = await _json(api, f"/v1/cdrs/{call_id}")
+        return record if status == 200 and record["status"] == "closed" else None
+
+    record = await _until(closed, "the CDR is closed", 30)
+    assert record["route"] == "agent default"
+    assert record["disposition"] == "answered"
+    assert record["stream"]["worker"], record["stream"]
+    assert record["stream"]["failures"] == 0
+    assert record["stream"]["playbacks"] >= 1
+    async with api.get("/metrics") as resp:
+        metrics = await resp.text()
+    assert _sample(metrics, "switchyard_esl_connected", '{node="main"}') == 1.0
+    assert _sample(metrics, "switchyard_calls_started_total") >= 1
+    assert _sample(metrics, "switchyard_route_decisions_total", '{action="agent"}') >= 1
+
+
+async def test_janus_answers_with_the_sip_plugin_only_and_posts_its_events(
+    api: aiohttp.ClientSession,
+) -> None:
+    if not JANUS:
+        pytest.skip("set SWITCHYARD_COMPOSE_JANUS (.ci/compose-tier does)")
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(f"{JANUS}/janus/info") as resp,
+    ):
+        assert resp.status == 200
+        info = await resp.json(content_type=None)
+    assert info["janus"] == "server_info"
+    assert set(info["plugins"]) == {"janus.plugin.sip"}
+    assert info["auth_token"] is True
+
+    async def core_event_counted() -> bool:
+        async with api.get("/metrics") as resp:
+            metrics = await resp.text()
+        return 'switchyard_janus_events_total{type="core"}' in metrics
+
+    # Janus starts after the controller is healthy, so its "started" core event reaches /janus/events.
+    await _until(core_event_counted, "Janus's event handler posted to the controller", 30)
