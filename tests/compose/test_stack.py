@@ -24,6 +24,7 @@ pytestmark = pytest.mark.compose
 API = os.environ.get("SWITCHYARD_COMPOSE_API", "")
 JANUS = os.environ.get("SWITCHYARD_COMPOSE_JANUS", "")
 TOKEN = os.environ.get("SWITCHYARD_COMPOSE_TOKEN", "")
+WORKERS = int(os.environ.get("SWITCHYARD_COMPOSE_WORKERS", "1"))  # replicas started (--scale worker=N)
 AGENT_EXTENSION = "7000"
 
 
@@ -60,22 +61,24 @@ def _sample(metrics: str, name: str, labels: str = "") -> float:
     return values[0]
 
 
-async def test_stack_is_ready_with_a_worker(api: aiohttp.ClientSession) -> None:
+async def test_stack_is_ready_with_its_workers(api: aiohttp.ClientSession) -> None:
     async def ready() -> bool:
         status, body = await _json(api, "/readyz")
         return status == 200 and body["nodes"] == {"main": True}
 
     await _until(ready, "the controller is ready with its FreeSWITCH node connected", 60)
 
-    async def healthy_worker() -> bool:
+    async def healthy_workers() -> bool:
         _, body = await _json(api, "/v1/workers")
-        return any(w["healthy"] for w in body["workers"])
+        healthy = [w for w in body["workers"] if w["healthy"]]
+        # Each replica names itself (worker_id: auto) and advertises its own bridge address.
+        return len({w["worker_id"] for w in healthy}) == len({w["url"] for w in healthy}) == WORKERS
 
-    await _until(healthy_worker, "a media worker heartbeats in healthy", 120)
+    await _until(healthy_workers, f"{WORKERS} media worker(s) heartbeat in healthy, each its own", 120)
 
 
 async def test_agent_call_through_controller_and_worker_leaves_a_cdr(api: aiohttp.ClientSession) -> None:
-    await test_stack_is_ready_with_a_worker(api)
+    await test_stack_is_ready_with_its_workers(api)
     async with api.post("/v1/calls", json={"target": "extension", "destination": AGENT_EXTENSION}) as resp:
         assert resp.status == 201, await resp.text()
         call_id = (await resp.json())["call_id"]
