@@ -35,6 +35,8 @@ from controller.calls.waiters import ChangeWaiters
 from controller.feed import EventFeed
 from controller.freeswitch.events import ChannelsResync
 from controller.freeswitch.node import FreeSwitchNode
+from controller.janus.adapter import JanusAdapter
+from controller.janus.link import WebrtcLinks
 from controller.metrics import ControllerMetrics
 from controller.registrations import SipRegistrations
 from controller.settings import Settings
@@ -77,13 +79,16 @@ class Controller:
         self.model = CallModel()
         self.waiters = ChangeWaiters()
         self.nodes = {name: FreeSwitchNode(s) for name, s in settings.freeswitch.items()}
+        # The Janus adapter (its Admin API: ``self.janus.admin``); None unless janus.enabled.
+        self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
         self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
         self.control = CallControl(self.model, self.nodes, self.waiters, calls.deadlines.confirm)
         w = settings.workers
         self.playback = AgentPlayback(self._run)
         self.streams = AgentStreams(self.pool, self._run, w.connect_timeout, w.apology_prompt, w.max_attempts)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
-        self.cdrs = CdrRecorder(self.store, self.model)
+        self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
+        self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
         self.feed = EventFeed()
         self.registrations = SipRegistrations(self._run, self.nodes)
         self.metrics = ControllerMetrics(
@@ -136,6 +141,10 @@ class Controller:
         await stack.enter_async_context(self.store)
         self.cdrs.start()
         stack.push_async_callback(self.cdrs.aclose)
+        if self.janus is not None:
+            # Before the API, so the API's browser identities can still remove their Janus tokens when the
+            # API shuts down; entering does not wait for Janus to be up.
+            await stack.enter_async_context(self.janus)
         await self._serve_api()
         for node in self.nodes.values():
             await stack.enter_async_context(node)

@@ -19,15 +19,16 @@ import base64
 import binascii
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 
 from controller.api.spec import ApiError
-from controller.janus.events import JanusEventError, decode_body, parse_event
+from controller.janus.events import JanusEvent, JanusEventError, decode_body, parse_event
 from controller.janus.metrics import JanusMetrics
 
-__all__ = ["MAX_BODY_BYTES", "add_janus_event_routes"]
+__all__ = ["MAX_BODY_BYTES", "add_janus_event_routes", "basic_authorized"]
 
 log = logging.getLogger("switchyard.janus.events")
 
@@ -37,8 +38,15 @@ _CHUNK: Final = 64 * 1024
 _CHALLENGE: Final = 'Basic realm="switchyard-janus-events", charset="UTF-8"'
 
 
-def add_janus_event_routes(app: web.Application, metrics: JanusMetrics, user: str, password: str) -> None:
-    """Add ``POST /janus/events`` to ``app``: basic auth ``user``/``password``, events into ``metrics``.
+def add_janus_event_routes(
+    app: web.Application,
+    metrics: JanusMetrics,
+    user: str,
+    password: str,
+    on_event: Callable[[JanusEvent], None] | None = None,
+) -> None:
+    """Add ``POST /janus/events`` to ``app``: basic auth ``user``/``password``, events into ``metrics``
+    (and ``on_event``, e.g. ``WebrtcLinks.apply``).
 
     The body is read from the stream with its own 1 MiB cap, so the app's ``client_max_size`` (smaller,
     for the API) does not apply to it.
@@ -46,7 +54,7 @@ def add_janus_event_routes(app: web.Application, metrics: JanusMetrics, user: st
     expected_user, expected_password = user.encode(), password.encode()
 
     async def janus_events(request: web.Request) -> web.Response:
-        if not _authorized(request.headers.get("Authorization", ""), expected_user, expected_password):
+        if not basic_authorized(request.headers.get("Authorization", ""), expected_user, expected_password):
             response = ApiError(401, "missing or wrong basic credentials", "Authorization").response()
             response.headers["WWW-Authenticate"] = _CHALLENGE
             return response
@@ -66,12 +74,14 @@ def add_janus_event_routes(app: web.Application, metrics: JanusMetrics, user: st
                 log.debug("janus event rejected: %s", exc)
                 continue
             metrics.apply(event)
+            if on_event is not None:
+                on_event(event)
         return web.Response(status=204)
 
     app.router.add_post("/janus/events", janus_events)
 
 
-def _authorized(header: str, user: bytes, password: bytes) -> bool:
+def basic_authorized(header: str, user: bytes, password: bytes) -> bool:
     """``Authorization: Basic base64(user:password)`` matches (RFC 7617), compared in constant time."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic":

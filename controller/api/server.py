@@ -8,8 +8,10 @@ from aiohttp import web
 
 from controller.api.calls import add_call_routes
 from controller.api.janus_events import add_janus_event_routes
+from controller.api.phone import add_phone_routes
 from controller.api.spec import ApiSpec
 from controller.api.system import add_system_routes
+from controller.api.webrtc import add_webrtc_routes
 from controller.api.workers import add_worker_routes
 from controller.janus.metrics import JanusMetrics
 
@@ -30,10 +32,14 @@ def build_app(c: Controller) -> web.Application:
     add_system_routes(app, spec, c)
     add_call_routes(app, spec, c)
     add_worker_routes(app, spec, c.pool)
+    add_phone_routes(app, c.settings.janus)  # the browser demo page (no auth; it asks for a token)
     events = c.settings.janus.events
     if events.enabled:
         # Janus's event handler (basic auth, not in the OpenAPI document: see controller/api/janus_events.py).
-        add_janus_event_routes(app, JanusMetrics(c.metrics.registry), events.user, events.secret())
+        metrics = JanusMetrics(c.metrics.registry)
+        add_janus_event_routes(app, metrics, events.user, events.secret(), c.webrtc_links.apply)
+    if c.janus is not None and c.settings.janus.directory.enabled:
+        add_webrtc_routes(app, spec, c, c.janus)  # browser identities, FreeSWITCH's directory lookups of them
     document = spec.document()
 
     async def openapi(request: web.Request) -> web.Response:

@@ -6,8 +6,9 @@ builds the OpenAPI 3.1 document from the same models with pydantic's JSON Schema
 OpenAPI 3.1 uses). No schema is written by hand.
 
 Errors are JSON ``{"error": {"status", "field", "reason"}}``: 400 body not JSON, 401 missing/wrong bearer
-token, 404 unknown call/route, 409 conflicting state or FreeSWITCH refused, 422 invalid field, 503 node down,
-504 not confirmed in time.
+token (or ``access_token`` query parameter, for operations that take one: browsers cannot set headers on a
+WebSocket), 404 unknown call/route, 409 conflicting state or FreeSWITCH refused, 422 invalid field, 503 node
+down, 504 not confirmed in time.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class Operation:
     tag: str = "calls"
     errors: tuple[int, ...] = ()
     media_types: tuple[str, ...] = ("application/json",)
+    query_token: bool = False
+    """Also accept ``?access_token=<token>`` (checked by ``ApiSpec.query_token_check``) for the header."""
 
 
 def _validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -131,6 +134,8 @@ class ApiSpec:
         self.title, self.version = title, version
         self.tokens = tuple(tokens)
         self.operations: list[Operation] = []
+        self.query_token_check: Callable[[str], bool] | None = None
+        """Accepts the ``access_token`` of ``query_token`` operations (None: every one is refused)."""
 
     def add(self, app: web.Application, op: Operation) -> None:
         """Register ``op`` on ``app``."""
@@ -141,7 +146,7 @@ class ApiSpec:
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
                 if op.auth:
-                    check_token(request, self.tokens)
+                    self._authorize(op, request)
                 body = await _parse_body(request, op.body) if op.body is not None else None
                 query = _parse_query(request, op.query) if op.query is not None else None
                 result = await op.handler(Request(request, dict(request.match_info), body, query))
@@ -156,6 +161,15 @@ class ApiSpec:
             )
 
         return handle
+
+    def _authorize(self, op: Operation, request: web.Request) -> None:
+        given = request.query.get("access_token") if op.query_token else None
+        if given is None or "Authorization" in request.headers:
+            check_token(request, self.tokens)
+            return
+        check = self.query_token_check
+        if check is None or not check(given):
+            raise ApiError(401, "invalid or expired access_token", "access_token")
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document."""
@@ -177,7 +191,10 @@ class ApiSpec:
             "paths": paths,
             "components": {
                 "schemas": defs.get("$defs", {}),
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                    "access_token": {"type": "apiKey", "in": "query", "name": "access_token"},
+                },
             },
         }
 
@@ -190,7 +207,7 @@ class ApiSpec:
             "responses": _responses(op, refs),
         }
         if op.auth:
-            doc["security"] = [{"bearer": []}]
+            doc["security"] = [{"bearer": []}, {"access_token": []}] if op.query_token else [{"bearer": []}]
         if op.body is not None:
             schema = refs[(op.body, "validation")]
             doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}

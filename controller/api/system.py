@@ -1,7 +1,8 @@
 """Health, readiness, metrics, FreeSWITCH nodes and registrations, routes, the event feed and the CDRs.
 
 ``/healthz`` and ``/metrics`` need no token (probes and Prometheus); everything else does. ``/readyz`` is
-200 only when every configured node is connected, else 503 naming the ones that are not.
+200 only when every configured node is connected and, when ``janus.enabled``, the Janus adapter is healthy;
+else 503 naming what is not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.freeswitch.node import parse_show_json
 from controller.freeswitch.protocol import EslError
+from controller.janus.admin import JanusError
 from controller.settings import SettingsError
 from controller.store import CdrPage, CdrQuery, CdrRecord, CdrStatus, Disposition, InvalidCursor, cdrs_to_csv
 
@@ -37,11 +39,20 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class JanusHealth(BaseModel):
+    """The Janus instance as its adapter sees it."""
+
+    name: str = Field(description="janus.server_name")
+    healthy: bool = Field(description="the controller's Janus session is up and answers keepalives")
+    error: str | None = Field(None, description="why it is not healthy (the last failure)")
+
+
 class Readiness(BaseModel):
-    """Readiness: every configured FreeSWITCH node connected."""
+    """Readiness: every configured FreeSWITCH node connected, and Janus healthy when enabled."""
 
     ready: bool
     nodes: dict[str, bool] = Field(description="node name -> connected")
+    janus: JanusHealth | None = Field(None, description="the Janus instance (absent unless janus.enabled)")
 
 
 class NodeView(BaseModel):
@@ -56,10 +67,18 @@ class NodeView(BaseModel):
     channels: int = Field(description="live channels of the node in the call model")
 
 
+class JanusView(JanusHealth):
+    """A Janus instance and its sessions."""
+
+    sessions: int | None = Field(description="sessions Janus holds (Admin API); null when it cannot be asked")
+    connects: int = Field(description="sessions the controller created (reconnects + 1)")
+
+
 class NodeList(BaseModel):
     """The configured nodes."""
 
     items: list[NodeView]
+    janus: list[JanusView] = Field(default_factory=list, description="the Janus instances (when enabled)")
 
 
 class Registration(BaseModel):
@@ -113,10 +132,29 @@ class _System:
 
     async def readyz(self, req: Request) -> web.StreamResponse:
         nodes = {name: node.connected for name, node in self.c.nodes.items()}
-        body = Readiness(ready=bool(nodes) and all(nodes.values()), nodes=nodes)
-        return web.Response(
-            status=200 if body.ready else 503, text=body.model_dump_json(), content_type="application/json"
-        )
+        janus = self._janus_health()
+        ready = bool(nodes) and all(nodes.values()) and (janus is None or janus.healthy)
+        body = Readiness(ready=ready, nodes=nodes, janus=janus)
+        text = body.model_dump_json(exclude={"janus"} if janus is None else None)  # absent unless enabled
+        return web.Response(status=200 if body.ready else 503, text=text, content_type="application/json")
+
+    def _janus_health(self) -> JanusHealth | None:
+        adapter = self.c.janus
+        if adapter is None:
+            return None
+        error = None if adapter.healthy else (adapter.last_error or "not connected yet")
+        return JanusHealth(name=adapter.name, healthy=adapter.healthy, error=error)
+
+    async def _janus_views(self) -> list[JanusView]:
+        health, adapter = self._janus_health(), self.c.janus
+        if health is None or adapter is None:
+            return []
+        try:
+            sessions: int | None = len(await adapter.admin.list_sessions())
+        except JanusError as exc:
+            log.warning("janus %s: list_sessions: %s", adapter.name, exc)
+            sessions = None
+        return [JanusView(**health.model_dump(), sessions=sessions, connects=adapter.connects)]
 
     async def metrics(self, req: Request) -> web.StreamResponse:
         data = generate_latest(self.c.metrics.registry)
@@ -138,7 +176,8 @@ class _System:
                     channels=counts.get(n.name, 0),
                 )
                 for n in self.c.nodes.values()
-            ]
+            ],
+            janus=await self._janus_views(),
         )
 
     async def registrations(self, req: Request) -> RegistrationList:
@@ -245,7 +284,7 @@ def add_system_routes(app: web.Application, spec: ApiSpec, c: Controller) -> Non
         make("GET", "/healthz", "Liveness", h.healthz, "health", response=Health),
         make("GET", "/readyz", "Readiness: all nodes connected", h.readyz, "health", response=Readiness),
         make("GET", "/metrics", "Prometheus metrics", h.metrics, "health"),
-        make("GET", "/v1/nodes", "FreeSWITCH nodes and their health", h.nodes, "nodes", response=NodeList),
+        make("GET", "/v1/nodes", "FreeSWITCH and Janus nodes", h.nodes, "nodes", response=NodeList),
         make(
             "GET",
             "/v1/registrations",
@@ -275,7 +314,7 @@ def add_system_routes(app: web.Application, spec: ApiSpec, c: Controller) -> Non
             media_types=csv,
         ),
         make("GET", "/v1/cdrs/{id}", "Get a CDR", h.cdr, "cdrs", response=CdrRecord, errors=(404,)),
-        make("GET", "/v1/events", "WebSocket feed of call events", h.events, "events"),
+        make("GET", "/v1/events", "WebSocket feed of call events", h.events, "events", query_token=True),
     ]
     for op in ops:
         spec.add(app, op)

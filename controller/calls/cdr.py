@@ -5,6 +5,10 @@ is rewritten (``closed``) at ``CallEnded``. Calls the model loses during a recon
 ``LOST_CAUSE`` and are closed ``closed_while_down``. After a restart, ``reconcile(node)`` (run after each
 resync) closes the open rows of that node whose legs are no longer up, with what is known, also marked
 ``closed_while_down``. Writes go through one queue in order; ``aclose`` drains it.
+
+Browser calls: each leg's SIP Call-ID (``variable_sip_call_id``) is kept; when the call closes, the Janus
+handle that named one of them (``controller.janus.link.WebrtcLinks``) gives the record its ``webrtc`` media
+statistics and makes it ``call_type: webrtc`` (besides the Janus User-Agent, ``call_type_of``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from controller.calls.model import CallModel
 from controller.calls.resync import LOST_CAUSE
 from controller.calls.router import call_type_of
 from controller.calls.routes import RouteDecision
+from controller.janus.link import WebrtcLinks
 from controller.store import (
     CdrLeg,
     CdrRecord,
@@ -92,14 +97,22 @@ class _Draft:
     dtmf: str = ""
     recordings: list[str] = field(default_factory=list)
     transcript: list[TranscriptTurn] = field(default_factory=list)
+    sip_call_ids: list[str] = field(default_factory=list)
+
+    def saw(self, ch: Channel) -> None:
+        """Keep the SIP Call-ID of a leg of the call."""
+        call_id = ch.variables.get("sip_call_id")
+        if call_id and call_id not in self.sip_call_ids:
+            self.sip_call_ids.append(call_id)
 
 
 class CdrRecorder:
     """Keeps one record per call in ``store``; feed it the call model's changes."""
 
-    def __init__(self, store: CdrStore, model: CallModel) -> None:
+    def __init__(self, store: CdrStore, model: CallModel, links: WebrtcLinks | None = None) -> None:
         self._store = store
         self._model = model
+        self._links = links
         self._drafts: dict[str, _Draft] = {}
         self._writes: asyncio.Queue[tuple[str, CdrRecord | str]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -126,6 +139,7 @@ class CdrRecorder:
             self._merged(draft, change.merged_id)
         elif isinstance(change, ChannelRemoved):
             draft.legs[change.uuid] = _leg(change.channel)
+            draft.saw(change.channel)
         elif isinstance(change, AudioStreamChanged | AudioStreamMessage | DtmfReceived | RecordingChanged):
             self._media(draft, change)
 
@@ -136,6 +150,7 @@ class CdrRecorder:
         if first is not None:
             draft.caller, draft.callee = first.caller_id_number, first.destination_number
             draft.call_type = call_type_of(first)
+            draft.saw(first)
             draft.created_us = draft.created_us or first.created_us
         self._drafts[call_id] = draft
         self._writes.put_nowait(("begin", self._open_record(call_id, draft)))
@@ -146,6 +161,7 @@ class CdrRecorder:
             draft.legs.update(gone.legs)
             draft.route, draft.agent = draft.route or gone.route, draft.agent or gone.agent
             draft.recordings += gone.recordings
+            draft.sip_call_ids += gone.sip_call_ids
             self._writes.put_nowait(("discard", merged_id))
 
     def _media(self, draft: _Draft, change: CallChange) -> None:
@@ -210,6 +226,9 @@ class CdrRecorder:
         ended, answered = call.ended_us, call.answered_us
         lost = call.hangup_cause == LOST_CAUSE
         legs = tuple(draft.legs[uuid] for uuid in call.legs if uuid in draft.legs)
+        webrtc = self._links.take(draft.sip_call_ids) if self._links is not None else None
+        if webrtc is not None:
+            draft.call_type = "webrtc"
         return self._open_record(call.id, draft).model_copy(
             update={
                 "status": "closed",
@@ -231,6 +250,7 @@ class CdrRecorder:
                 ),
                 "recording_paths": tuple(draft.recordings),
                 "transcript": tuple(draft.transcript),
+                "webrtc": webrtc,
                 "closed_while_down": lost,
             }
         )

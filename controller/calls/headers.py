@@ -33,6 +33,7 @@ SIP_VARIABLES: Final[tuple[tuple[str, str], ...]] = (
     ("variable_sip_to_user", "sip_to_user"),
     ("variable_sip_req_host", "sip_req_host"),
     ("variable_sip_network_ip", "sip_network_ip"),
+    ("variable_sip_call_id", "sip_call_id"),  # links a leg to its Janus SIP plugin handle (janus/link.py)
 )
 """(event header, key in ``Channel.variables``) fixed by the INVITE: read when the channel appears, at
 CHANNEL_PARK and at CHANNEL_ANSWER."""

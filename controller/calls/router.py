@@ -47,7 +47,7 @@ def call_type_of(ch: Channel) -> Literal["sip", "webrtc"]:
     """``webrtc`` for legs from the Janus SIP plugin (its User-Agent: Janus's default ``Janus WebRTC
     Server SIP Plugin`` or the rendered ``Switchyard-Janus-SIP``), else ``sip``."""
     agent = ch.variables.get("sip_user_agent", "")
-    return "webrtc" if agent.startswith("Janus") or agent.startswith("Switchyard-Janus") else "sip"
+    return "webrtc" if agent.startswith(("Janus", "Switchyard-Janus")) else "sip"
 
 
 def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | None = None) -> StreamRequest:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from controller.render.settings import read_secret
 
-__all__ = ["JanusEventsSettings", "JanusNatSettings", "JanusSettings"]
+__all__ = [
+    "JanusBackoffSettings",
+    "JanusDirectorySettings",
+    "JanusEventsSettings",
+    "JanusNatSettings",
+    "JanusSettings",
+]
 
 _HOST = r"^[A-Za-z0-9.-]+$"
 
@@ -29,6 +35,11 @@ def _address(value: str | None) -> str | None:
     if value is not None:
         ipaddress.ip_address(value)
     return value
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes into a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host else host
 
 
 class JanusNatSettings(_Strict):
@@ -91,6 +102,44 @@ class JanusEventsSettings(_Strict):
         return read_secret(self.password, self.password_file, "janus.events.password_file")
 
 
+class JanusDirectorySettings(_Strict):
+    """The browser users' SIP directory: FreeSWITCH's mod_xml_curl asks the controller's
+    ``/freeswitch/directory`` for them (HTTP basic auth), every other user stays in the rendered XML."""
+
+    enabled: bool = Field(False, description="render the mod_xml_curl binding and serve browser users")
+    url: str = Field(
+        "http://127.0.0.1:8080/freeswitch/directory",
+        pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?$",
+        description="where FreeSWITCH posts its directory lookups (the controller)",
+    )
+    user: str = Field("freeswitch", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="HTTP basic auth user")
+    password: SecretStr | None = Field(None, description="HTTP basic auth password (required when enabled)")
+    password_file: Path | None = None
+    timeout_s: int = Field(5, ge=1, le=60, description="mod_xml_curl's whole-request timeout (seconds)")
+
+    @model_validator(mode="after")
+    def _secret(self) -> Self:
+        if self.enabled and (self.password is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password or password_file (there is no default)")
+        return self
+
+    def secret(self) -> str:
+        """The directory's basic auth password (raises ``ValueError`` if its file cannot be read)."""
+        return read_secret(self.password, self.password_file, "janus.directory.password_file")
+
+
+class JanusBackoffSettings(_Strict):
+    """The adapter's reconnect policy (the fields of ``controller.settings.BackoffSettings``, which this
+    module cannot import: ``controller.settings`` imports it)."""
+
+    initial: float = Field(0.2, gt=0)
+    maximum: float = Field(10.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    quick_failure: float = Field(
+        5.0, ge=0, description="a connection that dies sooner than this does not reset the backoff"
+    )
+
+
 class JanusSettings(_Strict):
     """One Janus instance: its transports, Admin API, SIP plugin and event handler."""
 
@@ -116,8 +165,36 @@ class JanusSettings(_Strict):
         description="FreeSWITCH's internal profile, host[:port], as the SIP plugin reaches it",
     )
     sip_local_ip: str | None = Field(None, description="address the SIP plugin binds to (default: automatic)")
+    # The demo page's libraries come from Debian packages (libjs-janus-gateway, libjs-webrtc-adapter).
+    janus_js: Path = Field(
+        Path("/usr/share/javascript/janus-gateway/janus.js"), description="janus.js served at /phone/janus.js"
+    )
+    adapter_js: Path = Field(
+        Path("/usr/share/javascript/webrtc-adapter/adapter.js"),
+        description="webrtc-adapter (janus.js needs its 'adapter' global), served at /phone/adapter.js",
+    )
     nat: JanusNatSettings = JanusNatSettings()
     events: JanusEventsSettings = JanusEventsSettings(enabled=False)
+    directory: JanusDirectorySettings = JanusDirectorySettings(enabled=False)
+    session_ttl_s: int = Field(
+        3600, ge=1, le=86400, description="lifetime of a browser identity (POST /v1/webrtc/session)"
+    )
+
+    # How the controller reaches and watches this Janus (controller/janus/adapter.py, admin.py, reaper.py).
+    api_host: str | None = Field(
+        None, pattern=_HOST, description="host of the Janus API for the controller (default: listen_ip)"
+    )
+    admin_host: str | None = Field(
+        None, pattern=_HOST, description="host of the Admin API for the controller (default: admin_ip)"
+    )
+    keepalive_s: float = Field(
+        25.0, gt=0, description="keepalive period of the controller's session (Janus drops it after 60 s)"
+    )
+    request_timeout_s: float = Field(5.0, gt=0, description="deadline of one Janus or Admin API request")
+    connect_timeout_s: float = Field(5.0, gt=0, description="deadline of connecting and creating a session")
+    reap_interval_s: float = Field(60.0, ge=0, description="period of the stale-session reaper (0: off)")
+    reap_after_s: float = Field(600.0, gt=0, description="a session with no live call this long is destroyed")
+    backoff: JanusBackoffSettings = JanusBackoffSettings()
 
     @field_validator("listen_ip", "admin_ip", "sip_local_ip")
     @classmethod
@@ -133,6 +210,16 @@ class JanusSettings(_Strict):
         if len({self.http_port, self.ws_port, self.admin_port}) != 3:
             raise ValueError("http_port, ws_port and admin_port must differ")
         return self
+
+    @property
+    def api_url(self) -> str:
+        """The Janus API over WebSocket, as the controller reaches it."""
+        return f"ws://{_url_host(self.api_host or self.listen_ip)}:{self.ws_port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The Admin API over HTTP (``admin_base_path`` of janus.transport.http.jcfg is ``/admin``)."""
+        return f"http://{_url_host(self.admin_host or self.admin_ip)}:{self.admin_port}/admin"
 
     def admin_key(self) -> str:
         """The Admin API secret (raises ``ValueError`` if its file cannot be read)."""

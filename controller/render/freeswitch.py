@@ -6,7 +6,7 @@ never read::
 
     freeswitch.xml                    the document: vars, then the configuration, directory, dialplan sections
     vars.xml                          pre-processor variables: domain, codec prefs, hold_music, recordings_dir
-    autoload_configs/<name>.conf.xml  one <configuration> per module that reads one (``CONFIG_FILES``)
+    autoload_configs/<name>.conf.xml  one <configuration> per module reading one (``CONFIG_FILES``, xml_curl)
     sip_profiles/internal.xml         sofia profile of phones and Janus's SIP plugin (included by sofia.conf)
     sip_profiles/external.xml         sofia profile of the trunks, with their gateways
     directory/switchyard.xml          the SIP users' domain
@@ -27,6 +27,9 @@ FreeSWITCH facts this relies on (source at tag v1.10.12):
   the gateway is skipped), a TLS ``register-transport`` needs a TLS profile (refused here: the external
   profile has no certificates), and without ``proxy`` the gateway's name becomes its host.
 * ``mod_event_socket.c`` ``config()``: an empty password becomes ``ClueCon``; both are refused.
+* ``mod_xml_curl.c`` ``do_config()``: a ``binding`` takes ``gateway-url`` (``bindings`` attribute: sections),
+  ``gateway-credentials`` ``user:password`` (basic auth) and ``timeout`` (seconds). With ``janus.directory``
+  browser users come from the controller; for others it says "not found" (see controller/api/directory.py).
 
 Codec strings use ``switch_loadable_module.c`` ``switch_parse_codec_buf()`` syntax: ``NAME@<ms>i``. Without a
 rate the default one is taken (48000 for OPUS, 8000 for the rest — G722's RTP clock; ``switch_core.c``
@@ -49,7 +52,10 @@ import jinja2
 from controller.render.settings import SipProfileSettings, Trunk
 from controller.settings import Settings, SettingsError
 
-__all__ = ["CONFIG_FILES", "ESL_ACL", "FILES", "HOLD_MUSIC", "MODULES", "TRUNK_ACL", "render_freeswitch"]
+__all__ = [
+    "CONFIG_FILES", "ESL_ACL", "FILES", "HOLD_MUSIC", "MODULES", "TRUNK_ACL", "XML_CURL_FILE",
+    "XML_CURL_MODULE", "render_freeswitch",
+]  # fmt: skip
 
 _TEMPLATES: Final = Path(__file__).parent / "templates" / "freeswitch"
 
@@ -95,6 +101,9 @@ FILES: Final = (
     "dialplan/switchyard.xml",
     "dialplan/public.xml",
 )
+# Only with janus.directory enabled: FreeSWITCH asks the controller for the browser users.
+XML_CURL_MODULE: Final = "mod_xml_curl"
+XML_CURL_FILE: Final = "autoload_configs/xml_curl.conf.xml"
 ESL_ACL: Final = "switchyard_esl"
 TRUNK_ACL: Final = "switchyard_trunks"
 # No music-on-hold files are installed (local_stream:// would play nothing): a short 440 Hz beep every 5 s.
@@ -112,6 +121,13 @@ class _EventSocket:
     port: int
     password: str
     acl: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _XmlCurl:
+    url: str
+    credentials: str
+    timeout_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +180,15 @@ def render_freeswitch(settings: Settings) -> dict[str, str]:
         SettingsError: a value cannot be rendered (the message starts with the field path).
     """
     context = _context(settings)
+    xml_curl = _xml_curl(settings)
+    files = FILES
+    if xml_curl is not None:
+        context |= {
+            "modules": _with_xml_curl(MODULES),
+            "config_files": (*CONFIG_FILES, "xml_curl"),
+            "xml_curl": xml_curl,
+        }
+        files = (*FILES, XML_CURL_FILE)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -172,7 +197,26 @@ def render_freeswitch(settings: Settings) -> dict[str, str]:
         lstrip_blocks=True,
         autoescape=True,
     )
-    return {name: env.get_template(name + ".j2").render(context) for name in FILES}
+    return {name: env.get_template(name + ".j2").render(context) for name in files}
+
+
+def _with_xml_curl(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """``modules`` with mod_xml_curl right before mod_sofia, so its binding exists before any lookup."""
+    at = modules.index("mod_sofia")
+    return (*modules[:at], XML_CURL_MODULE, *modules[at:])
+
+
+def _xml_curl(settings: Settings) -> _XmlCurl | None:
+    janus = settings.janus
+    directory = janus.directory
+    if not (janus.enabled and directory.enabled):
+        return None
+    password = _secret("janus.directory.password", directory.secret)
+    return _XmlCurl(
+        url=_literal("janus.directory.url", directory.url),
+        credentials=f"{directory.user}:{password}",
+        timeout_s=directory.timeout_s,
+    )
 
 
 def _context(settings: Settings) -> dict[str, object]:

@@ -27,6 +27,7 @@ __all__ = [
     "StreamStats",
     "TranscriptTurn",
     "UtcDatetime",
+    "WebrtcStats",
 ]
 
 
@@ -96,6 +97,19 @@ class StreamStats(_Frozen):
     dtmf: str = Field("", description="DTMF digits the caller pressed, in order")
 
 
+class WebrtcStats(_Frozen):
+    """The browser side of a WebRTC call: the Janus handle that carried it and its media statistics, from
+    Janus's event handler (``controller.janus.link``)."""
+
+    janus_session: int = Field(description="Janus session id of the browser")
+    janus_handle: int = Field(description="Janus SIP plugin handle id that carried the call")
+    rtt_ms_avg: float | None = Field(None, ge=0, description="mean round-trip time (ms) over the reports")
+    jitter_ms_max: float = Field(0.0, ge=0, description="worst jitter (ms), local or remote")
+    packets_lost_in: int = Field(0, ge=0, description="packets from the browser lost, as Janus counted")
+    packets_lost_out: int = Field(0, ge=0, description="packets to the browser lost, as it reported")
+    reports: int = Field(0, ge=0, description="media statistics events the figures come from")
+
+
 class CdrRecord(_Frozen):
     """The call detail record of one call.
 
@@ -121,6 +135,9 @@ class CdrRecord(_Frozen):
     stream: StreamStats = Field(StreamStats(worker=""), description="the call's media worker stream")
     recording_paths: tuple[str, ...] = Field((), description="files the call was recorded to")
     transcript: tuple[TranscriptTurn, ...] = Field((), description="the voice agent conversation, by turn")
+    webrtc: WebrtcStats | None = Field(
+        None, description="the Janus handle and media statistics of a browser call; null otherwise"
+    )
     closed_while_down: bool = Field(
         False,
         description="true if the record was closed at a restart or resync, without seeing the call end: "

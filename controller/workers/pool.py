@@ -22,9 +22,9 @@ WORKER_STATES: Final = ("healthy", "suspect", "draining", "lost")
 
 
 class Heartbeat(BaseModel):
-    """One heartbeat body (see ``media_worker.announce.heartbeat_body``)."""
+    """One heartbeat body (see ``media_worker.announce.heartbeat_body``); strict, so ``true`` is no number."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     worker_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     url: str = Field(pattern=r"^wss?://[A-Za-z0-9.\-\[\]:]+(:\d+)?/?$", description="ws:// base of /stream")

@@ -23,7 +23,7 @@ RUN --mount=type=secret,id=signalwire_token \
 ENV FS_PACKAGES="freeswitch freeswitch-mod-console freeswitch-mod-logfile freeswitch-mod-event-socket \
     freeswitch-mod-sofia freeswitch-mod-loopback freeswitch-mod-commands freeswitch-mod-dptools \
     freeswitch-mod-dialplan-xml freeswitch-mod-conference freeswitch-mod-spandsp freeswitch-mod-opus \
-    freeswitch-mod-sndfile freeswitch-mod-native-file freeswitch-mod-tone-stream"
+    freeswitch-mod-sndfile freeswitch-mod-native-file freeswitch-mod-tone-stream freeswitch-mod-xml-curl"
 
 FROM repo AS build
 # mod_audio_stream at the commit the wire captures were taken with (its README lists the build deps).

@@ -12,9 +12,11 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PATH=/opt/switchyard/bin:$PATH
 
-# espeak-ng: the fallback voice; libgomp1: CTranslate2's OpenMP runtime (Whisper).
+# espeak-ng: the fallback voice; libgomp1: CTranslate2's OpenMP runtime (Whisper); libjs-janus-gateway and
+# libjs-webrtc-adapter: janus.js and adapter.js for the /phone demo page (janus.janus_js, janus.adapter_js).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates espeak-ng libgomp1 \
+       libjs-janus-gateway libjs-webrtc-adapter \
     && rm -rf /var/lib/apt/lists/*
 
 # Extra CA certificates (deploy/certs/*.crt), for builds behind a TLS-inspecting proxy. Empty by default.

@@ -59,9 +59,10 @@ def test_every_service_has_a_healthcheck_and_rtp_carriers_use_the_host_network()
             assert "healthcheck" in service, name
     for name in ("freeswitch", "janus"):
         assert services[name]["network_mode"] == "host"
-    for name, service in services.items():
+    for service in services.values():
         for dependency in service.get("depends_on", {}).values():
             assert dependency["condition"] in ("service_healthy", "service_completed_successfully")
-    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+    assert "container_name" not in services["worker"]
+    assert "ports" not in services["worker"]
     published = [port for s in services.values() for port in s.get("ports", [])]
     assert all(port.startswith("${") and ":-127.0.0.1}" in port for port in published), published

@@ -18,13 +18,22 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.render.freeswitch import FILES, HOLD_MUSIC, MODULES, TRUNK_ACL, render_freeswitch
+from controller.render.freeswitch import (
+    FILES,
+    HOLD_MUSIC,
+    MODULES,
+    TRUNK_ACL,
+    XML_CURL_FILE,
+    XML_CURL_MODULE,
+    render_freeswitch,
+)
 from controller.settings import Settings, SettingsError, load_settings
 
 GOLDEN = Path(__file__).parent / "golden" / "freeswitch"
 ESL_SECRET = "esl-placeholder-secret"
 USER_SECRETS = {"1000": "user-1000-placeholder", "1001": "user-1001-placeholder"}
 TRUNK_SECRET = "trunk-carrier-placeholder"
+DIRECTORY_SECRET = "directory-placeholder"
 CODECS = "OPUS@20i,G722@20i,PCMU@20i"  # switch_loadable_module.c switch_parse_codec_buf(): NAME@<ms>i
 UNSPECIFIED = re.compile(r'(?<![0-9.])0\.0\.0\.0(?![0-9])|"::"')
 
@@ -33,10 +42,13 @@ UNSPECIFIED = re.compile(r'(?<![0-9.])0\.0\.0\.0(?![0-9])|"::"')
 # (modules/load), switch_core.c (network-lists/list/node; settings/param), mod_console.c and mod_logfile.c
 # (mappings/map, profiles/profile/settings), mod_sofia/sofia.c (global_settings, profiles/profile/settings|
 # gateways/gateway/param|variables/variable), mod_conference.c (profiles/profile/param), mod_opus.c
-# (settings), mod_dialplan_xml.c (context/extension/condition/action|anti-action).
+# (settings), mod_dialplan_xml.c (context/extension/condition/action|anti-action), mod_xml_curl.c do_config()
+# (bindings/binding/param).
 CHILDREN: dict[str, set[str]] = {
     "document": {"section"}, "section": {"configuration", "domain", "context"},
-    "configuration": {"modules", "settings", "global_settings", "profiles", "mappings", "network-lists"},
+    "configuration": {
+        "modules", "settings", "global_settings", "profiles", "mappings", "network-lists", "bindings"},
+    "bindings": {"binding"}, "binding": {"param"},
     "modules": {"load"}, "network-lists": {"list"}, "list": {"node"}, "mappings": {"map"},
     "settings": {"param"}, "global_settings": {"param"}, "profiles": {"profile"},
     "profile": {"settings", "gateways", "mappings", "param"}, "gateways": {"gateway"},
@@ -76,11 +88,17 @@ PARAMS: dict[tuple[str, str], set[str]] = {
     # mod_conference.c conference_new(), mod_opus.c opus_load_config()
     ("conference.conf", "profiles/profile"): {"rate", "interval", "energy-level", "comfort-noise"},
     ("opus.conf", "settings"): {"use-vbr", "use-dtx", "complexity", "keep-fec-enabled"},
+    ("xml_curl.conf", "bindings/binding"): {  # mod_xml_curl.c do_config()
+        "gateway-url", "gateway-credentials", "auth-scheme", "disable-100-continue", "method", "timeout",
+        "enable-cacert-check", "ssl-cert-path", "ssl-key-path", "ssl-key-password", "ssl-version",
+        "ssl-cacert-file", "enable-ssl-verifyhost", "cookie-file", "use-dynamic-url", "enable-post-var",
+        "bind-local", "response-max-bytes"},
 }  # fmt: skip
 
 
 # The fixture: two users, a registration trunk (two DIDs, one outbound rule), an IP-auth trunk, three routes,
-# a two-entry event-socket ACL, an external address on one profile. Secrets are placeholders.
+# a two-entry event-socket ACL, an external address on one profile, Janus with the browser users' directory
+# (mod_xml_curl). Secrets are placeholders.
 SETTINGS = r"""
 freeswitch: {main: {host: 10.0.0.5, password: esl-placeholder-secret}}
 event_socket: {node: main, listen_ip: 10.0.0.5, acl: [10.0.0.0/24, 127.0.0.1]}
@@ -104,6 +122,11 @@ calls:
     - {destination: "7000", action: agent default}
     - {destination: "(100[0-9])", action: user $1}
     - {destination: '8(\d{3})|9(\d{2})', action: conference $1}
+janus:
+  enabled: true
+  admin_secret: janus-admin-placeholder
+  directory:
+    {enabled: true, url: "http://10.0.0.9:8080/freeswitch/directory", password: directory-placeholder}
 """
 
 
@@ -182,7 +205,7 @@ def test_tree_matches_golden_files(tree: dict[str, str]) -> None:
             (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
             (GOLDEN / name).write_bytes(text.encode())
     golden = {path.relative_to(GOLDEN).as_posix() for path in GOLDEN.rglob("*.xml")}
-    assert golden == set(tree) == set(FILES)
+    assert golden == set(tree) == {*FILES, XML_CURL_FILE}
     for name, text in tree.items():
         assert (GOLDEN / name).read_bytes() == text.encode(), f"{name} differs from its golden file"
 
@@ -191,7 +214,7 @@ def test_each_file_parses_and_the_document_includes_each_once(tree: dict[str, st
     for text in tree.values():
         ET.fromstring(text)
     root, variables, seen = _document(tree)
-    assert sorted(seen) == sorted(FILES)
+    assert sorted(seen) == sorted([*FILES, XML_CURL_FILE])
     assert (root.tag, root.get("type")) == ("document", "freeswitch/xml")
     assert variables == {
         "domain": "pbx.example.com", "domain_name": "pbx.example.com", "global_codec_prefs": CODECS,
@@ -332,8 +355,28 @@ def test_directory_and_modules(root: ET.Element) -> None:
                  "effective_caller_id_number": "+15550101001"},
     }  # fmt: skip
     loaded = [load.attrib["module"] for load in root.iterfind(".//modules/load")]
-    assert loaded == list(MODULES)
+    at = MODULES.index("mod_sofia")
+    assert loaded == [*MODULES[:at], XML_CURL_MODULE, *MODULES[at:]]
     assert [m for m in loaded if "cdr" in m or m == "mod_audio_stream"] == ["mod_audio_stream"]
+
+
+def test_xml_curl_binding_asks_the_controller_for_directory_lookups(root: ET.Element) -> None:
+    binding = root.find(".//configuration[@name='xml_curl.conf']/bindings/binding")
+    assert binding is not None
+    params = {p.attrib["name"]: p for p in binding.iterfind("param")}
+    url = params["gateway-url"]
+    assert url.get("value") == "http://10.0.0.9:8080/freeswitch/directory"
+    assert url.get("bindings") == "directory"
+    assert params["gateway-credentials"].get("value") == f"freeswitch:{DIRECTORY_SECRET}"
+    assert (params["auth-scheme"].get("value"), params["timeout"].get("value")) == ("basic", "5")
+
+
+@pytest.mark.parametrize("janus", [{"enabled": False}, {"enabled": True, "admin_secret": "janus-admin-1"}])
+def test_no_xml_curl_without_the_janus_directory(janus: dict[str, Any]) -> None:
+    tree = _render(_set("janus", janus))
+    assert set(tree) == set(FILES)
+    assert XML_CURL_MODULE not in tree["autoload_configs/modules.conf.xml"]
+    assert "xml_curl" not in tree["freeswitch.xml"]
 
 
 def test_secrets_appear_only_where_expected(tree: dict[str, str]) -> None:
@@ -344,6 +387,7 @@ def test_secrets_appear_only_where_expected(tree: dict[str, str]) -> None:
     for secret in USER_SECRETS.values():
         assert holders(secret) == {"directory/switchyard.xml"}
     assert holders(TRUNK_SECRET) == {"sip_profiles/external.xml"}
+    assert holders(DIRECTORY_SECRET) == {XML_CURL_FILE}
     assert tree["sip_profiles/external.xml"].count(TRUNK_SECRET) == 1
     assert "default_password" not in "".join(tree.values())
 

@@ -1,0 +1,408 @@
+// Switchyard browser phone: POST /v1/webrtc/session, then Janus (janus.js) + its SIP plugin, plus the
+// controller's event feed for the live transcript. Plain JS, no build step, no external URLs.
+//
+// Janus SIP plugin requests/events used here (Janus 1.1.2, plugins/janus_sip.c and its API doc):
+//   register {username: SIP URI, authuser, secret, proxy, display_name} -> registering | registered |
+//     registration_failed {code, reason}
+//   call {uri} + JSEP offer -> calling, ringing/proceeding, progress (+JSEP), accepted (+JSEP),
+//     hangup {code, reason}
+//   hangup; decline (incoming calls: this page only calls out)
+// DTMF goes as RFC 2833 telephone-events in the audio (janus.js handle.dtmf -> RTCDTMFSender): the SIP
+// plugin relays the browser's RTP to FreeSWITCH, whose sofia profiles take RFC 2833 by default
+// (dtmf-type rfc2833). Without a DTMF sender it falls back to SIP INFO (plugin request dtmf_info,
+// application/dtmf-relay), which FreeSWITCH's sofia also turns into DTMF.
+(function () {
+  "use strict";
+
+  var TOKEN_KEY = "switchyard.token";
+  var KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
+
+  var el = {};
+  var session = null; // POST /v1/webrtc/session reply
+  var janus = null;
+  var sip = null; // janus.plugin.sip handle
+  var localStream = null;
+  var feed = null;
+  var inCall = false;
+  var feedCallId = null; // the controller call whose transcript is shown
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function showError(text) {
+    el.error.textContent = text;
+    el.error.hidden = false;
+  }
+
+  function clearError() {
+    el.error.textContent = "";
+    el.error.hidden = true;
+  }
+
+  function setState(node, state, text) {
+    node.dataset.state = state;
+    node.textContent = text;
+  }
+
+  // ---- libraries --------------------------------------------------------------------------------
+
+  // The controller answers 503 with a plain-text reason when a Debian library file is missing.
+  function explainMissing(url, name) {
+    return fetch(url, { cache: "no-store" })
+      .then(function (r) {
+        return r.text().then(function (t) {
+          return name + " is unavailable (HTTP " + r.status + "): " + t.trim();
+        });
+      })
+      .catch(function (e) {
+        return name + " could not be loaded: " + e;
+      });
+  }
+
+  function librariesReady() {
+    var missing = [];
+    if (typeof window.adapter === "undefined") missing.push(explainMissing("phone/adapter.js", "adapter.js"));
+    if (typeof window.Janus === "undefined") missing.push(explainMissing("phone/janus.js", "janus.js"));
+    if (missing.length === 0) return Promise.resolve(true);
+    return Promise.all(missing).then(function (texts) {
+      showError(texts.join("\n"));
+      el.connect.disabled = true;
+      return false;
+    });
+  }
+
+  // ---- controller session -----------------------------------------------------------------------
+
+  function apiError(status, body) {
+    var reason = body && body.error ? body.error.reason : "";
+    if (status === 401) return "The controller refused the API token (401" + (reason ? ": " + reason : "") + ").";
+    return "POST /v1/webrtc/session failed (" + status + (reason ? ": " + reason : "") + ").";
+  }
+
+  function createSession(token, displayName) {
+    var body = displayName ? { display_name: displayName } : {};
+    return fetch("v1/webrtc/session", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.json().catch(function () { return null; }).then(function (data) {
+        if (r.status !== 201 || !data) throw new Error(apiError(r.status, data));
+        return data;
+      });
+    });
+  }
+
+  function onLogin(ev) {
+    ev.preventDefault();
+    clearError();
+    var token = el.token.value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    el.connect.disabled = true;
+    createSession(token, el.displayName.value.trim())
+      .then(function (data) {
+        session = data;
+        el.login.hidden = true;
+        el.phone.hidden = false;
+        el.identity.textContent = data.sip.identity;
+        renderExtensions(data.extensions || []);
+        openFeed(data.feed_token);
+        startJanus();
+      })
+      .catch(function (e) {
+        if (String(e.message).indexOf("(401") >= 0) sessionStorage.removeItem(TOKEN_KEY);
+        showError(e.message || String(e));
+        el.connect.disabled = false;
+      });
+  }
+
+  // ---- Janus ------------------------------------------------------------------------------------
+
+  function startJanus() {
+    Janus.init({
+      debug: false,
+      callback: function () {
+        janus = new Janus({
+          server: session.janus_url,
+          token: session.janus_token,
+          iceServers: [], // no STUN/TURN: nothing is contacted but Janus
+          success: attachSip,
+          error: function (e) {
+            showError("Janus (" + session.janus_url + "): " + e);
+            setState(el.regState, "failed", "Janus unreachable");
+          },
+          destroyed: function () {
+            setState(el.regState, "idle", "disconnected from Janus");
+          },
+        });
+      },
+    });
+  }
+
+  function attachSip() {
+    janus.attach({
+      plugin: "janus.plugin.sip",
+      opaqueId: "switchyard-phone-" + Janus.randomString(8),
+      success: function (handle) {
+        sip = handle;
+        register();
+      },
+      error: function (e) {
+        showError("Could not attach the Janus SIP plugin: " + e);
+      },
+      iceState: onIceState,
+      webrtcState: function (up, reason) {
+        if (!up && inCall) showError("WebRTC media to Janus went down" + (reason ? " (" + reason + ")" : "") + ".");
+      },
+      onmessage: onSipMessage,
+      onremotetrack: function (track, mid, on) {
+        if (track.kind !== "audio") return;
+        el.remoteAudio.srcObject = on ? new MediaStream([track]) : null;
+      },
+      oncleanup: function () {
+        el.remoteAudio.srcObject = null;
+      },
+    });
+  }
+
+  function register() {
+    setState(el.regState, "registering", "registering…");
+    var s = session.sip;
+    var msg = { request: "register", username: s.identity, authuser: s.username, secret: s.password, proxy: s.proxy };
+    var name = el.displayName.value.trim();
+    if (name) msg.display_name = name;
+    sip.send({ message: msg });
+  }
+
+  function onIceState(state) {
+    setState(el.iceState, state === "failed" ? "failed" : state, "ICE " + state);
+    if (state === "failed") {
+      showError("ICE failed: no media path between this browser and Janus. Janus must announce an address " +
+        "this browser can reach (janus.nat settings); STUN/TURN are off unless configured.");
+    }
+  }
+
+  function onSipMessage(msg, jsep) {
+    if (msg.error) {
+      showError("SIP plugin error " + (msg.error_code || "") + ": " + msg.error);
+      if (!inCall) setCallEnded("error", msg.error);
+      return;
+    }
+    var result = msg.result || {};
+    var handler = SIP_EVENTS[result.event];
+    if (handler) handler(result, jsep);
+  }
+
+  var SIP_EVENTS = {
+    registering: function () { setState(el.regState, "registering", "registering…"); },
+    registered: function (r) {
+      setState(el.regState, "registered", "registered as " + (r.username || session.sip.identity));
+      setCallControls(false);
+    },
+    registration_failed: function (r) {
+      setState(el.regState, "failed", "registration failed");
+      showError("SIP registration failed: " + r.code + " " + r.reason);
+    },
+    unregistered: function () { setState(el.regState, "idle", "not registered"); },
+    calling: function () { setState(el.callState, "calling", "calling…"); },
+    ringing: function () { setState(el.callState, "ringing", "ringing…"); },
+    proceeding: function () { setState(el.callState, "ringing", "ringing…"); },
+    progress: function (r, jsep) { if (jsep) sip.handleRemoteJsep({ jsep: jsep }); },
+    accepted: function (r, jsep) {
+      if (jsep) sip.handleRemoteJsep({ jsep: jsep, error: function (e) { showError("Bad answer SDP: " + e); } });
+      setState(el.callState, "connected", "connected");
+    },
+    hangup: function (r) { setCallEnded("ended", r.code + " " + r.reason); },
+    incomingcall: function () { sip.send({ message: { request: "decline" } }); },
+  };
+
+  // ---- calls ------------------------------------------------------------------------------------
+
+  function targetUri(dest) {
+    if (dest.indexOf("sip:") === 0) return dest;
+    if (dest.indexOf("@") >= 0) return "sip:" + dest;
+    return "sip:" + dest + "@" + session.sip.domain;
+  }
+
+  function micError(e) {
+    if (e && e.name === "NotAllowedError") return "Microphone access was denied: allow it for this page to call.";
+    if (e && e.name === "NotFoundError") return "No microphone found.";
+    return "Could not open the microphone: " + (e && e.message ? e.message : e);
+  }
+
+  function call(dest) {
+    if (!sip || !dest || inCall) return;
+    clearError();
+    inCall = true;
+    feedCallId = null;
+    el.transcript.textContent = "";
+    setCallControls(true);
+    setState(el.callState, "calling", "opening microphone…");
+    if (!window.isSecureContext || !navigator.mediaDevices) {
+      // Browsers expose getUserMedia to secure contexts only (https:, or http://localhost).
+      showError("The microphone is only available on a secure page: open this page over HTTPS (or on localhost).");
+      setCallEnded("failed", "insecure page");
+      return;
+    }
+    navigator.mediaDevices.getUserMedia({ audio: true, video: false })
+      .then(function (stream) {
+        localStream = stream;
+        sip.createOffer({
+          tracks: [{ type: "audio", capture: stream.getAudioTracks()[0], recv: true }],
+          success: function (jsep) {
+            sip.send({ message: { request: "call", uri: targetUri(dest) }, jsep: jsep });
+          },
+          error: function (e) {
+            showError("WebRTC offer failed: " + (e && e.message ? e.message : e));
+            setCallEnded("failed", "no offer");
+          },
+        });
+      })
+      .catch(function (e) {
+        showError(micError(e));
+        setCallEnded("failed", "microphone");
+      });
+  }
+
+  function hangup() {
+    if (!sip) return;
+    sip.send({ message: { request: "hangup" } });
+    sip.hangup();
+  }
+
+  function setCallEnded(state, cause) {
+    inCall = false;
+    setState(el.callState, state, (state === "ended" ? "ended" : state) + (cause ? " (" + cause + ")" : ""));
+    if (sip) sip.hangup();
+    if (localStream) {
+      localStream.getTracks().forEach(function (t) { t.stop(); });
+      localStream = null;
+    }
+    setCallControls(false);
+  }
+
+  function setCallControls(active) {
+    var registered = el.regState.dataset.state === "registered";
+    el.call.disabled = active || !registered;
+    el.extensions.querySelectorAll("button").forEach(function (b) { b.disabled = active || !registered; });
+    el.hangup.disabled = !active;
+    el.mute.disabled = !active;
+    el.keypad.querySelectorAll("button").forEach(function (b) { b.disabled = !active; });
+    if (!active) {
+      el.mute.setAttribute("aria-pressed", "false");
+      el.mute.textContent = "Mute";
+    }
+  }
+
+  function toggleMute() {
+    if (!sip) return;
+    var muted = sip.isAudioMuted();
+    if (muted) sip.unmuteAudio(); else sip.muteAudio();
+    el.mute.setAttribute("aria-pressed", String(!muted));
+    el.mute.textContent = muted ? "Mute" : "Unmute";
+  }
+
+  function sendDigit(digit) {
+    if (!sip || !inCall) return;
+    var info = function () { sip.send({ message: { request: "dtmf_info", digit: digit } }); };
+    try {
+      // janus.js calls RTCDTMFSender.insertDTMF, which throws when the answer has no telephone-event.
+      sip.dtmf({ dtmf: { tones: digit, duration: 160, gap: 80 }, error: info });
+    } catch (e) {
+      info();
+    }
+  }
+
+  function renderExtensions(list) {
+    el.extensions.textContent = "";
+    list.forEach(function (x) {
+      var li = document.createElement("li");
+      var b = document.createElement("button");
+      b.type = "button";
+      b.disabled = true;
+      b.dataset.destination = x.destination;
+      b.textContent = x.agent + " (" + x.destination + ")";
+      b.addEventListener("click", function () { call(x.destination); });
+      li.appendChild(b);
+      el.extensions.appendChild(li);
+    });
+  }
+
+  // ---- event feed (transcript) ------------------------------------------------------------------
+
+  // Transcript turns arrive as worker JSON relayed by FreeSWITCH: type "audio_stream_message" with the
+  // decoded object under "message" ({type: "transcript", turn, caller, agent}). The feed has no SIP
+  // Call-ID, so the page follows the first call whose transcript arrives while its own call is up.
+  function openFeed(feedToken) {
+    var url = new URL("v1/events", window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("access_token", feedToken);
+    feed = new WebSocket(url.toString());
+    feed.onopen = function () { el.feedState.textContent = "event feed: connected"; };
+    feed.onclose = function (ev) {
+      el.feedState.textContent = "event feed: closed (" + ev.code + (ev.reason ? " " + ev.reason : "") + ")";
+    };
+    feed.onmessage = function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      onFeedEvent(data);
+    };
+  }
+
+  function onFeedEvent(ev) {
+    if (ev.type === "call_merged" && ev.merged_id === feedCallId) feedCallId = ev.call_id;
+    if (ev.type !== "audio_stream_message" || !ev.message || ev.message.type !== "transcript") return;
+    if (!inCall) return;
+    if (feedCallId === null) feedCallId = ev.call_id;
+    if (ev.call_id !== feedCallId) return;
+    addLine("caller", "Caller", ev.message.caller);
+    addLine("agent", "Agent", ev.message.agent);
+  }
+
+  function addLine(cls, who, text) {
+    if (!text) return;
+    var li = document.createElement("li");
+    li.className = cls;
+    li.textContent = who + ": " + text;
+    el.transcript.appendChild(li);
+  }
+
+  // ---- page -------------------------------------------------------------------------------------
+
+  function buildKeypad() {
+    KEYS.forEach(function (k) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.disabled = true;
+      b.textContent = k;
+      b.dataset.digit = k;
+      b.addEventListener("click", function () { sendDigit(k); });
+      el.keypad.appendChild(b);
+    });
+  }
+
+  function init() {
+    ["error", "login", "phone", "token", "connect", "identity", "extensions", "call", "dial", "mute", "hangup",
+      "keypad", "transcript"].forEach(function (id) { el[id] = $(id); });
+    el.displayName = $("display-name");
+    el.regState = $("reg-state");
+    el.callState = $("call-state");
+    el.iceState = $("ice-state");
+    el.feedState = $("feed-state");
+    el.remoteAudio = $("remote-audio");
+    el.token.value = sessionStorage.getItem(TOKEN_KEY) || "";
+    buildKeypad();
+    $("login-form").addEventListener("submit", onLogin);
+    $("dial-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      call(el.dial.value.trim());
+    });
+    el.hangup.addEventListener("click", hangup);
+    el.mute.addEventListener("click", toggleMute);
+    librariesReady();
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();
