@@ -78,16 +78,10 @@ class JanusNatSettings(_Strict):
         return self
 
 
-class JanusEventsSettings(_Strict):
-    """Janus's HTTP event handler posting to the controller's ``/janus/events``."""
+class _BasicAuthPeer(_Strict):
+    """A service that calls the controller with HTTP basic auth: a password is required once enabled."""
 
-    enabled: bool = True
-    url: str = Field(
-        "http://127.0.0.1:8080/janus/events",
-        pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?$",
-        description="where Janus posts its events (the controller)",
-    )
-    user: str = Field("janus", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="HTTP basic auth user")
+    enabled: bool = False
     password: SecretStr | None = Field(None, description="HTTP basic auth password (required when enabled)")
     password_file: Path | None = None
 
@@ -97,12 +91,24 @@ class JanusEventsSettings(_Strict):
             raise ValueError("give exactly one of password or password_file (there is no default)")
         return self
 
+
+class JanusEventsSettings(_BasicAuthPeer):
+    """Janus's HTTP event handler posting to the controller's ``/janus/events``."""
+
+    enabled: bool = True
+    url: str = Field(
+        "http://127.0.0.1:8080/janus/events",
+        pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?$",
+        description="where Janus posts its events (the controller)",
+    )
+    user: str = Field("janus", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="HTTP basic auth user")
+
     def secret(self) -> str:
         """The event handler's password (raises ``ValueError`` if its file cannot be read)."""
         return read_secret(self.password, self.password_file, "janus.events.password_file")
 
 
-class JanusDirectorySettings(_Strict):
+class JanusDirectorySettings(_BasicAuthPeer):
     """The browser users' SIP directory: FreeSWITCH's mod_xml_curl asks the controller's
     ``/freeswitch/directory`` for them (HTTP basic auth), every other user stays in the rendered XML."""
 
@@ -113,15 +119,7 @@ class JanusDirectorySettings(_Strict):
         description="where FreeSWITCH posts its directory lookups (the controller)",
     )
     user: str = Field("freeswitch", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="HTTP basic auth user")
-    password: SecretStr | None = Field(None, description="HTTP basic auth password (required when enabled)")
-    password_file: Path | None = None
     timeout_s: int = Field(5, ge=1, le=60, description="mod_xml_curl's whole-request timeout (seconds)")
-
-    @model_validator(mode="after")
-    def _secret(self) -> Self:
-        if self.enabled and (self.password is None) == (self.password_file is None):
-            raise ValueError("give exactly one of password or password_file (there is no default)")
-        return self
 
     def secret(self) -> str:
         """The directory's basic auth password (raises ``ValueError`` if its file cannot be read)."""
