@@ -124,10 +124,10 @@ async def test_janus_answers_with_the_sip_plugin_only_and_posts_its_events(
     assert set(info["plugins"]) == {"janus.plugin.sip"}
     assert info["auth_token"] is True
 
-    async def core_event_counted() -> bool:
+    async def session_event_counted() -> bool:
         async with api.get("/metrics") as resp:
             metrics = await resp.text()
-        return 'switchyard_janus_events_total{type="core"}' in metrics
+        return 'switchyard_janus_events_total{type="session"}' in metrics
 
-    # Janus starts after the controller is healthy, so its "started" core event reaches /janus/events.
-    await _until(core_event_counted, "Janus's event handler posted to the controller", 30)
+    # The controller's Janus adapter creates a session; Janus posts that event to /janus/events.
+    await _until(session_event_counted, "Janus's event handler posted to the controller", 30)

@@ -61,7 +61,9 @@ def test_every_service_has_a_healthcheck_and_rtp_carriers_use_the_host_network()
         assert services[name]["network_mode"] == "host"
     for service in services.values():
         for dependency in service.get("depends_on", {}).values():
-            assert dependency["condition"] in ("service_healthy", "service_completed_successfully")
+            assert dependency["condition"] in (
+                "service_healthy", "service_completed_successfully", "service_started"
+            )  # fmt: skip
     assert "container_name" not in services["worker"]
     assert "ports" not in services["worker"]
     published = [port for s in services.values() for port in s.get("ports", [])]
