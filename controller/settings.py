@@ -19,8 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from controller.calls.routes import HANGUP_CAUSES, Route
+from controller.freeswitch.backoff import BackoffSettings
 from controller.janus.settings import JanusSettings
-from controller.render.settings import EventSocketSettings, SipSettings, SipUser, Trunk
+from controller.render.settings import EventSocketSettings, SipSettings, SipUser, Trunk, read_secret
 from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import AgentSettings
 
@@ -61,17 +62,6 @@ class Deadlines(_Strict):
     close: float = Field(2.0, gt=0)
 
 
-class BackoffSettings(_Strict):
-    """Reconnect policy: capped exponential backoff with full jitter and a quick-failure breaker."""
-
-    initial: float = Field(0.2, gt=0)
-    maximum: float = Field(30.0, gt=0)
-    multiplier: float = Field(2.0, ge=1)
-    quick_failure: float = Field(
-        5.0, ge=0, description="a connection that dies sooner than this does not reset the backoff"
-    )
-
-
 class FreeSwitchNodeSettings(_Strict):
     """One FreeSWITCH node reached over inbound ESL."""
 
@@ -99,16 +89,10 @@ class FreeSwitchNodeSettings(_Strict):
         Raises:
             SettingsError: the password file cannot be read or is empty.
         """
-        if self.password is not None:
-            return self.password.get_secret_value()
-        assert self.password_file is not None
         try:
-            text = self.password_file.read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"freeswitch.{self.name}.password_file: {exc}") from exc
-        if not text:
-            raise SettingsError(f"freeswitch.{self.name}.password_file: file is empty")
-        return text
+            return read_secret(self.password, self.password_file, f"freeswitch.{self.name}.password_file")
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
 
 class ApiSettings(_Strict):

@@ -9,9 +9,22 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from controller.settings import BackoffSettings
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "BackoffSettings"]
+
+
+class BackoffSettings(BaseModel):
+    """Reconnect policy: capped exponential backoff with full jitter and a quick-failure breaker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial: float = Field(0.2, gt=0)
+    maximum: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    quick_failure: float = Field(
+        5.0, ge=0, description="a connection that dies sooner than this does not reset the backoff"
+    )
 
 
 class Backoff:

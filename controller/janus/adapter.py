@@ -40,7 +40,6 @@ from controller.freeswitch.backoff import Backoff
 from controller.janus.admin import JanusAdmin, JanusError, JanusUnavailable
 from controller.janus.reaper import SessionReaper
 from controller.janus.settings import JanusSettings
-from controller.settings import BackoffSettings
 
 __all__ = ["JanusAdapter"]
 
@@ -72,7 +71,7 @@ class JanusAdapter:
         self._admin: JanusAdmin | None = None
         self._sleep = sleep
         self._monotonic = monotonic
-        self._backoff = Backoff(BackoffSettings(**settings.backoff.model_dump()), rng)
+        self._backoff = Backoff(settings.backoff, rng)
         self.token: str | None = secrets.token_urlsafe(24) if settings.token_auth else None
         self.session: Any = None  # janus_client.JanusSession while healthy: plugins attach to it
         self.session_id: int | None = None

@@ -14,10 +14,10 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from controller.freeswitch.backoff import BackoffSettings
 from controller.render.settings import read_secret
 
 __all__ = [
-    "JanusBackoffSettings",
     "JanusDirectorySettings",
     "JanusEventsSettings",
     "JanusNatSettings",
@@ -126,18 +126,6 @@ class JanusDirectorySettings(_BasicAuthPeer):
         return read_secret(self.password, self.password_file, "janus.directory.password_file")
 
 
-class JanusBackoffSettings(_Strict):
-    """The adapter's reconnect policy (the fields of ``controller.settings.BackoffSettings``, which this
-    module cannot import: ``controller.settings`` imports it)."""
-
-    initial: float = Field(0.2, gt=0)
-    maximum: float = Field(10.0, gt=0)
-    multiplier: float = Field(2.0, ge=1)
-    quick_failure: float = Field(
-        5.0, ge=0, description="a connection that dies sooner than this does not reset the backoff"
-    )
-
-
 class JanusSettings(_Strict):
     """One Janus instance: its transports, Admin API, SIP plugin and event handler."""
 
@@ -192,7 +180,7 @@ class JanusSettings(_Strict):
     connect_timeout_s: float = Field(5.0, gt=0, description="deadline of connecting and creating a session")
     reap_interval_s: float = Field(60.0, ge=0, description="period of the stale-session reaper (0: off)")
     reap_after_s: float = Field(600.0, gt=0, description="a session with no live call this long is destroyed")
-    backoff: JanusBackoffSettings = JanusBackoffSettings()
+    backoff: BackoffSettings = BackoffSettings(maximum=10.0)
 
     @field_validator("listen_ip", "admin_ip", "sip_local_ip")
     @classmethod

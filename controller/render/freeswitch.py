@@ -44,11 +44,9 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
-import jinja2
-
+from controller.render import template_environment
 from controller.render.settings import SipProfileSettings, Trunk
 from controller.settings import Settings, SettingsError
 
@@ -56,8 +54,6 @@ __all__ = [
     "CONFIG_FILES", "ESL_ACL", "FILES", "HOLD_MUSIC", "MODULES", "TRUNK_ACL", "XML_CURL_FILE",
     "XML_CURL_MODULE", "render_freeswitch",
 ]  # fmt: skip
-
-_TEMPLATES: Final = Path(__file__).parent / "templates" / "freeswitch"
 
 # Modules loaded at start: only what Switchyard uses, and no CDR module (mod_cdr_csv, mod_xml_cdr,
 # mod_cdr_sqlite). G722 comes with mod_spandsp; tone_stream:// and silence_stream:// with mod_tone_stream.
@@ -189,14 +185,7 @@ def render_freeswitch(settings: Settings) -> dict[str, str]:
             "xml_curl": xml_curl,
         }
         files = (*FILES, XML_CURL_FILE)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=True,
-    )
+    env = template_environment("freeswitch", autoescape=True)
     return {name: env.get_template(name + ".j2").render(context) for name in files}
 
 

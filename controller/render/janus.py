@@ -34,6 +34,7 @@ from typing import Final
 import jinja2
 
 from controller.janus.settings import JanusSettings
+from controller.render import template_environment
 from controller.settings import Settings, SettingsError
 
 __all__ = [
@@ -110,7 +111,6 @@ _PROTECTED_FOLDERS: Final = (
 )
 _MIN_SECRET: Final = 8
 _MIN_RTP_PORTS: Final = 20
-_TEMPLATES: Final = Path(__file__).parent / "templates" / "janus"
 _FILES: Final = (
     "janus.jcfg",
     "janus.transport.http.jcfg",
@@ -161,14 +161,7 @@ def libconfig_value(value: object) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    env = template_environment("janus", autoescape=False)
     env.filters["lc"] = libconfig_value
     return env
 

@@ -11,16 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,21 +24,15 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from controller.render.janus import render_janus
-from controller.settings import Settings
+from tests.januskit import JanusProcess, requires_janus, running_janus
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("janus") is None, reason="janus not installed (apt-get install janus)"),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = [requires_janus, pytest.mark.asyncio(loop_scope="module")]
 
 # Backslash before a quote, before "n" and at the end: each decodes differently if an escape is missing.
 ADMIN_SECRET = 'admin\\"secret\\nx"\\'
 EVENTS_USER = "janus-events"
 EVENTS_PASSWORD = 'events\\"pass\\tword\\'
 SERVER_NAME = "janus-under-test"
-READY_DEADLINE = 15.0
-STOP_DEADLINE = 10.0
 _transactions = itertools.count()
 
 
@@ -74,103 +64,36 @@ class EventSink:
 
 @dataclass
 class RunningJanus:
-    """A Janus process and where it listens."""
+    """The Janus under test (``tests.januskit``) and the event sink it posts to."""
 
-    process: asyncio.subprocess.Process
-    http: str
-    admin: str
-    ws: str
-    ports: dict[str, int]
+    janus: JanusProcess
     sink: EventSink
 
+    @property
+    def http(self) -> str:
+        return self.janus.http_url
 
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out for loopback TCP now (bound, then released, together)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    @property
+    def admin(self) -> str:
+        return self.janus.admin_url
 
+    @property
+    def ws(self) -> str:
+        return self.janus.ws_url + "/"
 
-def _settings(ports: dict[str, int], events_url: str) -> Settings:
-    return Settings.model_validate(
-        {
-            "janus": {
-                "enabled": True,
-                "server_name": SERVER_NAME,
-                "listen_ip": "127.0.0.1",
-                "admin_ip": "127.0.0.1",
-                "http_port": ports["http"],
-                "ws_port": ports["ws"],
-                "admin_port": ports["admin"],
-                "admin_secret": ADMIN_SECRET,
-                # Below the kernel's ephemeral range, where the listeners' ports come from.
-                "rtp_start": 10000,
-                "rtp_end": 10999,
-                "events": {
-                    "enabled": True,
-                    "url": events_url,
-                    "user": EVENTS_USER,
-                    "password": EVENTS_PASSWORD,
-                },
-            }
-        }
-    )
+    @property
+    def ports(self) -> dict[str, int]:
+        j = self.janus.settings.janus
+        return {"http": j.http_port, "ws": j.ws_port, "admin": j.admin_port}
 
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-4000:]
-
-
-async def _wait_ready(process: asyncio.subprocess.Process, info_url: str, log: Path) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(READY_DEADLINE):
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"janus exited with {process.returncode}:\n{_tail(log)}")
-            try:
-                async with session.get(info_url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        async with asyncio.timeout(STOP_DEADLINE):
-            await process.wait()
-    except TimeoutError:
-        os.kill(process.pid, signal.SIGKILL)
-        async with asyncio.timeout(STOP_DEADLINE):
-            await process.wait()
-
-
-def _write_conf(conf: Path, ports: dict[str, int], events_port: int) -> None:
-    conf.mkdir()
-    for name, text in render_janus(_settings(ports, f"http://127.0.0.1:{events_port}/janus/events")).items():
-        (conf / name).write_text(text)
-
-
-async def _start(workdir: Path, conf: Path) -> asyncio.subprocess.Process:
-    # A bare environment: no http_proxy reaches libcurl, HOME is the test's (sofia-sip looks there).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
-    with (workdir / "janus.log").open("wb") as out:
-        return await asyncio.create_subprocess_exec(
-            "janus", f"--configs-folder={conf}",
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+    @property
+    def pid(self) -> int:
+        assert self.janus.process is not None
+        return self.janus.process.pid
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def janus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningJanus]:
-    workdir = tmp_path_factory.mktemp("janus")
     sink = EventSink()
     app = web.Application()
     app.router.add_post("/janus/events", sink.handle)
@@ -179,21 +102,17 @@ async def janus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        ports = dict(zip(("http", "ws", "admin"), _free_ports(3), strict=True))
-        _write_conf(workdir / "conf", ports, runner.addresses[0][1])
-        process = await _start(workdir, workdir / "conf")
-        try:
-            await _wait_ready(process, f"http://127.0.0.1:{ports['http']}/janus/info", workdir / "janus.log")
-            yield RunningJanus(
-                process=process,
-                http=f"http://127.0.0.1:{ports['http']}/janus",
-                admin=f"http://127.0.0.1:{ports['admin']}/admin",
-                ws=f"ws://127.0.0.1:{ports['ws']}/",
-                ports=ports,
-                sink=sink,
-            )
-        finally:
-            await _stop(process)
+        events = {
+            "enabled": True,
+            "url": f"http://127.0.0.1:{runner.addresses[0][1]}/janus/events",
+            "user": EVENTS_USER,
+            "password": EVENTS_PASSWORD,
+        }
+        workdir = tmp_path_factory.mktemp("janus")
+        async with running_janus(
+            workdir, server_name=SERVER_NAME, admin_secret=ADMIN_SECRET, events=events
+        ) as process:
+            yield RunningJanus(process, sink)
     finally:
         await runner.cleanup()
 
@@ -297,7 +216,7 @@ async def test_janus_listens_only_where_configured(janus: RunningJanus) -> None:
     )
     async with asyncio.timeout(10):
         out, _ = await process.communicate()
-    mine = [line.split() for line in out.decode().splitlines() if f"pid={janus.process.pid}," in line]
+    mine = [line.split() for line in out.decode().splitlines() if f"pid={janus.pid}," in line]
     listening = sorted((columns[0], columns[4]) for columns in mine)
     # No RTP/ICE socket exists before a PeerConnection or a SIP call, and sofia-sip binds only per
     # registered account, so what remains is the three TCP listeners, each on loopback.
