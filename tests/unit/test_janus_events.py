@@ -10,6 +10,7 @@ states) follow src/ice.c, src/dtls.c and src/rtcp.c of Janus 1.1.2.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import orjson
@@ -378,8 +379,8 @@ def test_mutated_janus_events_parse_or_raise_janus_event_error(
         where = item if key in item or not isinstance(target, dict) else target
         if replacement is DELETE:
             where.pop(key, None)
-        else:
-            where[key] = replacement
+        else:  # a copy: ODD's shared [] and {} must not be filled in, nor nested into themselves
+            where[key] = copy.deepcopy(replacement)
     data = json.dumps(item).encode()  # the stdlib also writes integers beyond 64 bits
     try:
         events = parse_events(data)
