@@ -7,6 +7,10 @@ WebSocket is closed with 1013 "try again later") rather than slowing the control
 
 Changes that carry a final ``Channel``/``Call`` (``channel_removed``, ``call_ended``) carry the hangup cause
 and times instead of the object.
+
+A subscription may be scoped (``subscribe(accept)``): a browser's feed token sees only the calls it placed
+(``CallerScope``: calls with a leg whose SIP digest user is the browser's), and none of the events that are
+not about a call.
 """
 
 from __future__ import annotations
@@ -20,10 +24,21 @@ from typing import Any
 
 import orjson
 
-from controller.calls.changes import AudioStreamMessage, CallChange, CallEnded, ChannelRemoved
-from controller.calls.channel import AudioStreamState
+from controller.calls.changes import (
+    AudioStreamMessage,
+    CallChange,
+    CallEnded,
+    CallMerged,
+    ChannelChange,
+    ChannelRemoved,
+)
+from controller.calls.channel import AudioStreamState, Channel
+from controller.calls.registry import CallRegistry
 
-__all__ = ["EventFeed", "Subscription", "change_to_json"]
+__all__ = ["Accept", "CallerScope", "EventFeed", "Subscription", "change_to_json"]
+
+Accept = Callable[[str, CallChange], bool]
+"""Whether a scoped subscriber gets the change (node, change); called after the model applied it."""
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 _NAMES: dict[type, str] = {}
@@ -61,9 +76,48 @@ def change_to_json(node: str, change: CallChange, now: float) -> dict[str, Any]:
 class Subscription:
     """One subscriber's queue of encoded events; ``b""`` (and ``dropped``) once it fell too far behind."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, accept: Accept | None = None) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(capacity)
         self.dropped = False
+        self.accept = accept
+
+
+class CallerScope:
+    """Accepts the changes of the calls that have a leg whose SIP digest user (``sip_auth_username``, set by
+    mod_sofia when the INVITE's credentials were checked) is ``user``.
+
+    Calls already live when the scope is made are found in the model; later ones at their first change
+    (``ChannelAdded`` comes right after the leg appears, whose variables are read from CHANNEL_CREATE). A
+    merge carries the scope over to the surviving call; an ended call is forgotten after its last change.
+    """
+
+    def __init__(self, model: CallRegistry, user: str) -> None:
+        self._model = model
+        self.user = user
+        self.calls = {ch.call_id for ch in model.channels.values() if self._mine(ch)}
+
+    def _mine(self, ch: Channel | None) -> bool:
+        return ch is not None and ch.variables.get("sip_auth_username") == self.user
+
+    def _claims(self, change: CallChange) -> bool:
+        if isinstance(change, CallMerged):
+            return change.merged_id in self.calls
+        if isinstance(change, ChannelChange):
+            return self._mine(self._model.channel(change.uuid))
+        call = self._model.call(change.call_id)  # CallStarted: its first leg is in the model already
+        return call is not None and any(self._mine(self._model.channel(uuid)) for uuid in call.legs)
+
+    def __call__(self, node: str, change: CallChange) -> bool:
+        call_id = change.call_id
+        if call_id not in self.calls:
+            if not self._claims(change):
+                return False
+            self.calls.add(call_id)
+        if isinstance(change, CallMerged):
+            self.calls.discard(change.merged_id)
+        elif isinstance(change, CallEnded):
+            self.calls.discard(call_id)
+        return True
 
 
 class EventFeed:
@@ -74,9 +128,9 @@ class EventFeed:
         self._clock = clock
         self._subscribers: set[Subscription] = set()
 
-    def subscribe(self) -> Subscription:
-        """A new subscription (``unsubscribe`` it when done)."""
-        sub = Subscription(self._capacity)
+    def subscribe(self, accept: Accept | None = None) -> Subscription:
+        """A new subscription (``unsubscribe`` it when done); ``accept`` scopes it to some calls' changes."""
+        sub = Subscription(self._capacity, accept)
         self._subscribers.add(sub)
         return sub
 
@@ -85,17 +139,21 @@ class EventFeed:
         self._subscribers.discard(sub)
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Send an event that is not a call-model change (e.g. a route reload)."""
-        if self._subscribers:
-            self._deliver(orjson.dumps(event))
+        """Send an event that is not a call-model change (e.g. a route reload) to unscoped subscribers."""
+        targets = [sub for sub in self._subscribers if sub.accept is None]
+        if targets:
+            self._deliver(orjson.dumps(event), targets)
 
     def apply(self, node: str, change: CallChange) -> None:
-        """Encode the change once and queue it for every subscriber."""
-        if self._subscribers:
-            self._deliver(orjson.dumps(change_to_json(node, change, self._clock())))
+        """Encode the change once and queue it for every subscriber that accepts it."""
+        if not self._subscribers:
+            return
+        targets = [sub for sub in self._subscribers if sub.accept is None or sub.accept(node, change)]
+        if targets:
+            self._deliver(orjson.dumps(change_to_json(node, change, self._clock())), targets)
 
-    def _deliver(self, data: bytes) -> None:
-        for sub in list(self._subscribers):
+    def _deliver(self, data: bytes, targets: list[Subscription]) -> None:
+        for sub in targets:
             try:
                 sub.queue.put_nowait(data)
             except asyncio.QueueFull:

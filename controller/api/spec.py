@@ -32,7 +32,10 @@ from controller.calls.control import (
     UnknownCall,
 )
 
-__all__ = ["ApiError", "ApiSpec", "ErrorBody", "Operation", "Request", "check_token"]
+__all__ = ["ACCESS_SUBJECT", "ApiError", "ApiSpec", "ErrorBody", "Operation", "Request", "check_token"]
+
+ACCESS_SUBJECT = web.RequestKey("access_subject", str)
+"""Who a valid ``?access_token=`` belongs to (absent when the bearer token was used)."""
 
 _STATUS: Final[dict[type[CallError], int]] = {
     UnknownCall: 404,
@@ -134,8 +137,9 @@ class ApiSpec:
         self.title, self.version = title, version
         self.tokens = tuple(tokens)
         self.operations: list[Operation] = []
-        self.query_token_check: Callable[[str], bool] | None = None
-        """Accepts the ``access_token`` of ``query_token`` operations (None: every one is refused)."""
+        self.query_token_check: Callable[[str], str | None] | None = None
+        """The subject (e.g. a browser's SIP user) of a valid ``access_token`` of ``query_token`` operations,
+        else None (no check: every one is refused). Handlers read it as ``request[ACCESS_SUBJECT]``."""
 
     def add(self, app: web.Application, op: Operation) -> None:
         """Register ``op`` on ``app``."""
@@ -168,8 +172,10 @@ class ApiSpec:
             check_token(request, self.tokens)
             return
         check = self.query_token_check
-        if check is None or not check(given):
+        subject = None if check is None else check(given)
+        if subject is None:
             raise ApiError(401, "invalid or expired access_token", "access_token")
+        request[ACCESS_SUBJECT] = subject
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document."""

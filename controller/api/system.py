@@ -18,7 +18,8 @@ from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.spec import ApiError, ApiSpec, Operation, Request
+from controller.api.spec import ACCESS_SUBJECT, ApiError, ApiSpec, Operation, Request
+from controller.feed import CallerScope
 from controller.freeswitch.node import parse_show_json
 from controller.freeswitch.protocol import EslError
 from controller.janus.admin import JanusError
@@ -226,7 +227,8 @@ class _System:
     async def events(self, req: Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30.0)
         await ws.prepare(req.http)
-        sub = self.c.feed.subscribe()
+        subject = req.http.get(ACCESS_SUBJECT)  # a browser's feed token: its own calls only
+        sub = self.c.feed.subscribe(None if subject is None else CallerScope(self.c.model, subject))
         closed = asyncio.create_task(_until_closed(ws), name="events reader")
         try:
             while True:

@@ -168,7 +168,7 @@ def add_webrtc_routes(app: web.Application, spec: ApiSpec, c: Controller, adapte
     )
     h = _Sessions(c, users)
     app[BROWSERS] = users
-    spec.query_token_check = users.feed_token_valid
+    spec.query_token_check = users.feed_subject
     add_directory_routes(app, users, janus.directory.user, janus.directory.secret())
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -34,6 +34,7 @@ SIP_VARIABLES: Final[tuple[tuple[str, str], ...]] = (
     ("variable_sip_req_host", "sip_req_host"),
     ("variable_sip_network_ip", "sip_network_ip"),
     ("variable_sip_call_id", "sip_call_id"),  # links a leg to its Janus SIP plugin handle (janus/link.py)
+    ("variable_sip_auth_username", "sip_auth_username"),  # the digest user: scopes a browser's feed (feed.py)
 )
 """(event header, key in ``Channel.variables``) fixed by the INVITE: read when the channel appears, at
 CHANNEL_PARK and at CHANNEL_ANSWER."""

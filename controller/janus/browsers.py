@@ -7,10 +7,11 @@ servers learn about it:
   with ``token_auth`` on, Janus refuses requests without a known token (src/auth.c, Janus 1.1.2).
 * FreeSWITCH: mod_xml_curl asks the controller's ``/freeswitch/directory`` for the user and its password
   (``controller.api.directory``) when the browser's REGISTER or INVITE is challenged.
-* The event feed: ``GET /v1/events?access_token=<feed token>`` (read-only).
+* The event feed: ``GET /v1/events?access_token=<feed token>`` (read-only, and only the changes of the calls
+  this SIP user placed: ``controller.feed.CallerScope``).
 
 At expiry (a timer task, ``start``/``aclose``) the user leaves the directory and the feed token stops
-working at once (``lookup`` and ``feed_token_valid`` check the clock too), then the Janus token is removed
+working at once (``lookup`` and ``feed_subject`` check the clock too), then the Janus token is removed
 and the user's registrations are flushed (``unregister``, e.g. ``sofia profile internal flush_inbound_reg
 <user>@<domain> reboot`` over ESL). ``aclose`` expires every user, so no token outlives the controller.
 
@@ -121,10 +122,10 @@ class BrowserUsers:
         user = self._users.get(username)
         return user if user is not None and user.expires_at > self._clock() else None
 
-    def feed_token_valid(self, token: str) -> bool:
-        """``token`` is the feed token of a live identity."""
+    def feed_subject(self, token: str) -> str | None:
+        """The username of the live identity whose feed token is ``token`` (None if there is none)."""
         username = self._feeds.get(_digest(token))
-        return username is not None and self.lookup(username) is not None
+        return username if username is not None and self.lookup(username) is not None else None
 
     async def expire(self, username: str) -> bool:
         """End the identity now (False if there was none)."""

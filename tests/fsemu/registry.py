@@ -4,8 +4,9 @@ A registration fires CUSTOM ``sofia::register`` with the headers of esl_inbound_
 REGISTER of user 1000); ``unregister_user`` fires ``sofia::unregister`` (sofia_reg.c
 sofia_reg_handle_register_token, not captured); ``expire_user`` fires ``sofia::expire`` as the registration
 check does for a row past its expiry (sofia_reg.c sofia_reg_check_expire -> sofia_reg_del_callback, not
-captured). ``show registrations`` reads the core's registrations table (switch_core_sqldb.c
-create_registrations_sql; rows added by sofia_reg.c via switch_core_add_registration).
+captured); ``sofia profile internal flush_inbound_reg`` removes rows the same way. ``show registrations``
+reads the core's registrations table (switch_core_sqldb.c create_registrations_sql; rows added by
+sofia_reg.c via switch_core_add_registration).
 """
 
 from __future__ import annotations
@@ -141,6 +142,33 @@ class Registry:
             ("realm", entry.domain), ("user-agent", entry.user_agent),
         ]  # fmt: skip
         return headers + directory_vars(entry.user, entry.domain)
+
+    async def sofia(self, arg: str) -> str:
+        """``sofia profile <name> flush_inbound_reg [<call_id> | [<user>]@<host>] [reboot]``, as mod_sofia.c
+        cmd_profile (1.10.12) runs it: each matching row goes with CUSTOM sofia::expire
+        (sofia_reg_expire_call_id -> sofia_reg_del_callback; ``reboot`` also sends the phone a NOTIFY that no
+        ESL client sees). No target flushes every row. Other ``sofia`` commands are not emulated."""
+        words = arg.split()
+        if len(words) < 3 or words[0] != "profile" or words[2].lower() != "flush_inbound_reg":
+            return f"-ERR emulator: sofia {arg} is not emulated\n"
+        if words[1] != "internal":
+            return f"Invalid Profile [{words[1]}]"
+        rest = words[3:]
+        reboot = bool(rest) and rest[0].lower() == "reboot"
+        if reboot or not rest:
+            for user in list(self.users):
+                self.expire(user)
+            return f"+OK {'rebooting' if reboot else 'flushing'} all registrations\n"
+        reboot = len(rest) > 1 and rest[1].lower() == "reboot"
+        target = rest[0]
+        user, at, host = target.partition("@")
+        if not at:
+            user, host = "", target
+        for entry in list(self.users.values()):
+            by_host = entry.domain == host and (not user or entry.user == user)
+            if entry.call_id == target or by_host:
+                self.expire(entry.user)
+        return f"+OK {'rebooting' if reboot else 'flushing'} all registrations matching specified call_id\n"
 
     def find(self, user: str) -> SipUser | None:
         """The registration of ``user`` (``sofia_contact``), or None."""

@@ -113,6 +113,7 @@ class FreeSwitchEmulator:
                 "uuid_hold": self.holds.command,
                 "uuid_record": self.recorder.command,
                 "originate": self.outbound.originate,
+                "sofia": self.registry.sofia,
             }
         )
         self.api.show_tables["registrations"] = self.registry.show

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -19,7 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.controllerkit import RunningController, running_controller
+from tests.controllerkit import (
+    RunningController,
+    StandInSession,
+    StandInWorker,
+    register_worker,
+    running_controller,
+)
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.januskit import ADMIN_SECRET, JanusProcess, requires_janus, running_janus
 
@@ -124,6 +131,10 @@ async def test_session_identity_works_then_expires(tmp_path: Path) -> None:
         assert (await lookup(rc, sip["username"], auth=False))[0] == 401
         assert await feed_status(rc, session["feed_token"]) == 101
         assert await feed_status(rc, "wrong") == 401
+        # The browser registered through Janus; a desk phone shares the domain.
+        fs.register_user(sip["username"], domain=DOMAIN, user_agent="Switchyard-Janus-SIP")
+        fs.register_user("1001", domain=DOMAIN)
+        flushed = fs.record_events()
 
         await asyncio.sleep(max(0.0, expires.timestamp() - datetime.now(expires.tzinfo).timestamp()) + 0.5)
         assert (await janus_create(janus, session["janus_token"]))["error"]["code"] == 403
@@ -132,6 +143,11 @@ async def test_session_identity_works_then_expires(tmp_path: Path) -> None:
         assert _password(xml, sip["username"]) is None
         assert "not found" in xml
         assert await feed_status(rc, session["feed_token"]) == 401
+        # Its registration was flushed over ESL (sofia::expire); the desk phone's was not.
+        await fs.wait_for(lambda: fs.registry.find(sip["username"]) is None, timeout=5)
+        assert fs.registry.find("1001") is not None
+        expired = [e for e in flushed if e.subclass == "sofia::expire"]
+        assert [e.get("username") for e in expired] == [sip["username"]]
 
 
 async def test_no_session_route_without_the_janus_directory(tmp_path: Path) -> None:
@@ -143,6 +159,75 @@ async def test_no_session_route_without_the_janus_directory(tmp_path: Path) -> N
     ):
         # Without janus.enabled and janus.directory the route is not mounted at all.
         assert response.status == 404
+
+
+async def _transcript_of(session: StandInSession) -> None:
+    """The stand-in worker's turn: a transcript naming the stream's caller."""
+    assert session.ws is not None
+    assert session.metadata is not None
+    turn = {"type": "transcript", "turn": 1, "caller": f"I am {session.metadata['caller']}", "agent": "Hi"}
+    await session.ws.send_str(json.dumps(turn))
+
+
+async def _until_transcript(ws: aiohttp.ClientWebSocketResponse, caller: str) -> list[dict[str, Any]]:
+    """Feed events up to and including the transcript of ``caller`` (bounded)."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(5):
+        while True:
+            event = json.loads(await ws.receive_str())
+            seen.append(event)
+            if event.get("message", {}).get("caller") == f"I am {caller}":
+                return seen
+
+
+@requires_janus
+async def test_feed_token_sees_only_the_calls_of_its_sip_user(tmp_path: Path) -> None:
+    routes = [{"destination": "7000", "action": "agent support"}]
+    async with (
+        running_janus(tmp_path / "janus") as janus,
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        StandInWorker(on_metadata=_transcript_of) as worker,
+        running_controller(fs, tmp_path, janus=janus_settings(janus, 60), calls={"routes": routes}) as rc,
+        aiohttp.ClientSession() as browser,
+    ):
+        await register_worker(rc, "w1", worker.url)
+        identities = []
+        for _ in range(2):  # two browsers
+            async with rc.http.post(rc.base + "/v1/webrtc/session", json={}) as response:
+                identities.append(await response.json())
+        theirs, mine = (i["sip"]["username"] for i in identities)
+        feed = rc.base + "/v1/events"
+        async with (
+            rc.http.ws_connect(feed) as everything,
+            browser.ws_connect(feed, params={"access_token": identities[1]["feed_token"]}) as scoped,
+        ):
+            other = await fs.inject_inbound_call(caller=theirs, destination="7000", sip_domain=DOMAIN)
+            await _until_transcript(everything, theirs)
+            await rc.http.post(rc.base + "/v1/routes/reload")
+            own = await fs.inject_inbound_call(caller=mine, destination="7000", sip_domain=DOMAIN)
+            seen = await _until_transcript(scoped, mine)
+            # An operator bridges the browser's call into a call of its own: the scope follows the merge.
+            async with rc.http.post(
+                rc.base + "/v1/calls", json={"target": "extension", "destination": "7104"}
+            ) as response:
+                merged = (await response.json())["call_id"]
+            async with rc.http.post(f"{rc.base}/v1/calls/{merged}/bridge", json={"other": own}) as response:
+                assert response.status == 200, await response.text()
+            await fs.caller_hangup(own)
+            async with asyncio.timeout(5):
+                while seen[-1]["type"] != "call_ended":
+                    seen.append(json.loads(await scoped.receive_str()))
+            everyone = await _until_transcript(everything, mine)
+        await fs.caller_hangup(other)
+    # Events arrive in order: had the scoped feed got the other call or the reload, they would be in ``seen``.
+    assert {e["call_id"] for e in seen} == {own, merged}
+    assert {"call_id": merged, "merged_id": own} in [
+        {"call_id": e["call_id"], "merged_id": e["merged_id"]} for e in seen if e["type"] == "call_merged"
+    ]
+    assert seen[-1]["call_id"] == merged
+    kinds = {"call_started", "channel_added", "channel_answered", "audio_stream_message", "call_ended"}
+    assert kinds <= {e["type"] for e in seen}
+    assert "routes_reloaded" in {e["type"] for e in everyone}
 
 
 async def post_events(rc: RunningController, events: list[dict[str, Any]]) -> None:

@@ -234,6 +234,7 @@ def test_session2_sipp_call_parked_before_answer() -> None:
         "sip_user_agent": "SIPp", "sip_from_host": "127.0.0.1", "sip_from_user": "1000",
         "sip_to_user": "7102",
         "sip_req_host": "127.0.0.1", "sip_network_ip": "127.0.0.1", "sip_call_id": "1-17711@127.0.0.1",
+        "sip_auth_username": "1000",
     }  # fmt: skip
     assert ch.headers["variable_sip_call_id"] == "1-17711@127.0.0.1"
     run.until(701)  # CHANNEL_PROGRESS_MEDIA

@@ -176,10 +176,10 @@ async def test_directory_answers_live_browser_users_only() -> None:
     result = ET.fromstring(NOT_FOUND).find("section[@name='result']/result")
     assert result is not None
     assert result.get("status") == "not found"
-    assert users.feed_token_valid(user.feed_token)
-    assert not users.feed_token_valid("nope")
+    assert users.feed_subject(user.feed_token) == user.username
+    assert users.feed_subject("nope") is None
     now[0] += 61  # expired by the clock before the timer runs
     assert directory_answer(form(user.username), users) == NOT_FOUND
-    assert not users.feed_token_valid(user.feed_token)
+    assert users.feed_subject(user.feed_token) is None
     assert await users.expire(user.username)
     assert ledger.tokens == set()
