@@ -40,7 +40,7 @@ class RunningController:
     @property
     def base(self) -> str:
         """http:// URL of the API."""
-        return f"http://127.0.0.1:{self.controller.api_port}"
+        return f"http://{self.settings['api']['host']}:{self.controller.api_port}"
 
     async def call_ended(self, call_id: str, timeout: float = 5.0) -> None:
         """Wait until the controller wrote the call's closed CDR."""

@@ -8,13 +8,17 @@ media tests run their servers in a namespace of their own that is joined to the 
 
 Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking, never routed), a random /30 not already on the
 host. The namespace has no default route: nothing started in it can reach beyond the host's end of the
-veth. ``accept_local=1`` and ``rp_filter=0`` are set on both veth ends (per interface: they vanish with it;
+veth. Its resolver (``/etc/netns/<name>/resolv.conf``, which ``ip netns exec`` mounts over
+``/etc/resolv.conf``) is the namespace's own loopback, where nothing answers: a DNS lookup fails at once
+instead of waiting out the host's unreachable servers, and no query leaves the machine.
+``accept_local=1`` and ``rp_filter=0`` are set on both veth ends (per interface: they vanish with it;
 the host's ``all``/``default`` settings are not touched).
 
 Everything made here is removed by name in a ``finally``: processes started with :meth:`Netns.spawn` (by
 PID: SIGTERM, a bounded wait, SIGKILL), then any process still inside the namespace (``ip netns pids``:
-only processes started in it, i.e. by this test), then the veth (deleting one end deletes both) and the
-namespace. Needs root and iproute2; :func:`skip_reason` says why not when they are missing.
+only processes started in it, i.e. by this test), then the veth (deleting one end deletes both), the
+namespace and its ``/etc/netns/<name>``. Needs root and iproute2; :func:`skip_reason` says why not when
+they are missing.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 __all__ = ["Netns", "network_namespace", "skip_reason"]
@@ -36,6 +41,7 @@ __all__ = ["Netns", "network_namespace", "skip_reason"]
 BENCHMARK_NET: Final = ipaddress.ip_network("198.18.0.0/15")
 COMMAND_DEADLINE: Final = 10.0
 STOP_DEADLINE: Final = 5.0
+ETC_NETNS: Final = Path("/etc/netns")
 
 
 def skip_reason() -> str | None:
@@ -144,6 +150,9 @@ def _sweep(netns: Netns) -> None:
 
 def _create(netns: Netns, subnet: ipaddress.IPv4Network) -> None:
     _ip("netns", "add", netns.name)
+    etc = ETC_NETNS / netns.name
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     _ip("link", "add", netns.host_if, "type", "veth", "peer", "name", netns.ns_if)
     _ip("link", "set", netns.ns_if, "netns", netns.name)
     _ip("addr", "add", f"{netns.host_ip}/{subnet.prefixlen}", "dev", netns.host_if)
@@ -166,6 +175,7 @@ def _remove(netns: Netns) -> None:
         _ip("link", "del", netns.host_if)
     with contextlib.suppress(RuntimeError):
         _ip("netns", "del", netns.name)
+    shutil.rmtree(ETC_NETNS / netns.name, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

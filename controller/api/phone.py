@@ -61,7 +61,9 @@ class _PhoneFiles:
 
     def __init__(self, janus: JanusSettings) -> None:
         self._janus = janus
-        self._own = {name: (_WEB / name).read_bytes() for name in ("phone.html", "phone.js", "phone.css")}
+        self._own = {
+            name: (_WEB / name).read_bytes() for name in ("phone.html", "phone.js", "feed.js", "phone.css")
+        }
 
     def _headers(self, request: web.Request, content_type: str) -> dict[str, str]:
         return {
@@ -99,11 +101,12 @@ class _PhoneFiles:
 
 
 def add_phone_routes(app: web.Application, janus: JanusSettings) -> None:
-    """Mount ``/phone``, ``/phone/phone.js``, ``/phone/phone.css``, ``/phone/janus.js`` and
-    ``/phone/adapter.js`` (reads the page's own files now)."""
+    """Mount ``/phone``, its own files (``/phone/phone.js``, ``feed.js``, ``phone.css``) and the Debian
+    libraries (``/phone/janus.js``, ``/phone/adapter.js``); the page's own files are read now."""
     files = _PhoneFiles(janus)
     app.router.add_get("/phone", files.own("phone.html"))
     app.router.add_get("/phone/phone.js", files.own("phone.js"))
+    app.router.add_get("/phone/feed.js", files.own("feed.js"))
     app.router.add_get("/phone/phone.css", files.own("phone.css"))
     app.router.add_get("/phone/janus.js", files.library(janus.janus_js, "libjs-janus-gateway"))
     app.router.add_get("/phone/adapter.js", files.library(janus.adapter_js, "libjs-webrtc-adapter"))

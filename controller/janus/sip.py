@@ -125,6 +125,7 @@ class SipPlugin(JanusPlugin):  # type: ignore[misc]  # janus-client has no type 
         *,
         authuser: str | None = None,
         display_name: str | None = None,
+        outbound_proxy: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         """Register ``username`` (a SIP URI, ``sip:user@domain``) at ``proxy`` and wait for ``registered``.
@@ -135,6 +136,8 @@ class SipPlugin(JanusPlugin):  # type: ignore[misc]  # janus-client has no type 
             proxy: the registrar, ``sip:host[:port]`` (Janus 1.1.2 needs it to send the REGISTER).
             authuser: the digest user name when it differs from the URI's user.
             display_name: the display name of the REGISTER's From.
+            outbound_proxy: where every later request goes, ``sip:host[:port]`` (janus_sip.c sends an INVITE
+                through ``NUTAG_PROXY(outbound_proxy)`` only; without it, to the dialled URI's host).
             timeout_s: deadline for the whole exchange.
 
         Raises:
@@ -146,6 +149,8 @@ class SipPlugin(JanusPlugin):  # type: ignore[misc]  # janus-client has no type 
             body["authuser"] = authuser
         if display_name is not None:
             body["display_name"] = display_name
+        if outbound_proxy is not None:
+            body["outbound_proxy"] = outbound_proxy
         event = await self._exchange(body, None, {"registered", "registration_failed"}, timeout_s)
         if event["event"] == "registration_failed":
             raise JanusError(_code(event), str(event.get("reason", "registration failed")))

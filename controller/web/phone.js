@@ -1,9 +1,9 @@
 // Switchyard browser phone: POST /v1/webrtc/session, then Janus (janus.js) + its SIP plugin, plus the
-// controller's event feed for the live transcript. Plain JS, no build step, no external URLs.
+// controller's event feed for the live transcript (feed.js). Plain JS, no build step, no external URLs.
 //
 // Janus SIP plugin requests/events used here (Janus 1.1.2, plugins/janus_sip.c and its API doc):
-//   register {username: SIP URI, authuser, secret, proxy, display_name} -> registering | registered |
-//     registration_failed {code, reason}
+//   register {username: SIP URI, authuser, secret, proxy, outbound_proxy, display_name} -> registering |
+//     registered | registration_failed {code, reason}
 //   call {uri} + JSEP offer -> calling, ringing/proceeding, progress (+JSEP), accepted (+JSEP),
 //     hangup {code, reason}
 //   hangup; decline (incoming calls: this page only calls out)
@@ -24,7 +24,6 @@
   var localStream = null;
   var feed = null;
   var inCall = false;
-  var feedCallId = null; // the controller call whose transcript is shown
 
   function $(id) {
     return document.getElementById(id);
@@ -108,7 +107,7 @@
         el.phone.hidden = false;
         el.identity.textContent = data.sip.identity;
         renderExtensions(data.extensions || []);
-        openFeed(data.feed_token);
+        openFeed(data);
         startJanus();
       })
       .catch(function (e) {
@@ -170,7 +169,12 @@
   function register() {
     setState(el.regState, "registering", "registering…");
     var s = session.sip;
-    var msg = { request: "register", username: s.identity, authuser: s.username, secret: s.password, proxy: s.proxy };
+    // outbound_proxy: janus_sip.c sends the INVITE through NUTAG_PROXY(outbound_proxy) only; without it the
+    // call would go to the dialled URI's domain, which need not resolve (503 DNS Error).
+    var msg = {
+      request: "register", username: s.identity, authuser: s.username, secret: s.password,
+      proxy: s.proxy, outbound_proxy: s.proxy,
+    };
     var name = el.displayName.value.trim();
     if (name) msg.display_name = name;
     sip.send({ message: msg });
@@ -190,6 +194,7 @@
       if (!inCall) setCallEnded("error", msg.error);
       return;
     }
+    if (msg.call_id) el.sipCallId.textContent = msg.call_id; // for support: FreeSWITCH's sip_call_id
     var result = msg.result || {};
     var handler = SIP_EVENTS[result.event];
     if (handler) handler(result, jsep);
@@ -236,8 +241,8 @@
     if (!sip || !dest || inCall) return;
     clearError();
     inCall = true;
-    feedCallId = null;
     el.transcript.textContent = "";
+    el.sipCallId.textContent = "–";
     setCallControls(true);
     setState(el.callState, "calling", "opening microphone…");
     if (!window.isSecureContext || !navigator.mediaDevices) {
@@ -330,35 +335,17 @@
     });
   }
 
-  // ---- event feed (transcript) ------------------------------------------------------------------
+  // ---- transcript (feed.js) --------------------------------------------------------------------
 
-  // Transcript turns arrive as worker JSON relayed by FreeSWITCH: type "audio_stream_message" with the
-  // decoded object under "message" ({type: "transcript", turn, caller, agent}). The feed has no SIP
-  // Call-ID, so the page follows the first call whose transcript arrives while its own call is up.
-  function openFeed(feedToken) {
-    var url = new URL("v1/events", window.location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("access_token", feedToken);
-    feed = new WebSocket(url.toString());
-    feed.onopen = function () { el.feedState.textContent = "event feed: connected"; };
-    feed.onclose = function (ev) {
-      el.feedState.textContent = "event feed: closed (" + ev.code + (ev.reason ? " " + ev.reason : "") + ")";
-    };
-    feed.onmessage = function (ev) {
-      var data;
-      try { data = JSON.parse(ev.data); } catch (e) { return; }
-      onFeedEvent(data);
-    };
-  }
-
-  function onFeedEvent(ev) {
-    if (ev.type === "call_merged" && ev.merged_id === feedCallId) feedCallId = ev.call_id;
-    if (ev.type !== "audio_stream_message" || !ev.message || ev.message.type !== "transcript") return;
-    if (!inCall) return;
-    if (feedCallId === null) feedCallId = ev.call_id;
-    if (ev.call_id !== feedCallId) return;
-    addLine("caller", "Caller", ev.message.caller);
-    addLine("agent", "Agent", ev.message.agent);
+  function openFeed(data) {
+    if (feed) feed.close();
+    feed = window.SwitchyardFeed.open(data.feed_token, Date.parse(data.expires_at), {
+      onTurn: function (turn) {
+        addLine("caller", "Caller", turn.caller);
+        addLine("agent", "Agent", turn.agent);
+      },
+      onState: function (text) { el.feedState.textContent = "event feed: " + text; },
+    });
   }
 
   function addLine(cls, who, text) {
@@ -391,6 +378,7 @@
     el.callState = $("call-state");
     el.iceState = $("ice-state");
     el.feedState = $("feed-state");
+    el.sipCallId = $("sip-call-id");
     el.remoteAudio = $("remote-audio");
     el.token.value = sessionStorage.getItem(TOKEN_KEY) || "";
     buildKeypad();

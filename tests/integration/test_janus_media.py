@@ -183,13 +183,17 @@ async def test_tone_goes_through_janus_to_sip_and_back(netns: Netns, tmp_path: P
         plugin = SipPlugin()
         try:
             await plugin.attach(session)
+            proxy = f"sip:{netns.ns_ip}:{SIP_PORT}"
             await plugin.register(
-                f"sip:webrtc@{netns.ns_ip}", "not-checked", f"sip:{netns.ns_ip}:{SIP_PORT}", timeout_s=10
+                "sip:webrtc@pbx.invalid", "not-checked", proxy, outbound_proxy=proxy, timeout_s=10
             )
             with pytest.raises(JanusError) as refused:  # no call yet: the plugin's "Wrong state" error
                 await plugin.dtmf("5")
             echoed, info = await _call_and_listen(
-                plugin, plugin.pc, f"sip:echo@{netns.ns_ip}:{SIP_PORT}", admin
+                plugin,
+                plugin.pc,
+                "sip:echo@pbx.invalid",
+                admin,  # no DNS: the outbound proxy routes it
             )
             await plugin.dtmf("58")
             hangup = await plugin.hangup(timeout_s=10)

@@ -1,44 +1,57 @@
-"""The /phone demo page in a real headless Chromium, calling through a real Janus to a SIP peer.
+"""The /phone demo page in a real headless Chromium, through a real Janus, served by the real controller.
 
 ICE does not work over loopback, so Janus, Chromium and the SIP peer run in a network namespace
-(``tests/netnskit.py``). The SIP peer is sipp with ``tests/sipp/uas_register_echo.xml`` (REGISTER → 200,
-INVITE → 200, RTP echo). This test's web server runs on the host end of the veth and serves the page
-(``controller.api.phone``) plus **stand-ins** for ``POST /v1/webrtc/session`` (contract 3; it adds a real
-Janus token with the Admin API ``add_token``) and ``GET /v1/events`` (it pushes a transcript turn shaped as
-``controller.feed`` sends it). Chromium is Debian's (``/usr/bin/chromium``, never downloaded) with a fake
-microphone, started through ``ip netns exec`` by a wrapper script.
+(``tests/netnskit.py``); the controller listens on the host end of the veth, where the page and Janus's
+event handler reach it. The SIP peer standing in for FreeSWITCH's SIP side is sipp with
+``tests/sipp/uas_register_echo.xml`` (REGISTER → 200, INVITE → 200 with RTP echo, INFO → 200). The
+controller's FreeSWITCH is the emulator: once the browser's call is up, the emulator gets the same call
+(the browser's SIP user, its SIP Call-ID, the Janus SIP plugin's User-Agent), routes it to an agent on a
+stand-in worker, which says one transcript turn. So the page's credentials (``POST /v1/webrtc/session``:
+a Janus token added through the Admin API, a SIP user), its transcript (``/v1/events`` with the feed token)
+and the call's CDR (``webrtc`` type, linked through Janus's own events) all come from the controller.
+
+Chromium is Debian's (``/usr/bin/chromium``, never downloaded) with a fake microphone, started through
+``ip netns exec`` by a wrapper script.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from controller.api.phone import add_phone_routes, janus_ws_url
-from controller.janus.settings import JanusSettings
 from controller.render.janus import render_janus
 from controller.settings import Settings
 from tests import netnskit
+from tests.controllerkit import (
+    TOKEN,
+    RunningController,
+    StandInSession,
+    StandInWorker,
+    controller_settings,
+    register_worker,
+    running_controller,
+)
+from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.netnskit import stop_process
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "tests" / "sipp" / "uas_register_echo.xml"
-ADMIN_SECRET = secrets.token_hex(8)
-TOKEN = secrets.token_urlsafe(12)
-FEED_TOKEN = secrets.token_urlsafe(12)
-SIP_PORT, SIP_MEDIA_PORT = 5060, 6000  # 5060: the dialled sip:<n>@<domain> has no port
+ADMIN_SECRET = secrets.token_hex(12)
+EVENTS_PASSWORD = secrets.token_hex(12)
+DIRECTORY_PASSWORD = secrets.token_hex(12)
+API_PORT = 8080  # on the veth's host address, which belongs to this test alone
+SIP_PORT, SIP_MEDIA_PORT = 5060, 6000
+AGENT_SAYS = "Hello from the concierge"
 WAIT_MS = 20_000
 CONSOLE: list[str] = []  # the page's console, shown when a wait fails
 
@@ -56,140 +69,82 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@dataclass
-class StandIns:
-    """The controller's session and feed endpoints, as contract 3 and controller/feed.py describe them."""
-
-    janus: JanusSettings
-    sip_proxy: str
-    feeds: list[web.WebSocketResponse] = field(default_factory=list)
-    janus_tokens: list[str] = field(default_factory=list)
-
-    async def session(self, request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            body = {"error": {"status": 401, "field": "Authorization", "reason": "invalid bearer token"}}
-            return web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
-        token = secrets.token_hex(16)
-        admin = f"http://{self.janus.admin_ip}:{self.janus.admin_port}/admin"
-        add = {"janus": "add_token", "token": token, "plugins": ["janus.plugin.sip"], "transaction": "t1"}
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
-            http.post(admin, json={**add, "admin_secret": ADMIN_SECRET}) as resp,
-        ):
-            reply = await resp.json(content_type=None)
-        assert reply["janus"] == "success", reply
-        self.janus_tokens.append(token)
-        domain = self.janus.listen_ip
-        user = "webrtc-" + secrets.token_hex(6)
-        sip = {"username": user, "password": secrets.token_hex(8), "proxy": f"sip:{self.sip_proxy}"}
-        sip |= {"identity": f"sip:{user}@{domain}", "domain": domain}
-        return web.json_response(
-            {
-                "janus_url": janus_ws_url(self.janus),
-                "janus_token": token,
-                "sip": sip,
-                "feed_token": FEED_TOKEN,
-                "extensions": [{"destination": "7001", "agent": "concierge"}],
-                "expires_at": "2099-01-01T00:00:00Z",
-            },
-            status=201,
-        )
-
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        if request.query.get("access_token") != FEED_TOKEN:
-            return web.json_response({"error": {"status": 401, "field": "access_token"}}, status=401)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.feeds.append(ws)
-        async for _ in ws:
-            pass
-        return ws
-
-    async def transcript(self, call_id: str, caller: str, agent: str) -> None:
-        """One transcript turn on every open feed, as controller.feed encodes an AudioStreamMessage."""
-        message = {"type": "transcript", "turn": 1, "caller": caller, "agent": agent}
-        event = {"type": "audio_stream_message", "node": "fs1", "ts": 1.0, "call_id": call_id}
-        event |= {"uuid": call_id, "kind": "json", "data": json.dumps(message), "message": message}
-        for ws in self.feeds:
-            await ws.send_str(json.dumps(event))
-
-
-def _janus_settings(ns: netnskit.Netns) -> Settings:
-    return Settings.model_validate(
-        {
-            "janus": {
-                "enabled": True,
-                "listen_ip": ns.ns_ip,
-                "admin_ip": ns.ns_ip,
-                "admin_secret": ADMIN_SECRET,
-                "sip_proxy": f"{ns.ns_ip}:{SIP_PORT}",
-                "sip_local_ip": ns.ns_ip,
-                "rtp_start": 20000,
-                "rtp_end": 20999,
-                "nat": {"ice_enforce_list": [ns.ns_if]},
-            }
-        }
-    )
-
-
-def _tail(log: Path, size: int = 3000) -> str:
-    return log.read_text(errors="replace")[-size:]
+def _sections(ns: netnskit.Netns) -> dict[str, Any]:
+    """The controller's settings sections: API on the veth, Janus in the namespace, one agent route."""
+    janus = {
+        "enabled": True,
+        "listen_ip": ns.ns_ip,
+        "admin_ip": ns.ns_ip,
+        "admin_secret": ADMIN_SECRET,
+        "sip_proxy": f"{ns.ns_ip}:{SIP_PORT}",
+        "sip_local_ip": ns.ns_ip,
+        "rtp_start": 20000,
+        "rtp_end": 20999,
+        "nat": {"ice_enforce_list": [ns.ns_if]},
+        "events": {
+            "enabled": True,
+            "url": f"http://{ns.host_ip}:{API_PORT}/janus/events",
+            "password": EVENTS_PASSWORD,
+        },
+        "directory": {"enabled": True, "password": DIRECTORY_PASSWORD},
+        "reap_interval_s": 0,
+    }
+    return {
+        "api": {"host": ns.host_ip, "port": API_PORT},
+        "janus": janus,
+        "calls": {"routes": [{"destination": "7001", "action": "agent concierge"}]},
+    }
 
 
 def _logs(tmp_path: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{_tail(p, 2500)}" for p in sorted(tmp_path.glob("*.log")))
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in sorted(tmp_path.glob("*.log"))
+    )
 
 
-async def _wait_http(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(15):
-        while True:
-            assert process.returncode is None, f"exited {process.returncode}:\n{_tail(log)}"
-            try:
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
-async def _start_peers(ns: netnskit.Netns, tmp_path: Path, settings: Settings) -> None:
-    """Janus (rendered config) and the sipp UAS, both inside the namespace."""
+async def _start_peers(ns: netnskit.Netns, tmp_path: Path, settings: Settings) -> asyncio.subprocess.Process:
+    """Janus (rendered config) and the sipp UAS, both inside the namespace; returns sipp."""
     conf = tmp_path / "janus-conf"
     conf.mkdir()
     for name, text in render_janus(settings).items():
         (conf / name).write_text(text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
-    janus_log = tmp_path / "janus.log"
-    with janus_log.open("wb") as out:
+    with (tmp_path / "janus.log").open("wb") as out:
         janus = await ns.spawn(
             "janus", f"--configs-folder={conf}", stdout=out, stderr=subprocess.STDOUT, env=env
         )
     with (tmp_path / "sipp.log").open("wb") as out:
-        await ns.spawn(
+        sipp = await ns.spawn(
             "sipp", "-sf", str(SCENARIO), "-i", ns.ns_ip, "-p", str(SIP_PORT), "-mi", ns.ns_ip,
             "-mp", str(SIP_MEDIA_PORT), "-rtp_echo", "-nostdin", "-timeout", "120s",
+            "-trace_msg", "-message_file", str(tmp_path / "sipp.msg"),
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
         )  # fmt: skip
     j = settings.janus
-    await _wait_http(f"http://{j.listen_ip}:{j.http_port}/janus/info", janus, janus_log)
+    async with aiohttp.ClientSession() as http, asyncio.timeout(15):
+        while True:
+            assert janus.returncode is None, f"janus exited {janus.returncode}:\n{_logs(tmp_path)}"
+            try:
+                url = f"http://{j.listen_ip}:{j.http_port}/janus/info"
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                    if resp.status == 200:
+                        return sipp
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
 
 
-@contextlib.asynccontextmanager
-async def _serve(ns: netnskit.Netns, stand_ins: StandIns) -> AsyncIterator[str]:
-    app = web.Application()
-    add_phone_routes(app, stand_ins.janus)
-    app.router.add_post("/v1/webrtc/session", stand_ins.session)
-    app.router.add_get("/v1/events", stand_ins.events)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, ns.host_ip, 0).start()
-        yield f"http://{ns.host_ip}:{runner.addresses[0][1]}"
-    finally:
-        for ws in stand_ins.feeds:
-            await ws.close()
-        await runner.cleanup()
+async def _says_a_turn(session: StandInSession) -> None:
+    """The stand-in worker's agent: one transcript turn naming the stream's caller."""
+    assert session.ws is not None
+    assert session.metadata is not None
+    turn = {
+        "type": "transcript",
+        "turn": 1,
+        "caller": f"I am {session.metadata['caller']}",
+        "agent": AGENT_SAYS,
+    }
+    await session.ws.send_str(json.dumps(turn))
 
 
 def _chromium_wrapper(ns: netnskit.Netns, tmp_path: Path) -> Path:
@@ -219,68 +174,104 @@ async def _wait(page: Page, selector: str, tmp_path: Path) -> None:
         await page.wait_for_selector(selector, timeout=WAIT_MS)
     except Exception as exc:
         states = await page.evaluate(
-            "['error','reg-state','call-state','ice-state','feed-state']"
+            "['error','reg-state','call-state','ice-state','feed-state','sip-call-id']"
             ".map(id => id + '=' + document.getElementById(id).textContent).join('\\n')"
         )
-        logs = _logs(tmp_path)
         console = "\n".join(CONSOLE[-60:])
         raise AssertionError(
-            f"{selector} did not show up:\n{states}\n{logs}\n--- console\n{console}"
+            f"{selector} did not show up:\n{states}\n{_logs(tmp_path)}\n--- console\n{console}"
         ) from exc
 
 
-async def _sign_in(page: Page, base: str) -> None:
+async def _sign_in(page: Page, base: str, tmp_path: Path) -> None:
     await page.goto(f"{base}/phone", timeout=WAIT_MS)
     await page.fill("#token", "not-the-token")
     await page.click("#connect")
-    await page.wait_for_selector("#error:has-text('refused the API token (401')", timeout=WAIT_MS)
+    await _wait(page, "#error:has-text('refused the API token (401')", tmp_path)
     await page.fill("#token", TOKEN)
     await page.click("#connect")
-    await page.wait_for_selector("#reg-state[data-state=registered]", timeout=WAIT_MS)
+    await _wait(page, "#reg-state[data-state=registered]", tmp_path)
+
+
+async def _until_transcript(ws: aiohttp.ClientWebSocketResponse, caller: str) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            event = json.loads(await ws.receive_str())
+            if event.get("message", {}).get("caller") == f"I am {caller}":
+                return
 
 
 async def test_browser_registers_calls_an_agent_and_hangs_up(tmp_path: Path) -> None:
     async with netnskit.network_namespace() as ns:
-        settings = _janus_settings(ns)
-        await _start_peers(ns, tmp_path, settings)
-        stand_ins = StandIns(settings.janus, settings.janus.sip_proxy)
-        async with _serve(ns, stand_ins) as base:
-            await _run_browser(ns, tmp_path, base, stand_ins)
+        sections = _sections(ns)
+        settings = Settings.model_validate(
+            controller_settings(("127.0.0.1", 8021, "unused"), tmp_path, **sections)
+        )
+        sipp = await _start_peers(ns, tmp_path, settings)
+        async with (
+            FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+            StandInWorker(on_metadata=_says_a_turn) as worker,
+            running_controller(fs, tmp_path, **sections) as rc,
+        ):
+            await register_worker(rc, "w1", worker.url)
+            own = await _run_browser(ns, tmp_path, rc, fs)
+            await rc.call_ended(own, timeout=10)
+            record = await rc.controller.store.get(own)
+        await stop_process(sipp)  # flushes its message trace
+    trace = (tmp_path / "sipp.msg").read_text(errors="replace")
+    assert "Signal=5" in trace, "the keypad's 5 did not reach the SIP peer"
+    assert record is not None
+    assert record.call_type == "webrtc"
+    assert record.webrtc is not None  # linked through Janus's "calling" event, posted to /janus/events
+    assert record.route == "agent concierge"
 
 
-async def _run_browser(ns: netnskit.Netns, tmp_path: Path, base: str, stand_ins: StandIns) -> None:
+async def _run_browser(
+    ns: netnskit.Netns, tmp_path: Path, rc: RunningController, fs: FreeSwitchEmulator
+) -> str:
+    """Sign in, call the agent, follow the transcript, press 5, mute, hang up; the emulated call's uuid."""
     assert async_playwright is not None
-    async with async_playwright() as pw:
+    async with async_playwright() as pw, rc.http.ws_connect(rc.base + "/v1/events") as everything:
         # getUserMedia needs a secure context; the page is plain http on the veth address.
-        secure = f"--unsafely-treat-insecure-origin-as-secure={base}"
         browser = await pw.chromium.launch(
             executable_path=str(_chromium_wrapper(ns, tmp_path)),
-            args=[*CHROMIUM_ARGS, secure],
+            args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={rc.base}"],
             timeout=WAIT_MS,
         )
         try:
-            context = await browser.new_context(permissions=["microphone"])
-            page = await context.new_page()
+            page = await (await browser.new_context(permissions=["microphone"])).new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: CONSOLE.append(f"{msg.type}: {msg.text}"))
-            await _sign_in(page, base)
-            assert await page.evaluate("sessionStorage.getItem('switchyard.token')") == TOKEN
+            await _sign_in(page, rc.base, tmp_path)
             await page.click("#extensions button[data-destination='7001']")
             await _wait(page, "#call-state[data-state=connected]", tmp_path)
-            # Media really flows: ICE between Chromium and Janus inside the namespace.
-            await page.wait_for_selector(
-                "#ice-state[data-state=connected], #ice-state[data-state=completed]", timeout=WAIT_MS
-            )
-            await stand_ins.transcript("call-1", "I would like a table for two", "At what time?")
-            await page.wait_for_selector("#transcript li.agent:has-text('At what time?')", timeout=WAIT_MS)
-            assert await page.inner_text("#transcript li.caller") == "Caller: I would like a table for two"
+            await _wait(page, "#ice-state[data-state=connected], #ice-state[data-state=completed]", tmp_path)
+            user = (await page.inner_text("#identity")).removeprefix("sip:").partition("@")[0]
+            call_id = await page.inner_text("#sip-call-id")
+            assert user.startswith("webrtc-")
+            # A desk phone's call to the same agent: its transcript must not reach this page.
+            await fs.inject_inbound_call(caller="1000", destination="7001")
+            await _until_transcript(everything, "1000")
+            own = await fs.inject_inbound_call(
+                caller=user, destination="7001", sip_domain=rc.controller.settings.sip.domain,
+                user_agent="Switchyard-Janus-SIP", variables={"sip_call_id": call_id},
+            )  # fmt: skip
+            await _wait(page, f"#transcript li.agent:has-text('{AGENT_SAYS}')", tmp_path)
+            lines = await page.locator("#transcript li").all_inner_texts()
+            assert lines == [f"Caller: I am {user}", f"Agent: {AGENT_SAYS}"]
+            await page.click("#keypad button[data-digit='5']")
+            await page.click("#mute")
+            assert await page.get_attribute("#mute", "aria-pressed") == "true"
             artifacts = REPO / "artifacts"
             artifacts.mkdir(exist_ok=True)
             await page.screenshot(path=str(artifacts / "phone-call.png"), full_page=True, timeout=WAIT_MS)
+            await asyncio.sleep(0.5)  # the INFO for the 5 is on its way to sipp
             await page.click("#hangup")
             await _wait(page, "#call-state[data-state=ended]", tmp_path)
             assert await page.is_hidden("#error"), await page.inner_text("#error")
             assert errors == []
         finally:
             await browser.close()
+    await fs.caller_hangup(own)  # FreeSWITCH's leg of the same call ends with the browser's BYE
+    return own

@@ -87,6 +87,7 @@ async def test_page_has_a_csp_without_inline_script_that_allows_janus(serve: Any
     ("path", "content_type", "needle"),
     [
         ("/phone/phone.js", "text/javascript", "janus.plugin.sip"),
+        ("/phone/feed.js", "text/javascript", "access_token"),
         ("/phone/phone.css", "text/css", ".keypad"),
         ("/phone/janus.js", "text/javascript", "window.Janus"),
         ("/phone/adapter.js", "text/javascript", "window.adapter"),
