@@ -55,7 +55,7 @@ test: check ## run checks and the unit + integration tests (emulated FreeSWITCH)
 test-compose: $(STAMP) ## build the images and smoke-test the compose stack with the FreeSWITCH emulator (root, docker)
 	.ci/compose-tier
 
-test-live: $(STAMP) ## run the live twins against SWITCHYARD_LIVE_ESL=host:port + SWITCHYARD_LIVE_ESL_PASSWORD
+test-live: $(STAMP) ## live twins: SWITCHYARD_LIVE_ESL(+_PASSWORD) for FreeSWITCH, SWITCHYARD_LIVE_API(+_TOKEN) for the stack
 	$(BIN)/pytest -q -m live
 
 bench: $(STAMP) ## run the benchmarks and print their figures

@@ -16,20 +16,16 @@ counts from Janus's side, and sipp's message trace shows the SIP plugin's REGIST
 from __future__ import annotations
 
 import asyncio
-import fractions
 import os
 import secrets
 import shutil
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
-from av import AudioFrame
 from janus_client import JanusSession
 
 from controller.janus.admin import JanusAdmin, JanusError
@@ -37,6 +33,7 @@ from controller.janus.sip import SipPlugin
 from controller.render.janus import SIP_USER_AGENT, render_janus
 from controller.settings import Settings
 from tests.netnskit import Netns, network_namespace, skip_reason, stop_process
+from tests.webrtckit import Pcm, ToneTrack, dominant_frequency, record
 
 _SKIP = skip_reason()
 pytestmark = [
@@ -48,8 +45,6 @@ pytestmark = [
     pytest.mark.timeout(60),
 ]
 
-Pcm = np.ndarray[Any, np.dtype[np.float64]]
-
 SCENARIO: Final = Path(__file__).parents[1] / "sipp" / "uas_register_echo.xml"
 ADMIN_SECRET: Final = secrets.token_hex(16)
 PORTS: Final = {"http": 8088, "ws": 8188, "admin": 7088}  # a fresh namespace: nothing else listens there
@@ -57,60 +52,7 @@ SIP_PORT: Final = 5070
 SIPP_MEDIA_PORT: Final = 16000
 TONE_HZ: Final = 1000.0
 RATE: Final = 8000
-PTIME: Final = 0.02
 READY_DEADLINE: Final = 15.0
-
-
-class ToneTrack(MediaStreamTrack):
-    """An audio track producing a sine tone in real time (20 ms frames of 16-bit mono)."""
-
-    kind = "audio"
-
-    def __init__(self, frequency: float) -> None:
-        super().__init__()
-        self._frequency = frequency
-        self._sent = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        samples = int(RATE * PTIME)
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            await asyncio.sleep(self._start + (self._sent + samples) / RATE - time.monotonic())
-            self._sent += samples
-        t = (self._sent + np.arange(samples)) / RATE
-        pcm = (0.5 * 32767 * np.sin(2 * np.pi * self._frequency * t)).astype(np.int16)
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._sent
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
-
-
-def dominant_frequency(pcm: Pcm, rate: int) -> tuple[float, float]:
-    """The strongest frequency of ``pcm`` and the share of the spectrum's energy around it (±50 Hz)."""
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm)))) ** 2
-    freqs = np.fft.rfftfreq(len(pcm), 1 / rate)
-    spectrum[freqs < 50] = 0  # DC and hum are not the tone
-    peak = float(freqs[int(np.argmax(spectrum))])
-    near = spectrum[np.abs(freqs - peak) <= 50].sum()
-    return peak, float(near / spectrum.sum())
-
-
-async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> Pcm:
-    """Samples of ``track`` (resampled frames' mono PCM) after dropping the first ``skip_s`` seconds."""
-    chunks: list[Pcm] = []
-    seen = 0.0
-    async with asyncio.timeout(skip_s + keep_s + 10):
-        while seen < skip_s + keep_s:
-            frame = await track.recv()
-            assert isinstance(frame, AudioFrame)
-            assert frame.sample_rate == RATE, frame.sample_rate  # PCMU both ways
-            seen += frame.samples / frame.sample_rate
-            if seen > skip_s:
-                chunks.append(frame.to_ndarray().reshape(-1).astype(np.float64))
-    return np.concatenate(chunks)
 
 
 def _settings(netns: Netns) -> Settings:
@@ -240,7 +182,8 @@ async def _call_and_listen(
     assert "PCMU" in answer["sdp"]
     async with asyncio.timeout(5):
         track = await remote
-    echoed = await record(track, skip_s=1.0, keep_s=1.0)
+    echoed, rate = await record(track, skip_s=1.0, keep_s=1.0)
+    assert rate == RATE, rate  # PCMU both ways
     (session_id,) = await admin.list_sessions()
     info = await admin.handle_info(session_id, plugin.id)
     return echoed, info
