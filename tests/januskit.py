@@ -4,6 +4,9 @@
 --configs-folder=…`` with a bare environment and waits until its HTTP API, Admin API and WebSocket
 listeners answer. ``await j.kill()`` stops it (by PID; SIGKILL: a crash, nothing said to clients) and
 ``await j.start()`` runs it again on the same ports. Tests needing it carry ``requires_janus``.
+
+Media tests run Janus inside a test-made network namespace instead: ``await start_janus_in(ns, settings,
+workdir)`` (the namespace stops it with everything it spawned).
 """
 
 from __future__ import annotations
@@ -24,8 +27,17 @@ import pytest
 
 from controller.render.janus import render_janus
 from controller.settings import Settings
+from tests.netnskit import Netns
 
-__all__ = ["ADMIN_SECRET", "JanusProcess", "free_ports", "janus_section", "requires_janus", "running_janus"]
+__all__ = [
+    "ADMIN_SECRET",
+    "JanusProcess",
+    "free_ports",
+    "janus_section",
+    "requires_janus",
+    "running_janus",
+    "start_janus_in",
+]
 
 requires_janus = pytest.mark.skipif(
     shutil.which("janus") is None, reason="janus not installed (apt-get install janus)"
@@ -165,6 +177,28 @@ async def _accepts(host: str, port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+async def start_janus_in(ns: Netns, settings: Settings, workdir: Path) -> asyncio.subprocess.Process:
+    """Janus inside ``ns``, configured by ``render_janus(settings)`` (``workdir/janus-conf``, log
+    ``workdir/janus.log``); returns once its HTTP API answers on ``janus.listen_ip`` (``READY_DEADLINE``)."""
+    conf = workdir / "janus-conf"
+    conf.mkdir()
+    for name, text in render_janus(settings).items():
+        (conf / name).write_text(text)
+    log = workdir / "janus.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
+    with log.open("wb") as out:
+        process = await ns.spawn(
+            "janus", f"--configs-folder={conf}", stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    j = settings.janus
+    async with aiohttp.ClientSession() as http, asyncio.timeout(READY_DEADLINE):
+        while not await _answers(http, f"http://{j.listen_ip}:{j.http_port}/janus/info", None):
+            if process.returncode is not None:
+                raise AssertionError(f"janus exited {process.returncode}:\n{log.read_text()[-3000:]}")
+            await asyncio.sleep(0.1)
+    return process
 
 
 @asynccontextmanager

@@ -16,7 +16,6 @@ counts from Janus's side, and sipp's message trace shows the SIP plugin's REGIST
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator
@@ -30,8 +29,9 @@ from janus_client import JanusSession
 
 from controller.janus.admin import JanusAdmin, JanusError
 from controller.janus.sip import SipPlugin
-from controller.render.janus import SIP_USER_AGENT, render_janus
+from controller.render.janus import SIP_USER_AGENT
 from controller.settings import Settings
+from tests.januskit import start_janus_in
 from tests.netnskit import Netns, network_namespace, skip_reason, stop_process
 from tests.webrtckit import Pcm, ToneTrack, dominant_frequency, record
 
@@ -52,7 +52,6 @@ SIP_PORT: Final = 5070
 SIPP_MEDIA_PORT: Final = 16000
 TONE_HZ: Final = 1000.0
 RATE: Final = 8000
-READY_DEADLINE: Final = 15.0
 
 
 def _settings(netns: Netns) -> Settings:
@@ -76,27 +75,6 @@ def _settings(netns: Netns) -> Settings:
     )
 
 
-async def _start_janus(netns: Netns, workdir: Path) -> asyncio.subprocess.Process:
-    conf = workdir / "conf"
-    conf.mkdir()
-    for name, text in render_janus(_settings(netns)).items():
-        (conf / name).write_text(text)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
-    with (workdir / "janus.log").open("wb") as out:
-        process = await netns.spawn("janus", f"--configs-folder={conf}", stdout=out, stderr=out, env=env)
-    info = f"http://{netns.ns_ip}:{PORTS['http']}/janus/info"
-    async with aiohttp.ClientSession() as http, asyncio.timeout(READY_DEADLINE):
-        while True:
-            assert process.returncode is None, (workdir / "janus.log").read_text()[-3000:]
-            try:
-                async with http.get(info, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 async def _start_sipp(netns: Netns, workdir: Path) -> asyncio.subprocess.Process:
     with (workdir / "sipp.out").open("wb") as out:
         return await netns.spawn(
@@ -116,7 +94,7 @@ async def netns() -> AsyncIterator[Netns]:
 
 async def test_tone_goes_through_janus_to_sip_and_back(netns: Netns, tmp_path: Path) -> None:
     sipp = await _start_sipp(netns, tmp_path)
-    await _start_janus(netns, tmp_path)
+    await start_janus_in(netns, _settings(netns), tmp_path)
     token = secrets.token_hex(16)
     async with aiohttp.ClientSession() as http:
         admin = JanusAdmin(f"http://{netns.ns_ip}:{PORTS['admin']}/admin", ADMIN_SECRET, http)

@@ -28,7 +28,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from controller.render.janus import render_janus
 from controller.settings import Settings
 from tests import netnskit
 from tests.controllerkit import (
@@ -41,6 +40,7 @@ from tests.controllerkit import (
     running_controller,
 )
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.januskit import start_janus_in
 from tests.netnskit import stop_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -104,15 +104,7 @@ def _logs(tmp_path: Path) -> str:
 
 async def _start_peers(ns: netnskit.Netns, tmp_path: Path, settings: Settings) -> asyncio.subprocess.Process:
     """Janus (rendered config) and the sipp UAS, both inside the namespace; returns sipp."""
-    conf = tmp_path / "janus-conf"
-    conf.mkdir()
-    for name, text in render_janus(settings).items():
-        (conf / name).write_text(text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
-    with (tmp_path / "janus.log").open("wb") as out:
-        janus = await ns.spawn(
-            "janus", f"--configs-folder={conf}", stdout=out, stderr=subprocess.STDOUT, env=env
-        )
     with (tmp_path / "sipp.log").open("wb") as out:
         sipp = await ns.spawn(
             "sipp", "-sf", str(SCENARIO), "-i", ns.ns_ip, "-p", str(SIP_PORT), "-mi", ns.ns_ip,
@@ -120,18 +112,8 @@ async def _start_peers(ns: netnskit.Netns, tmp_path: Path, settings: Settings) -
             "-trace_msg", "-message_file", str(tmp_path / "sipp.msg"),
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
         )  # fmt: skip
-    j = settings.janus
-    async with aiohttp.ClientSession() as http, asyncio.timeout(15):
-        while True:
-            assert janus.returncode is None, f"janus exited {janus.returncode}:\n{_logs(tmp_path)}"
-            try:
-                url = f"http://{j.listen_ip}:{j.http_port}/janus/info"
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200:
-                        return sipp
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
+    await start_janus_in(ns, settings, tmp_path)
+    return sipp
 
 
 async def _says_a_turn(session: StandInSession) -> None:
