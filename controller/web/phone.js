@@ -273,6 +273,7 @@
 
   function hangup() {
     if (!sip) return;
+    inCall = false; // media going down from here on is ours, not an error (the SIP hangup event follows)
     sip.send({ message: { request: "hangup" } });
     sip.hangup();
   }
