@@ -102,7 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
     add_client_commands(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: janus_client (media.py) calls logging.basicConfig at import, which would make this one a no-op.
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    # Its transport logs every message at INFO, Janus tokens and SIP secrets included.
+    logging.getLogger("janus_client").setLevel(logging.WARNING)
     if args.command in ("controller", "run", "check-config"):
         return _controller(args)
     if args.command == "render":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-from tests.controllerkit import TOKEN, RunningController, running_controller
+from tests.controllerkit import TOKEN, RunningController, controller_settings, running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.januskit import ADMIN_SECRET, requires_janus, running_janus
 
 
 async def _cli(rc: RunningController, *args: str, token: str = TOKEN) -> tuple[int, str, str]:
@@ -51,3 +54,37 @@ async def test_originate_list_hangup_cdrs(tmp_path: Path) -> None:
     assert denied[0] == 1
     assert "401" in denied[2]
     assert "invalid bearer token" in denied[2]
+
+
+@requires_janus
+async def test_controller_log_has_its_format_and_no_janus_messages(tmp_path: Path) -> None:
+    """janus_client configures the root logger at import and logs every Janus message (tokens, SIP secrets)
+    at INFO: the controller's log must keep its own format and none of those lines."""
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        running_janus(tmp_path / "janus") as janus,
+    ):
+        section = {**janus.settings.janus.model_dump(mode="json"), "admin_secret": ADMIN_SECRET}
+        config = tmp_path / "switchyard.yaml"
+        config.write_text(json.dumps(controller_settings(fs, tmp_path, janus=section)))  # JSON is YAML
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller", "controller", "--config", str(config), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        lines: list[str] = []
+        try:
+            async with asyncio.timeout(20):
+                while not any("janus janus-under-test: session" in line for line in lines):
+                    line = (await proc.stderr.readline()).decode()
+                    assert line, "".join(lines)
+                    lines.append(line)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rest = (await asyncio.wait_for(proc.communicate(), 15))[1].decode()
+    log = "".join(lines) + rest
+    assert proc.returncode == 0, log
+    assert " INFO controller.janus.adapter: janus janus-under-test: session " in log
+    assert '"janus": "create"' not in log
+    assert "token" not in log.lower(), log
