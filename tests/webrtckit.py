@@ -12,7 +12,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from av import AudioFrame
 
-__all__ = ["Pcm", "ToneTrack", "dominant_frequency", "record", "sound_seconds"]
+__all__ = ["Pcm", "ToneTrack", "dominant_frequency", "record", "record_for", "sound_seconds"]
 
 Pcm = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -63,6 +63,8 @@ def dominant_frequency(pcm: Pcm, rate: int) -> tuple[float, float]:
 def sound_seconds(pcm: Pcm, rate: int, floor_dbfs: float = -40.0) -> float:
     """Seconds of ``pcm`` (16-bit scale) in 20 ms windows louder than ``floor_dbfs`` RMS."""
     window = int(rate * PTIME)
+    if window == 0:
+        return 0.0
     usable = len(pcm) // window * window
     if usable == 0:
         return 0.0
@@ -90,3 +92,23 @@ async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> tuple
                 samples = frame.to_ndarray().reshape(-1).astype(np.float64)
                 chunks.append(samples[::channels])
     return np.concatenate(chunks), rate
+
+
+async def record_for(track: MediaStreamTrack, seconds: float) -> tuple[Pcm, int]:
+    """Mono samples of whatever ``track`` delivers within ``seconds`` of wall-clock time, and their rate
+    (0 if nothing came): a peer such as FreeSWITCH sends no RTP while it has nothing to play."""
+    chunks: list[Pcm] = []
+    rate = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                frame = await track.recv()
+        except TimeoutError:
+            break
+        assert isinstance(frame, AudioFrame)
+        rate = frame.sample_rate
+        channels = len(frame.layout.channels)
+        chunks.append(frame.to_ndarray().reshape(-1).astype(np.float64)[::channels])
+    return (np.concatenate(chunks) if chunks else np.zeros(0)), rate

@@ -31,7 +31,7 @@ from aiortc import MediaStreamTrack
 from janus_client import JanusSession
 
 from controller.janus.sip import SipPlugin
-from tests.webrtckit import ToneTrack, record, sound_seconds
+from tests.webrtckit import ToneTrack, record_for, sound_seconds
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 
@@ -69,7 +69,7 @@ async def _call_and_listen(session: dict[str, Any], extension: str) -> tuple[flo
         await plugin.call(f"sip:{extension}@{sip['domain']}", plugin.pc, timeout_s=20)
         async with asyncio.timeout(5):
             track = await remote
-        heard, rate = await record(track, skip_s=0.0, keep_s=LISTEN_S)
+        heard, rate = await record_for(track, LISTEN_S)
         await plugin.hangup(timeout_s=10)
     finally:
         async with asyncio.timeout(15):
@@ -116,6 +116,7 @@ async def test_webrtc_caller_hears_the_agent_greeting() -> None:
             heard_s, sip_call_id = await _call_and_listen(session, extension)
             events = await _drain(feed, 3.0)
         cdr = await _closed_cdr(http, api, session["sip"]["username"])
+    print(f"heard {heard_s:.2f} s of sound in {LISTEN_S:.0f} s")  # the live run's figure (pytest -s)
     assert heard_s >= MIN_SOUND_S, f"only {heard_s:.2f} s of sound came back: no greeting"
     kinds = {e["type"] for e in events}
     assert {"call_started", "channel_answered", "audio_stream_changed"} <= kinds, kinds

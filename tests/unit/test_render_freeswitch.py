@@ -66,7 +66,7 @@ SOFIA_PROFILE = {  # mod_sofia/sofia.c config_sofia()
     "inbound-codec-prefs", "outbound-codec-prefs", "inbound-codec-negotiation", "dtmf-type", "rfc2833-pt",
     "user-agent-string", "apply-inbound-acl", "apply-register-acl", "apply-nat-acl", "local-network-acl",
     "disable-register", "accept-blind-reg", "challenge-realm", "caller-id-type", "hold-music",
-    "rtp-timeout-sec",
+    "rtp-timeout-sec", "manual-rtp-bugs",
 }  # fmt: skip
 SOFIA_GATEWAY = {  # mod_sofia/sofia.c parse_gateways()
     "register", "username", "auth-username", "password", "realm", "from-user", "from-domain", "proxy",
