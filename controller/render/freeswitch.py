@@ -226,6 +226,8 @@ def _context(settings: Settings) -> dict[str, object]:
         "recordings_dir": settings.calls.recordings_dir,
         "rtp_start": sip.rtp_start,
         "rtp_end": sip.rtp_end,
+        "max_sessions": sip.max_sessions,
+        "sessions_per_second": sip.sessions_per_second,
         "user_agent": sip.user_agent,
         "internal": _profile("sip.internal", sip.internal),
         "external": _profile("sip.external", sip.external),

@@ -94,6 +94,18 @@ class SipSettings(_Strict):
     external: SipProfileSettings = SipProfileSettings(port=5080)
     rtp_start: int = Field(16384, ge=1024, le=65534)
     rtp_end: int = Field(32768, ge=1025, le=65535)
+    max_sessions: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="switch.conf max-sessions: channels at once (a loopback call is two)",
+    )
+    sessions_per_second: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="switch.conf sessions-per-second: new channels per second (default 30)",
+    )
     codecs: tuple[Literal["OPUS", "G722", "PCMU", "PCMA"], ...] = Field(
         CODECS, min_length=1, description="offered and accepted, in order of preference"
     )

@@ -80,7 +80,8 @@ PARAMS: dict[tuple[str, str], set[str]] = {
     ("event_socket.conf", "settings"): {  # mod_event_socket.c config()
         "listen-ip", "listen-port", "password", "apply-inbound-acl", "nat-map", "stop-on-bind-error"},
     ("switch.conf", "settings"): {  # switch_core.c switch_load_core_config()
-        "loglevel", "colorize-console", "rtp-start-port", "rtp-end-port", "max-sessions"},
+        "loglevel", "colorize-console", "rtp-start-port", "rtp-end-port", "max-sessions",
+        "sessions-per-second"},
     ("console.conf", "settings"): {"colorize", "loglevel", "uuid", "json"},  # mod_console.c config_logger()
     # mod_logfile.c mod_logfile_load(), load_profile()
     ("logfile.conf", "settings"): {"rotate-on-hup"},
