@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import numpy as np
 from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 __all__ = ["Pcm", "ToneTrack", "dominant_frequency", "record", "record_for", "sound_seconds"]
@@ -96,7 +97,8 @@ async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> tuple
 
 async def record_for(track: MediaStreamTrack, seconds: float) -> tuple[Pcm, int]:
     """Mono samples of whatever ``track`` delivers within ``seconds`` of wall-clock time, and their rate
-    (0 if nothing came): a peer such as FreeSWITCH sends no RTP while it has nothing to play."""
+    (0 if nothing came): a peer such as FreeSWITCH sends no RTP while it has nothing to play. A track that
+    ends (the call was hung up) ends the recording."""
     chunks: list[Pcm] = []
     rate = 0
     loop = asyncio.get_running_loop()
@@ -105,7 +107,7 @@ async def record_for(track: MediaStreamTrack, seconds: float) -> tuple[Pcm, int]
         try:
             async with asyncio.timeout(left):
                 frame = await track.recv()
-        except TimeoutError:
+        except (TimeoutError, MediaStreamError):
             break
         assert isinstance(frame, AudioFrame)
         rate = frame.sample_rate
