@@ -27,7 +27,7 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
-from controller.api.janus_events import basic_authorized
+from controller.api.janus_events import BasicAuth
 from controller.api.spec import ApiError
 from controller.janus.browsers import BrowserUser, BrowserUsers
 
@@ -46,7 +46,7 @@ DIAL_STRING: Final = (
 )
 """The domain's dial-string, as the rendered directory has it (directory/switchyard.xml)."""
 USER_CONTEXT: Final = "switchyard"
-_CHALLENGE: Final = 'Basic realm="switchyard-freeswitch-directory", charset="UTF-8"'
+_REALM: Final = "switchyard-freeswitch-directory"
 _MAX_BODY: Final = 64 * 1024
 
 
@@ -86,13 +86,11 @@ def _user_document(domain: str, user: BrowserUser) -> str:
 
 def add_directory_routes(app: web.Application, users: BrowserUsers, user: str, password: str) -> None:
     """Add ``POST /freeswitch/directory`` to ``app``: basic auth ``user``/``password``."""
-    expected_user, expected_password = user.encode(), password.encode()
+    auth = BasicAuth(user, password, _REALM)
 
     async def directory(request: web.Request) -> web.Response:
-        if not basic_authorized(request.headers.get("Authorization", ""), expected_user, expected_password):
-            response = ApiError(401, "missing or wrong basic credentials", "Authorization").response()
-            response.headers["WWW-Authenticate"] = _CHALLENGE
-            return response
+        if (refused := auth.refusal(request)) is not None:
+            return refused
         if request.content_length is not None and request.content_length > _MAX_BODY:
             return ApiError(413, f"body larger than {_MAX_BODY} bytes", "body").response()
         form = await request.post()

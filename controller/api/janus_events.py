@@ -28,14 +28,14 @@ from controller.api.spec import ApiError
 from controller.janus.events import JanusEvent, JanusEventError, decode_body, parse_event
 from controller.janus.metrics import JanusMetrics
 
-__all__ = ["MAX_BODY_BYTES", "add_janus_event_routes", "basic_authorized"]
+__all__ = ["MAX_BODY_BYTES", "BasicAuth", "add_janus_event_routes", "basic_authorized"]
 
 log = logging.getLogger("switchyard.janus.events")
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 """Largest body accepted (after gzip decoding). 100 grouped events with SIP messages stay well below."""
 _CHUNK: Final = 64 * 1024
-_CHALLENGE: Final = 'Basic realm="switchyard-janus-events", charset="UTF-8"'
+_REALM: Final = "switchyard-janus-events"
 
 
 def add_janus_event_routes(
@@ -51,13 +51,11 @@ def add_janus_event_routes(
     The body is read from the stream with its own 1 MiB cap, so the app's ``client_max_size`` (smaller,
     for the API) does not apply to it.
     """
-    expected_user, expected_password = user.encode(), password.encode()
+    auth = BasicAuth(user, password, _REALM)
 
     async def janus_events(request: web.Request) -> web.Response:
-        if not basic_authorized(request.headers.get("Authorization", ""), expected_user, expected_password):
-            response = ApiError(401, "missing or wrong basic credentials", "Authorization").response()
-            response.headers["WWW-Authenticate"] = _CHALLENGE
-            return response
+        if (refused := auth.refusal(request)) is not None:
+            return refused
         try:
             items = decode_body(await _read_capped(request))
         except ApiError as exc:
@@ -79,6 +77,22 @@ def add_janus_event_routes(
         return web.Response(status=204)
 
     app.router.add_post("/janus/events", janus_events)
+
+
+class BasicAuth:
+    """The HTTP basic credentials (RFC 7617) a peer of the controller must send, and its realm."""
+
+    def __init__(self, user: str, password: str, realm: str) -> None:
+        self._user, self._password = user.encode(), password.encode()
+        self._challenge = f'Basic realm="{realm}", charset="UTF-8"'
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """None when ``request`` carries the credentials, else the 401 answer with the challenge."""
+        if basic_authorized(request.headers.get("Authorization", ""), self._user, self._password):
+            return None
+        response = ApiError(401, "missing or wrong basic credentials", "Authorization").response()
+        response.headers["WWW-Authenticate"] = self._challenge
+        return response
 
 
 def basic_authorized(header: str, user: bytes, password: bytes) -> bool:
