@@ -33,6 +33,7 @@ __all__ = [
     "ADMIN_SECRET",
     "JanusProcess",
     "free_ports",
+    "janus_event",
     "janus_section",
     "requires_janus",
     "running_janus",
@@ -77,6 +78,19 @@ def janus_section(ports: dict[str, int], **overrides: Any) -> dict[str, Any]:
     }
     section.update(overrides)
     return section
+
+
+def janus_event(
+    type_: int, body: object, subtype: int | None = None, *, session: int, handle: int, **top: object
+) -> dict[str, object]:
+    """One event handler object laid out as Janus's src/events.c builds it (``top`` adds or replaces
+    top-level fields, e.g. another ``handle_id``)."""
+    item: dict[str, object] = {"emitter": "janus-a", "type": type_}
+    if subtype is not None:
+        item["subtype"] = subtype
+    item.update({"timestamp": 1795227192821640, "session_id": session, "handle_id": handle, **top})
+    item["event"] = body
+    return item
 
 
 class JanusProcess:

@@ -12,6 +12,7 @@ import gzip
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from controller.api.janus_events import MAX_BODY_BYTES, add_janus_event_routes
 from controller.janus.metrics import JanusMetrics
 from tests.controllerkit import running_controller
 from tests.fsemu import FreeSwitchEmulator
+from tests.januskit import janus_event
 
 USER, PASSWORD = "janus", "s3cret-ä:with-colon"
 
@@ -86,13 +88,7 @@ async def peer() -> AsyncIterator[EventsPeer]:
         await runner.cleanup()
 
 
-def ev(type_: int, body: object, subtype: int | None = None, **top: object) -> dict[str, object]:
-    item: dict[str, object] = {"emitter": "janus-a", "type": type_}
-    if subtype is not None:
-        item["subtype"] = subtype
-    item.update({"timestamp": 1795227192821640, "session_id": SESSION, "handle_id": HANDLE, **top})
-    item["event"] = body
-    return item
+ev = partial(janus_event, session=SESSION, handle=HANDLE)
 
 
 def stats(

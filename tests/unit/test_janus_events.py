@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import partial
 
 import orjson
 import pytest
@@ -33,6 +34,7 @@ from controller.janus.events import (
     parse_events,
     type_label,
 )
+from tests.januskit import janus_event
 
 CAPTURED_INDENTED_TIMEOUT = (
     b'[\n   {\n      "emitter": "capture-janus",\n      "type": 1,\n      "timestamp": 1795227142726609,\n'
@@ -83,14 +85,7 @@ SIP_CALL = (
 SESSION, HANDLE = 8978195001812378, 5625252063708973
 
 
-def event(type_: int, body: object, subtype: int | None = None, **top: object) -> dict[str, object]:
-    """An event object laid out as src/events.c builds it."""
-    item: dict[str, object] = {"emitter": "janus-a", "type": type_}
-    if subtype is not None:
-        item["subtype"] = subtype
-    item.update({"timestamp": 1795227192821640, "session_id": SESSION, "handle_id": HANDLE, **top})
-    item["event"] = body
-    return item
+event = partial(janus_event, session=SESSION, handle=HANDLE)
 
 
 def stats(**values: object) -> dict[str, object]:
