@@ -23,24 +23,18 @@ from aiohttp import web
 
 from controller.janus.settings import JanusSettings
 
-__all__ = ["add_phone_routes", "content_security_policy", "janus_ws_url"]
+__all__ = ["add_phone_routes", "content_security_policy"]
 
 _WEB = resources.files("controller") / "web"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
-def janus_ws_url(janus: JanusSettings) -> str:
-    """Janus's WebSocket API URL as browsers reach it (contract 3: ``ws://<listen_ip>:<ws_port>``)."""
-    host = f"[{janus.listen_ip}]" if ":" in janus.listen_ip else janus.listen_ip
-    return f"ws://{host}:{janus.ws_port}"
-
-
 def content_security_policy(janus: JanusSettings, controller_host: str) -> str:
     """The page's CSP: scripts and styles from the controller only; connections to it and to Janus."""
     connect = ["'self'", f"ws://{controller_host}", f"wss://{controller_host}"]
     if janus.enabled:
-        connect.append(janus_ws_url(janus))
+        connect.append(janus.browser_url)
     return "; ".join(
         (
             "default-src 'none'",

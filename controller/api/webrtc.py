@@ -129,7 +129,7 @@ class _Sessions:
         janus = self.c.settings.janus
         domain = self.users.domain
         return WebrtcSession(
-            janus_url=f"ws://{janus.listen_ip}:{janus.ws_port}",
+            janus_url=janus.browser_url,
             janus_token=user.janus_token,
             sip=SipIdentity(
                 username=user.username,

@@ -203,6 +203,11 @@ class JanusSettings(_Strict):
         return f"ws://{_url_host(self.api_host or self.listen_ip)}:{self.ws_port}"
 
     @property
+    def browser_url(self) -> str:
+        """The Janus API over WebSocket, as browsers reach it (``listen_ip``)."""
+        return f"ws://{_url_host(self.listen_ip)}:{self.ws_port}"
+
+    @property
     def admin_url(self) -> str:
         """The Admin API over HTTP (``admin_base_path`` of janus.transport.http.jcfg is ``/admin``)."""
         return f"http://{_url_host(self.admin_host or self.admin_ip)}:{self.admin_port}/admin"
