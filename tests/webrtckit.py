@@ -75,11 +75,15 @@ def sound_seconds(pcm: Pcm, rate: int, floor_dbfs: float = -40.0) -> float:
     return float(np.count_nonzero(loud)) * PTIME
 
 
-async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> tuple[Pcm, int]:
-    """Mono samples of ``track`` after dropping the first ``skip_s`` seconds, and their rate.
+def _mono(frame: AudioFrame) -> Pcm:
+    """The first channel of an interleaved aiortc frame (Opus decodes to 48 kHz stereo)."""
+    channels = len(frame.layout.channels)
+    samples: Pcm = frame.to_ndarray().reshape(-1).astype(np.float64)
+    return samples[::channels]
 
-    aiortc decodes to interleaved frames (Opus: 48 kHz stereo); the first channel is kept.
-    """
+
+async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> tuple[Pcm, int]:
+    """Mono samples of ``track`` after dropping the first ``skip_s`` seconds, and their rate."""
     chunks: list[Pcm] = []
     seen, rate = 0.0, 0
     async with asyncio.timeout(skip_s + keep_s + 10):
@@ -89,9 +93,7 @@ async def record(track: MediaStreamTrack, skip_s: float, keep_s: float) -> tuple
             rate = frame.sample_rate
             seen += frame.samples / rate
             if seen > skip_s:
-                channels = len(frame.layout.channels)
-                samples = frame.to_ndarray().reshape(-1).astype(np.float64)
-                chunks.append(samples[::channels])
+                chunks.append(_mono(frame))
     return np.concatenate(chunks), rate
 
 
@@ -111,6 +113,5 @@ async def record_for(track: MediaStreamTrack, seconds: float) -> tuple[Pcm, int]
             break
         assert isinstance(frame, AudioFrame)
         rate = frame.sample_rate
-        channels = len(frame.layout.channels)
-        chunks.append(frame.to_ndarray().reshape(-1).astype(np.float64)[::channels])
+        chunks.append(_mono(frame))
     return (np.concatenate(chunks) if chunks else np.zeros(0)), rate
