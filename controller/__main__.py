@@ -23,7 +23,7 @@ from controller.cli import add_client_commands, run_client
 from controller.render.freeswitch import render_freeswitch
 from controller.render.janus import render_janus
 from controller.render.tree import write_tree
-from controller.settings import Settings, SettingsError, load_settings
+from controller.settings import CONTROLLER_SECTIONS, Settings, SettingsError, load_settings
 
 log = logging.getLogger("switchyard")
 
@@ -32,7 +32,7 @@ async def run(settings: Settings, stop: asyncio.Event, config: Path | None = Non
     """Run the controller until ``stop`` is set; SIGHUP reloads the routes from the settings sources."""
 
     def load_routes() -> RouteTable:
-        calls = load_settings(os.environ, config).calls
+        calls = load_settings(os.environ, config, CONTROLLER_SECTIONS).calls
         return RouteTable(calls.routes, calls.unknown_cause)
 
     async with Controller(settings, load_routes=load_routes) as controller:
@@ -54,7 +54,9 @@ async def _main_async(settings: Settings, config: Path | None) -> None:
 
 def _controller(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(os.environ, args.config)
+        # check-config checks the whole file; the controller reads (and needs the secrets of) its part only.
+        sections = None if args.command == "check-config" else CONTROLLER_SECTIONS
+        settings = load_settings(os.environ, args.config, sections)
         if not settings.freeswitch:
             raise SettingsError("freeswitch: configure at least one FreeSWITCH node")
         for node in settings.freeswitch.values():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -26,6 +26,8 @@ from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import AgentSettings
 
 __all__ = [
+    "CONTROLLER_SECTIONS",
+    "WORKER_SECTIONS",
     "ApiSettings",
     "BackoffSettings",
     "CallSettings",
@@ -101,6 +103,9 @@ class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
+    worker_tokens: tuple[SecretStr, ...] = Field(
+        (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
+    )
 
 
 class WorkerPoolSettings(_Strict):
@@ -266,6 +271,14 @@ def _substitute(value: Any, environ: Mapping[str, str], path: str) -> Any:
     return _REFERENCE.sub(replace, value)
 
 
+def _only(tree: dict[str, Any], sections: Collection[str] | None) -> dict[str, Any]:
+    """``tree`` without the known sections outside ``sections`` (an unknown key stays, to be refused)."""
+    if sections is None:
+        return tree
+    dropped = set(Settings.model_fields) - set(sections)
+    return {key: value for key, value in tree.items() if key not in dropped}
+
+
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -277,12 +290,22 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Settings:
+WORKER_SECTIONS: Final = frozenset({"worker", "agents"})
+"""What a media worker reads; it is not given the other sections' secrets (the ESL password...)."""
+CONTROLLER_SECTIONS: Final = frozenset(Settings.model_fields) - {"users", "trunks"}
+"""What the controller reads: all but the SIP users' and trunks' credentials, which only FreeSWITCH needs."""
+
+
+def load_settings(
+    environ: Mapping[str, str], path: Path | None = None, sections: Collection[str] | None = None
+) -> Settings:
     """Build the settings from the YAML file and the environment.
 
     Args:
         environ: the process environment (``os.environ`` in ``main()``; a dict in tests).
         path: the YAML file; defaults to ``SWITCHYARD_CONFIG``, else ``switchyard.yaml`` if it exists.
+        sections: the top-level sections this process reads (None: all). The others keep their defaults,
+            so the ``${NAME}`` variables only they reference need not be in the process's environment.
 
     Raises:
         SettingsError: the file is unreadable or the settings are invalid (field path + reason).
@@ -300,8 +323,8 @@ def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Setti
             raise SettingsError(f"cannot read {path}: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise SettingsError(f"{path}: top level must be a mapping")
-        data = _substitute(loaded or {}, environ, "")
+        data = _substitute(_only(loaded or {}, sections), environ, "")
     try:
-        return Settings.model_validate(_merge(data, _env_overrides(environ)))
+        return Settings.model_validate(_merge(data, _only(_env_overrides(environ), sections)))
     except ValidationError as exc:
         raise SettingsError(_format_errors(exc)) from exc

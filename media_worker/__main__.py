@@ -16,7 +16,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from controller.settings import Settings, SettingsError, load_settings
+from controller.settings import WORKER_SECTIONS, Settings, SettingsError, load_settings
 from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = make_worker(named(load_settings(os.environ, args.config), socket.gethostname()))
+        settings = load_settings(os.environ, args.config, WORKER_SECTIONS)
+        worker = make_worker(named(settings, socket.gethostname()))
     except (SettingsError, VadModelError, ValueError, OSError) as exc:
         print(f"switchyard-worker: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,8 @@ SPEC = web.AppKey("spec", ApiSpec)
 def build_app(c: Controller) -> web.Application:
     """The API application of controller ``c`` (client body size capped at 64 KiB)."""
     app = web.Application(client_max_size=64 * 1024)
-    spec = ApiSpec("Switchyard controller", API_VERSION, c.settings.api.tokens)
+    api = c.settings.api
+    spec = ApiSpec("Switchyard controller", API_VERSION, api.tokens, api.worker_tokens)
     app[SPEC] = spec
     add_system_routes(app, spec, c)
     add_call_routes(app, spec, c)

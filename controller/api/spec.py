@@ -122,6 +122,8 @@ class Operation:
     media_types: tuple[str, ...] = ("application/json",)
     query_token: bool = False
     """Also accept ``?access_token=<token>`` (checked by ``ApiSpec.query_token_check``) for the header."""
+    worker_token: bool = False
+    """Also accept the media workers' bearer tokens (``ApiSpec.worker_tokens``), which open nothing else."""
 
 
 def _validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -133,9 +135,16 @@ def _validation_error(exc: ValidationError, where: str) -> ApiError:
 class ApiSpec:
     """The operations of the API and their OpenAPI document."""
 
-    def __init__(self, title: str, version: str, tokens: Sequence[SecretStr]) -> None:
+    def __init__(
+        self,
+        title: str,
+        version: str,
+        tokens: Sequence[SecretStr],
+        worker_tokens: Sequence[SecretStr] = (),
+    ) -> None:
         self.title, self.version = title, version
         self.tokens = tuple(tokens)
+        self.worker_tokens = tuple(worker_tokens)
         self.operations: list[Operation] = []
         self.query_token_check: Callable[[str], str | None] | None = None
         """The subject (e.g. a browser's SIP user) of a valid ``access_token`` of ``query_token`` operations,
@@ -169,7 +178,7 @@ class ApiSpec:
     def _authorize(self, op: Operation, request: web.Request) -> None:
         given = request.query.get("access_token") if op.query_token else None
         if given is None or "Authorization" in request.headers:
-            check_token(request, self.tokens)
+            check_token(request, self.tokens + self.worker_tokens if op.worker_token else self.tokens)
             return
         check = self.query_token_check
         subject = None if check is None else check(given)

@@ -63,6 +63,7 @@ def add_worker_routes(app: web.Application, spec: ApiSpec, pool: WorkerPool) -> 
             body=Heartbeat,
             response=HeartbeatAccepted,
             tag="workers",
+            worker_token=True,
         ),
     )
     spec.add(

@@ -7,11 +7,12 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from controller.render.freeswitch import render_freeswitch
 from controller.render.janus import render_janus
-from controller.settings import load_settings
+from controller.settings import CONTROLLER_SECTIONS, WORKER_SECTIONS, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +69,48 @@ def test_every_service_has_a_healthcheck_and_rtp_carriers_use_the_host_network()
     assert "ports" not in services["worker"]
     published = [port for s in services.values() for port in s.get("ports", [])]
     assert all(port.startswith("${") and ":-127.0.0.1}" in port for port in published), published
+
+
+def _service_env(name: str) -> dict[str, str]:
+    """The variables compose gives a Switchyard service, with the values the complete .env would supply."""
+    service = _compose()["services"][name]
+    assert "env_file" not in service, f"{name} gets the whole .env"
+    full = _env()
+    return {key: full[key] for key in service["environment"]}
+
+
+@pytest.mark.parametrize(
+    ("service", "sections"), [("controller", CONTROLLER_SECTIONS), ("worker", WORKER_SECTIONS)]
+)
+def test_each_process_gets_only_the_variables_of_the_sections_it_reads(
+    service: str, sections: frozenset[str]
+) -> None:
+    env = _service_env(service)
+    load_settings(env, ROOT / "deploy" / "switchyard.yaml", sections)
+    for name in env:  # each one is needed: without it, loading fails naming it
+        fewer = {k: v for k, v in env.items() if k != name}
+        with pytest.raises(SettingsError, match=rf"\$\{{{name}\}} is not set"):
+            load_settings(fewer, ROOT / "deploy" / "switchyard.yaml", sections)
+
+
+def test_a_worker_holds_no_secret_but_its_heartbeat_token() -> None:
+    assert set(_service_env("worker")) == {"WORKER_TOKEN"}
+    settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
+    worker_token = settings.worker.controller_token
+    assert worker_token is not None
+    assert worker_token in settings.api.worker_tokens
+    assert worker_token not in settings.api.tokens
+    controller = _service_env("controller")
+    assert not {k for k in controller if k.startswith("SIP_PASSWORD")}
+    assert "GRAFANA_ADMIN_PASSWORD" not in controller
+
+
+def test_sections_leave_out_known_sections_and_still_refuse_unknown_ones(tmp_path: Path) -> None:
+    path = tmp_path / "switchyard.yaml"
+    path.write_text("freeswitch: {main: {password: '${ESL}'}}\nworker: {port: 8001}\n")
+    assert load_settings({}, path, WORKER_SECTIONS).worker.port == 8001  # ${ESL} not needed
+    with pytest.raises(SettingsError, match=r"freeswitch.main.password: \$\{ESL\} is not set"):
+        load_settings({}, path)
+    path.write_text("worker: {port: 8001}\nagnets: []\n")
+    with pytest.raises(SettingsError, match="agnets"):
+        load_settings({}, path, WORKER_SECTIONS)
