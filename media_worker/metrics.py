@@ -7,11 +7,19 @@ Besides the exported series the worker keeps the last few thousand frame-to-deci
 from __future__ import annotations
 
 from collections import deque
+from typing import get_args
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["WorkerMetrics"]
+from media_worker.wire import CallType
+
+__all__ = ["COMPUTE_STAGES", "TURN_STAGES", "WorkerMetrics"]
+
+COMPUTE_STAGES = ("asr", "agent", "tts")
+"""The ``stage`` labels of the compute-time histogram and the provider failures."""
+TURN_STAGES = ("turn_decided", "asr_final", "first_token", "first_audio", "first_chunk_sent")
+"""The ``stage`` labels of the turn latency: stamps after the end of the caller's speech."""
 
 _LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -80,6 +88,14 @@ class WorkerMetrics:
         self.provider_failures = Counter(
             "switchyard_worker_provider_failures", "Provider errors, by stage", ["stage"], registry=r
         )
+        # Known label values start at zero, so dashboards show 0 rather than "no data" before the first turn.
+        for stage in COMPUTE_STAGES:
+            self.stage_seconds.labels(stage)
+            self.provider_failures.labels(stage)
+        for stage in TURN_STAGES:
+            self.turn_latency.labels(stage)
+        for call_type in get_args(CallType):
+            self.turns.labels(call_type)
         self.recent_turns: deque[dict[str, float]] = deque(maxlen=256)  # per-turn figures, newest last
         self._lags = np.zeros(lag_ring, dtype=np.float64)
         self._lag_count = 0

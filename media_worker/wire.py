@@ -33,6 +33,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_TOO_BIG",
     "BargeIn",
+    "CallType",
     "ControlMessage",
     "Dtmf",
     "PlaybackEvent",
@@ -54,6 +55,9 @@ CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_FULL: Final = 1013  # "try again later": the worker is at capacity
 
+CallType = Literal["sip", "webrtc"]
+"""Where a call comes from: a SIP phone or trunk, or a browser through Janus."""
+
 _PLAY_FILE = re.compile(r"_(\d+)\.tmp\.[A-Za-z0-9]+$")
 
 
@@ -73,7 +77,7 @@ class StreamMetadata(BaseModel):
 
     call_id: str = Field(min_length=1, max_length=128)
     sample_rate: Literal[8000, 16000]
-    call_type: Literal["sip", "webrtc"] = "sip"
+    call_type: CallType = "sip"
     caller: str = Field("", max_length=256)
     callee: str = Field("", max_length=256)
     agent: str = Field("echo", min_length=1, max_length=64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from media_worker.metrics import WorkerMetrics
+from media_worker.metrics import COMPUTE_STAGES, TURN_STAGES, WorkerMetrics
 
 __all__ = ["TurnTimings"]
 
@@ -50,13 +50,8 @@ class TurnTimings:
 
     def since_end_ms(self) -> dict[str, float]:
         """Each stamp reached, in ms after the end of speech."""
-        stamps = {
-            "turn_decided": self.decided,
-            "asr_final": self.asr_final,
-            "first_token": self.first_token,
-            "first_audio": self.first_audio,
-            "first_chunk_sent": self.first_sent,
-        }
+        times = (self.decided, self.asr_final, self.first_token, self.first_audio, self.first_sent)
+        stamps = dict(zip(TURN_STAGES, times, strict=True))
         return {k: round((v - self.speech_end) * 1000, 1) for k, v in stamps.items() if v is not None}
 
     @property
@@ -71,7 +66,7 @@ class TurnTimings:
         since_end = self.since_end_ms()
         for stage, ms in since_end.items():
             metrics.turn_latency.labels(stage).observe(ms / 1000)
-        for stage, seconds in (("asr", self.asr_s), ("agent", self.agent_s), ("tts", self.tts_s)):
+        for stage, seconds in zip(COMPUTE_STAGES, (self.asr_s, self.agent_s, self.tts_s), strict=True):
             metrics.stage_seconds.labels(stage).observe(seconds)
         overhead = self.overhead_s
         if overhead is not None:

@@ -24,9 +24,8 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 from prometheus_client.metrics_core import Metric
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
-PROMETHEUS_YML = ROOT / "deploy/prometheus/prometheus.yml"
+from tests.promkit import DASHBOARDS, PROMETHEUS_YML, ROOT, panels, targets
+
 DATASOURCES_YML = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
 PROVIDERS_YML = ROOT / "deploy/grafana/provisioning/dashboards/switchyard.yml"
 COMPOSE_YML = ROOT / "docker-compose.yml"
@@ -241,20 +240,6 @@ def _load(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every panel, including those nested in (collapsed) rows."""
-    for panel in panels:
-        yield panel
-        yield from _panels(panel.get("panels", []))
-
-
-def _targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(panel title, expr) of every target of every panel."""
-    for panel in _panels(dashboard["panels"]):
-        for target in panel.get("targets", []):
-            yield panel["title"], target["expr"]
-
-
 def _datasources(node: object) -> Iterator[object]:
     """Every value of a ``datasource`` key anywhere in the JSON."""
     if isinstance(node, dict):
@@ -279,10 +264,10 @@ def test_dashboard_panels(path: Path) -> None:
     dashboard = _load(path)
     assert dashboard["title"].startswith("Switchyard / ")
     assert 38 <= dashboard["schemaVersion"] <= 40  # Grafana 10.0 wrote 38; 11.3 writes 40
-    panels = list(_panels(dashboard["panels"]))
-    ids = [p["id"] for p in panels]
+    every = list(panels(dashboard["panels"]))
+    ids = [p["id"] for p in every]
     assert len(set(ids)) == len(ids), f"duplicate panel ids: {ids}"
-    for panel in panels:
+    for panel in every:
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] == "row":
@@ -310,7 +295,7 @@ _SERIES_NEEDING_RANGE = re.compile(
 def test_dashboard_queries_are_rates_of_counters(path: Path) -> None:
     """Ranges are ``$__rate_interval``; counter and histogram series only appear under a range; quantiles
     keep ``le``."""
-    for title, expr in _targets(_load(path)):
+    for title, expr in targets(_load(path)):
         assert set(re.findall(r"\[[^\]]*\]", expr)) <= {"[$__rate_interval]"}, (title, expr)
         for name, following in _SERIES_NEEDING_RANGE.findall(expr):
             assert following == "[", f"{title}: {name} without a range in {expr}"
@@ -326,7 +311,7 @@ def test_dashboards_use_only_exported_metrics() -> None:
     names, unavailable = exported()
     used: dict[str, set[str]] = {}
     for path in DASHBOARDS:
-        for title, expr in _targets(_load(path)):
+        for title, expr in targets(_load(path)):
             for name in metric_names(expr):
                 used.setdefault(name, set()).add(f"{path.stem}/{title}")
     missing = sorted(set(used) - names - SCRAPE_SERIES)
@@ -337,19 +322,16 @@ def test_dashboards_use_only_exported_metrics() -> None:
 
 
 # ------------------------------------------------------------------------------------------ prometheus
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not on PATH (Debian: prometheus)")
-
-
-@needs_promtool
 def test_promtool_accepts_the_config_and_the_dashboard_queries(tmp_path: Path) -> None:
-    exprs = [expr for path in DASHBOARDS for _, expr in _targets(_load(path))]
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is missing: install Debian's prometheus package (.ci/run does)"
+    exprs = [expr for path in DASHBOARDS for _, expr in targets(_load(path))]
     rules = [{"record": f"switchyard:dashboard_query:{i}", "expr": e.replace("$__rate_interval", "20s")}
              for i, e in enumerate(exprs)]  # fmt: skip
     rules_file = tmp_path / "rules.yml"
     rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     for check in (["config", str(PROMETHEUS_YML)], ["rules", str(rules_file)]):
-        done = subprocess.run([str(PROMTOOL), "check", *check], capture_output=True, text=True, check=False)
+        done = subprocess.run([promtool, "check", *check], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -382,7 +364,6 @@ def test_grafana_provisioning() -> None:
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-@pytest.mark.skipif(not COMPOSE_YML.exists(), reason="docker-compose.yml not written yet")
 def test_compose_has_the_services_prometheus_scrapes() -> None:
     services = yaml.safe_load(COMPOSE_YML.read_text())["services"]
     for name in ("controller", "worker", "prometheus"):
