@@ -4,8 +4,9 @@ The stack runs from the images (controller, workers, Janus, and the FreeSWITCH e
 place). The test reaches it only as an operator would: the controller's published API on
 ``SWITCHYARD_COMPOSE_API`` with ``SWITCHYARD_COMPOSE_TOKEN``, and Janus's HTTP API on
 ``SWITCHYARD_COMPOSE_JANUS``. It places a call to the agent extension (7000), waits for the worker's
-greeting to be played into it, hangs up, and checks the CDR and the metrics; and checks that Janus answers
-with only the SIP plugin and that its event handler reaches the controller.
+greeting to be played into it, hangs up, and checks the CDR and the metrics; checks that Janus answers
+with only the SIP plugin and that its event handler reaches the controller; and, with
+``SWITCHYARD_COMPOSE_PROMETHEUS``, that Prometheus scrapes every worker and runs the dashboards' queries.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.promkit import query, run_dashboards
+
 pytestmark = pytest.mark.compose
 
 API = os.environ.get("SWITCHYARD_COMPOSE_API", "")
 JANUS = os.environ.get("SWITCHYARD_COMPOSE_JANUS", "")
 TOKEN = os.environ.get("SWITCHYARD_COMPOSE_TOKEN", "")
+PROMETHEUS = os.environ.get("SWITCHYARD_COMPOSE_PROMETHEUS", "")
 WORKERS = int(os.environ.get("SWITCHYARD_COMPOSE_WORKERS", "1"))  # replicas started (--scale worker=N)
 AGENT_EXTENSION = "7000"
 
@@ -131,3 +135,23 @@ async def test_janus_answers_with_the_sip_plugin_only_and_posts_its_events(
 
     # The controller's Janus adapter creates a session; Janus posts that event to /janus/events.
     await _until(session_event_counted, "Janus's event handler posted to the controller", 30)
+
+
+async def test_prometheus_finds_every_worker_and_runs_the_dashboards(api: aiohttp.ClientSession) -> None:
+    """Prometheus with deploy/prometheus/prometheus.yml as is: the controller and, by DNS on the compose
+    network, each scaled worker are up; every dashboard query parses and evaluates."""
+    if not PROMETHEUS:
+        pytest.skip("set SWITCHYARD_COMPOSE_PROMETHEUS (.ci/compose-tier does)")
+    await test_stack_is_ready_with_its_workers(api)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+        async def targets_up() -> bool:
+            answer = await query(http, PROMETHEUS, "sum by (job) (up)")
+            up = {r["metric"]["job"]: float(r["value"][1]) for r in answer["data"]["result"]}
+            return up == {"controller": 1.0, "worker": float(WORKERS)}
+
+        await _until(targets_up, f"Prometheus scrapes the controller and {WORKERS} worker(s)", 60)
+        run = await run_dashboards(http, PROMETHEUS)
+    assert run.failed() == {}
+    assert {"switchyard_esl_connected", "switchyard_calls_started_total"} <= run.series
+    assert {"switchyard_worker_active_streams", "switchyard_janus_events_total"} <= run.series
