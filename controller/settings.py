@@ -133,6 +133,12 @@ class CallSettings(_Strict):
 
     routes: tuple[Route, ...] = Field((), description="tried in order; the first match wins")
     unknown_cause: str = Field("UNALLOCATED_NUMBER", description="hangup cause for unrouted destinations")
+    context: str = Field(
+        "switchyard",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="dialplan context of phones, browser users and DIDs (rendered), and of originates to "
+        "an extension and transfers that name none",
+    )
     sip_domain: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9.-]+$",
@@ -149,6 +155,8 @@ class CallSettings(_Strict):
     def _known_cause(self) -> Self:
         if self.unknown_cause not in HANGUP_CAUSES:
             raise ValueError(f"unknown_cause: {self.unknown_cause!r} is not a hangup cause")
+        if self.context == "public":
+            raise ValueError("context: 'public' is the trunks' context (rendered); choose another name")
         return self
 
 

@@ -113,7 +113,7 @@ class _Calls:
             target=body.target,
             destination=body.destination,
             gateway=body.gateway or "",
-            context=body.context,
+            context=body.context or self.c.settings.calls.context,
             agent=body.agent or "",
             caller_id_number=body.caller_id_number or "",
             caller_id_name=body.caller_id_name or "",
@@ -163,7 +163,8 @@ class _Calls:
     async def transfer(self, req: Request) -> ActionResult:
         body: TransferBody = req.body
         ch = self._leg(req)
-        await self.control.transfer(ch, body.destination, body.context)
+        context = body.context or self.c.settings.calls.context
+        await self.control.transfer(ch, body.destination, context)
         return self._done(ch, "transferred")
 
     async def bridge(self, req: Request) -> ActionResult:

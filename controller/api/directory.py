@@ -45,23 +45,23 @@ DIAL_STRING: Final = (
     "${sofia_contact(*/${dialed_user}@${dialed_domain})}"
 )
 """The domain's dial-string, as the rendered directory has it (directory/switchyard.xml)."""
-USER_CONTEXT: Final = "switchyard"
 _REALM: Final = "switchyard-freeswitch-directory"
 _MAX_BODY: Final = 64 * 1024
 
 
-def directory_answer(form: Mapping[str, str], users: BrowserUsers) -> str:
-    """The XML answer to one mod_xml_curl lookup: the browser user, or ``NOT_FOUND``."""
+def directory_answer(form: Mapping[str, str], users: BrowserUsers, context: str) -> str:
+    """The XML answer to one mod_xml_curl lookup: the browser user (dialling in ``context``), or
+    ``NOT_FOUND``."""
     if form.get("section") != "directory" or form.get("tag_name", "domain") != "domain":
         return NOT_FOUND
     domain = form.get("domain") or form.get("key_value", "")
     user = users.lookup(form.get("user", ""))
     if user is None or domain != users.domain:
         return NOT_FOUND
-    return _user_document(domain, user)
+    return _user_document(domain, user, context)
 
 
-def _user_document(domain: str, user: BrowserUser) -> str:
+def _user_document(domain: str, user: BrowserUser, context: str) -> str:
     name = quoteattr(user.display_name or user.username)
     return (
         '<document type="freeswitch/xml">\n'
@@ -72,7 +72,7 @@ def _user_document(domain: str, user: BrowserUser) -> str:
         f"        <user id={quoteattr(user.username)}>\n"
         f'          <params><param name="password" value={quoteattr(user.password)}/></params>\n'
         "          <variables>\n"
-        f'            <variable name="user_context" value="{USER_CONTEXT}"/>\n'
+        f'            <variable name="user_context" value={quoteattr(context)}/>\n'
         f'            <variable name="effective_caller_id_name" value={name}/>\n'
         f'            <variable name="effective_caller_id_number" value={quoteattr(user.username)}/>\n'
         "          </variables>\n"
@@ -84,8 +84,11 @@ def _user_document(domain: str, user: BrowserUser) -> str:
     )
 
 
-def add_directory_routes(app: web.Application, users: BrowserUsers, user: str, password: str) -> None:
-    """Add ``POST /freeswitch/directory`` to ``app``: basic auth ``user``/``password``."""
+def add_directory_routes(
+    app: web.Application, users: BrowserUsers, user: str, password: str, context: str
+) -> None:
+    """Add ``POST /freeswitch/directory`` to ``app``: basic auth ``user``/``password``; the users dial
+    in the dialplan ``context``."""
     auth = BasicAuth(user, password, _REALM)
 
     async def directory(request: web.Request) -> web.Response:
@@ -95,6 +98,6 @@ def add_directory_routes(app: web.Application, users: BrowserUsers, user: str, p
             return ApiError(413, f"body larger than {_MAX_BODY} bytes", "body").response()
         form = await request.post()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
-        return web.Response(text=directory_answer(fields, users), content_type="text/xml")
+        return web.Response(text=directory_answer(fields, users, context), content_type="text/xml")
 
     app.router.add_post("/freeswitch/directory", directory)

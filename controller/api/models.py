@@ -65,7 +65,9 @@ class TransferBody(LegBody):
     """Blind transfer: the leg runs the dialplan again at ``destination``."""
 
     destination: str = Field(pattern=_NUMBER, description="extension to transfer to")
-    context: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dialplan context")
+    context: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dialplan context (default: calls.context)"
+    )
 
 
 class BridgeBody(LegBody):
@@ -119,8 +121,10 @@ class OriginateBody(_Body):
     gateway: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="gateway (target gateway)"
     )
-    context: str = Field(
-        "default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="context (target extension)"
+    context: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="context (target extension; default: calls.context)",
     )
     node: str | None = Field(None, description="FreeSWITCH node (default: the first connected)")
     agent: str | None = Field(

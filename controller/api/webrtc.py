@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.directory import USER_CONTEXT, add_directory_routes
+from controller.api.directory import add_directory_routes
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.routes import RouteTable, parse_action
 from controller.freeswitch.protocol import EslError
@@ -104,11 +104,12 @@ class _AdapterTokens:
             raise JanusUnavailable(f"remove_token: {exc}") from exc
 
 
-def agent_extensions(table: RouteTable) -> list[AgentExtension]:
-    """The agent routes a browser can dial (literal destination, no caller or foreign context limit)."""
+def agent_extensions(table: RouteTable, context: str) -> list[AgentExtension]:
+    """The agent routes a browser dialling in ``context`` can reach (literal destination, no caller or
+    other context limit)."""
     found: list[AgentExtension] = []
     for route in table.routes:
-        if route.caller is not None or route.context not in (None, USER_CONTEXT):
+        if route.caller is not None or route.context not in (None, context):
             continue
         action = parse_action(route.action)
         if action.kind == "agent" and "$" not in action.arg and _LITERAL.fullmatch(route.destination):
@@ -139,7 +140,7 @@ class _Sessions:
                 domain=domain,
             ),
             feed_token=user.feed_token,
-            extensions=agent_extensions(self.c.router.table),
+            extensions=agent_extensions(self.c.router.table, self.c.settings.calls.context),
             expires_at=datetime.fromtimestamp(user.expires_at, UTC),
         )
 
@@ -169,7 +170,8 @@ def add_webrtc_routes(app: web.Application, spec: ApiSpec, c: Controller, adapte
     h = _Sessions(c, users)
     app[BROWSERS] = users
     spec.query_token_check = users.feed_subject
-    add_directory_routes(app, users, janus.directory.user, janus.directory.secret())
+    context = c.settings.calls.context
+    add_directory_routes(app, users, janus.directory.user, janus.directory.secret(), context)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         users.start()

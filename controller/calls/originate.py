@@ -38,7 +38,7 @@ class Originate:
     target: TargetKind
     destination: str
     gateway: str = ""
-    context: str = "default"
+    context: str = "switchyard"  # the API passes calls.context when the request names none
     agent: str = ""
     caller_id_number: str = ""
     caller_id_name: str = ""

@@ -10,8 +10,8 @@ never read::
     sip_profiles/internal.xml         sofia profile of phones and Janus's SIP plugin (included by sofia.conf)
     sip_profiles/external.xml         sofia profile of the trunks, with their gateways
     directory/switchyard.xml          the SIP users' domain
-    dialplan/switchyard.xml           context switchyard: outbound rules → bridge, routes → park, else hangup
-    dialplan/public.xml               context public: trunk DIDs → transfer into switchyard, else hangup
+    dialplan/switchyard.xml           context calls.context: outbound rules bridge, routes park, else hangup
+    dialplan/public.xml               context public: trunk DIDs → transfer into calls.context, else hangup
 
 FreeSWITCH facts this relies on (source at tag v1.10.12):
 
@@ -221,6 +221,7 @@ def _context(settings: Settings) -> dict[str, object]:
         "modules": MODULES,
         "config_files": CONFIG_FILES,
         "domain": sip.domain,
+        "dialplan_context": settings.calls.context,
         "codecs": ",".join(f"{codec}@{sip.ptime_ms}i" for codec in sip.codecs),
         "hold_music": HOLD_MUSIC,
         "recordings_dir": settings.calls.recordings_dir,

@@ -36,6 +36,7 @@ class EslTarget:
     tone_extension: str = "7101"
     park_extension: str = "7102"
     worker_host: str = "127.0.0.1"
+    context: str = "default"  # of the two extensions: the capture rig's dialplan has them in "default"
 
     def node_settings(self, **overrides: Any) -> FreeSwitchNodeSettings:
         """Settings of a node pointing at this target, with fast test deadlines and backoff."""
@@ -67,6 +68,7 @@ def live_target() -> EslTarget:
         os.environ.get("SWITCHYARD_LIVE_TONE_EXT", "7101"),
         os.environ.get("SWITCHYARD_LIVE_PARK_EXT", "7102"),
         os.environ.get("SWITCHYARD_LIVE_WORKER_HOST", "127.0.0.1"),
+        os.environ.get("SWITCHYARD_LIVE_CONTEXT", "default"),
     )
 
 

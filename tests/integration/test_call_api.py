@@ -83,7 +83,7 @@ async def test_originate_act_and_cdr(tmp_path: Path) -> None:
     originate = _apis(events, "originate")[0]
     assert f"origination_uuid={call_id}" in originate
     assert "origination_caller_id_number=4000" in originate
-    assert originate.endswith("loopback/7104/default &park()")
+    assert originate.endswith("loopback/7104/switchyard &park()")  # calls.context by default
     assert cdr_status == 200
     assert cdr["status"] == "closed"
     assert cdr["disposition"] == "answered"

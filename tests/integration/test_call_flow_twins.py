@@ -63,7 +63,7 @@ async def test_agent_flow_plays_in_order_barges_in_and_writes_cdr(
     target = (esl_target.host, esl_target.port, esl_target.password)
     async with (
         StandInWorker(_three_chunks, host=esl_target.worker_host) as worker,
-        running_controller(target, tmp_path, calls={"routes": routes}) as rc,
+        running_controller(target, tmp_path, calls={"routes": routes, "context": esl_target.context}) as rc,
     ):
         await register_worker(rc, "w1", worker.url)
         body = {"target": "extension", "destination": esl_target.park_extension}

@@ -157,7 +157,7 @@ async def test_directory_answers_live_browser_users_only() -> None:
     users = BrowserUsers(ledger, "pbx.test", 60, clock=lambda: now[0])
     user = await users.create('Ann "A" & co')
     assert ledger.tokens == {user.janus_token}
-    root = ET.fromstring(directory_answer(form(user.username), users))
+    root = ET.fromstring(directory_answer(form(user.username), users, "switchyard"))
     assert (root.tag, root.get("type")) == ("document", "freeswitch/xml")
     found = root.find(
         f"section[@name='directory']/domain[@name='pbx.test']/users/user[@id='{user.username}']"
@@ -171,7 +171,7 @@ async def test_directory_answers_live_browser_users_only() -> None:
     assert variables["user_context"] == "switchyard"
     others = (form("1000"), form(user.username, "other.test"), {**form(user.username), "section": "dialplan"})
     for other in others:
-        assert directory_answer(other, users) == NOT_FOUND
+        assert directory_answer(other, users, "switchyard") == NOT_FOUND
     # switch_xml.c switch_xml_locate: this exact shape makes FreeSWITCH fall back to its static XML.
     result = ET.fromstring(NOT_FOUND).find("section[@name='result']/result")
     assert result is not None
@@ -179,7 +179,7 @@ async def test_directory_answers_live_browser_users_only() -> None:
     assert users.feed_subject(user.feed_token) == user.username
     assert users.feed_subject("nope") is None
     now[0] += 61  # expired by the clock before the timer runs
-    assert directory_answer(form(user.username), users) == NOT_FOUND
+    assert directory_answer(form(user.username), users, "switchyard") == NOT_FOUND
     assert users.feed_subject(user.feed_token) is None
     assert await users.expire(user.username)
     assert ledger.tokens == set()
