@@ -20,6 +20,7 @@ from pathlib import Path
 from controller.app import Controller, on_signal
 from controller.calls.routes import RouteTable
 from controller.cli import add_client_commands, run_client
+from controller.logs import setup_logging
 from controller.render.freeswitch import render_freeswitch
 from controller.render.janus import render_janus
 from controller.render.tree import write_tree
@@ -104,12 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
     add_client_commands(commands)
     args = parser.parse_args(argv)
-    # force: janus_client (media.py) calls logging.basicConfig at import, which would make this one a no-op.
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    # Its transport logs every message at INFO, Janus tokens and SIP secrets included.
-    logging.getLogger("janus_client").setLevel(logging.WARNING)
+    setup_logging(args.log_level)
     if args.command in ("controller", "run", "check-config"):
         return _controller(args)
     if args.command == "render":

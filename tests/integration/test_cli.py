@@ -72,14 +72,24 @@ async def test_controller_log_has_its_format_and_no_janus_messages(tmp_path: Pat
             sys.executable, "-m", "controller", "controller", "--config", str(config), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        assert proc.stderr is not None
+        stderr = proc.stderr
+        assert stderr is not None
         lines: list[str] = []
-        try:
+
+        async def read_until(text: str, count: int = 1) -> None:
             async with asyncio.timeout(20):
-                while not any("janus janus-under-test: session" in line for line in lines):
-                    line = (await proc.stderr.readline()).decode()
+                while sum(text in line for line in lines) < count:
+                    line = (await stderr.readline()).decode()
                     assert line, "".join(lines)
                     lines.append(line)
+
+        session = "janus janus-under-test: session "
+        try:
+            await read_until(session)
+            await janus.kill()  # the socket drops under janus_client's reader
+            await read_until("janus janus-under-test: session lost")
+            await janus.start()
+            await read_until(" on ws://", 2)  # "session <id> on ws://…", again
         finally:
             proc.send_signal(signal.SIGTERM)
             rest = (await asyncio.wait_for(proc.communicate(), 15))[1].decode()
@@ -87,4 +97,8 @@ async def test_controller_log_has_its_format_and_no_janus_messages(tmp_path: Pat
     assert proc.returncode == 0, log
     assert " INFO controller.janus.adapter: janus janus-under-test: session " in log
     assert '"janus": "create"' not in log
-    assert "token" not in log.lower(), log
+    assert '"token"' not in log, log  # no Janus message (they carry the session's token)
+    assert ADMIN_SECRET not in log, log
+    assert "Traceback" not in log, log  # janus_client's reader traceback is condensed to one line
+    assert " WARNING janus_client.transport_websocket: websockets.exceptions.ConnectionClosedError" in log
+    assert log.count(" on ws://") == 2, log
