@@ -83,9 +83,8 @@ class Controller:
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
         self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
         self.control = CallControl(self.model, self.nodes, self.waiters, calls.deadlines.confirm)
-        w = settings.workers
         self.playback = AgentPlayback(self._run)
-        self.streams = AgentStreams(self.pool, self._run, w.connect_timeout, w.apology_prompt, w.max_attempts)
+        self.streams = AgentStreams(self.pool, self._run, settings.workers)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)

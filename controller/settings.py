@@ -115,6 +115,12 @@ class WorkerPoolSettings(_Strict):
     suspect_s: float = Field(10.0, ge=0, description="a worker that failed a start is skipped this long")
     connect_timeout: float = Field(2.0, gt=0, description="start until mod_audio_stream::connect")
     max_attempts: int = Field(3, ge=1, description="workers tried per stream start")
+    wait_s: float = Field(
+        3.0,
+        ge=0,
+        description="a stream start with no worker free waits this long for one to heartbeat in (after a "
+        "controller restart the pool is empty until the workers' next beats)",
+    )
     apology_prompt: str | None = Field(
         None,
         description="played while a call moves to another worker (a path or tone_stream:// on FreeSWITCH)",

@@ -8,6 +8,7 @@ Streams handed out since its last beat count as load, so a burst of calls spread
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class WorkerPool:
         self, missed_beats: int = 3, suspect_s: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._workers: dict[str, WorkerInfo] = {}
+        self._beat = asyncio.Event()  # set by every heartbeat, for ``wait_pick``
         self._missed = missed_beats
         self._suspect_s = suspect_s
         self._clock = clock
@@ -84,6 +86,7 @@ class WorkerPool:
         info.draining = beat.status != "ok"
         info.lag_p99_ms = beat.vad_lag_p99_ms
         info.seen_at, info.assigned = now, 0
+        self._beat.set()
         return info
 
     def alive(self, info: WorkerInfo) -> bool:
@@ -105,6 +108,19 @@ class WorkerPool:
         best = min(candidates, key=lambda w: (w.load, w.lag_p99_ms or 0.0, w.worker_id))
         best.assigned += 1
         return best
+
+    async def wait_pick(self, timeout: float, exclude: Iterable[str] = ()) -> WorkerInfo | None:
+        """``pick``, waiting up to ``timeout`` seconds for heartbeats to bring a healthy worker (a restarted
+        controller knows no worker until their next beats; a full pool frees up as streams end)."""
+        skip = set(exclude)
+        try:
+            async with asyncio.timeout(timeout):
+                while (worker := self.pick(skip)) is None:
+                    self._beat.clear()
+                    await self._beat.wait()
+                return worker
+        except TimeoutError:
+            return None
 
     def suspect(self, worker_id: str) -> None:
         """A start on this worker failed: skip it for a while (its next beats do not clear this)."""

@@ -18,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from controller.calls.changes import AudioStreamChanged, CallChange, ChannelRemoved
 from controller.calls.channel import AudioStreamState
 from controller.calls.playback import RunCommand
 from controller.freeswitch.protocol import EslError
 from controller.workers.pool import WorkerInfo, WorkerPool
+
+if TYPE_CHECKING:
+    from controller.settings import WorkerPoolSettings
 
 __all__ = ["AgentStreams", "NoWorkerAvailable", "StreamRequest"]
 
@@ -62,19 +66,13 @@ class _Stream:
 class AgentStreams:
     """Starts, supervises and moves the audio streams of calls; feed it the call model's changes."""
 
-    def __init__(
-        self,
-        pool: WorkerPool,
-        run: RunCommand,
-        connect_timeout: float = 2.0,
-        apology_prompt: str | None = None,
-        max_attempts: int = 3,
-    ) -> None:
+    def __init__(self, pool: WorkerPool, run: RunCommand, settings: WorkerPoolSettings) -> None:
         self._pool = pool
         self._run = run
-        self._connect_timeout = connect_timeout
-        self._apology = apology_prompt
-        self._max_attempts = max_attempts
+        self._connect_timeout = settings.connect_timeout
+        self._apology = settings.apology_prompt
+        self._max_attempts = settings.max_attempts
+        self._wait_s = settings.wait_s
         self._streams: dict[str, _Stream] = {}
 
     def worker_of(self, uuid: str) -> str | None:
@@ -135,7 +133,9 @@ class AgentStreams:
         request = stream.request
         loop = asyncio.get_running_loop()
         for _ in range(self._max_attempts):
-            worker = self._pool.pick(exclude=stream.tried)
+            # Only a first pick waits: a failover moves on to the next worker or gives up at once.
+            wait_s = 0.0 if stream.tried else self._wait_s
+            worker = await self._pool.wait_pick(wait_s, exclude=stream.tried)
             if worker is None:
                 break
             stream.tried.add(worker.worker_id)

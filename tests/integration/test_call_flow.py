@@ -112,6 +112,30 @@ async def test_agent_route_without_worker_falls_back_to_reject(tmp_path: Path) -
     assert record.route == "agent support"
 
 
+async def test_a_call_waits_for_a_worker_to_heartbeat_in(tmp_path: Path) -> None:
+    """A restarted controller knows no worker until their next beats: an agent call arriving first waits
+    (``workers.wait_s``) and streams to the first worker that beats, instead of falling back."""
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        StandInWorker() as worker,
+        running_controller(fs, tmp_path, calls={"routes": ROUTES}, workers={"wait_s": 3}) as rc,
+    ):
+        events = fs.record_events()
+        uuid = await fs.inject_inbound_call(destination="7150")
+        await fs.wait_for(lambda: bool(_apis(events, "uuid_answer")), timeout=5)
+        await asyncio.sleep(1.0)  # a heartbeat interval with no worker in the pool
+        await register_worker(rc, "w1", worker.url)
+        await fs.wait_for(lambda: uuid in worker.sessions, timeout=5)
+        await fs.caller_hangup(uuid)
+        await rc.call_ended(uuid)
+        record = await rc.controller.store.get(uuid)
+    assert _apis(events, "uuid_kill") == []
+    assert record is not None
+    assert record.disposition == "answered"
+    assert record.stream.worker == "w1"
+    assert record.stream.attempts == 1
+
+
 @pytest.mark.parametrize(
     ("destination", "cause", "disposition"),
     [("8000", "CALL_REJECTED", "rejected"), ("5555", "UNALLOCATED_NUMBER", "rejected")],

@@ -30,7 +30,7 @@ from controller.api.workers import add_worker_routes
 from controller.calls import CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
 from controller.freeswitch.node import FreeSwitchNode
-from controller.settings import FreeSwitchNodeSettings
+from controller.settings import FreeSwitchNodeSettings, WorkerPoolSettings
 from controller.workers.pool import WorkerPool
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
@@ -122,7 +122,8 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
     loop = asyncio.get_running_loop()
     async with FreeSwitchNode(settings) as node:
         playback = AgentPlayback(lambda _, command: node.api(command))
-        streams = AgentStreams(ctl.pool, lambda _, command: node.api(command), 0.5, apology)
+        pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
+        streams = AgentStreams(ctl.pool, lambda _, command: node.api(command), pool_settings)
         ctl.node, ctl.streams = node, streams
 
         async def follow() -> None:
