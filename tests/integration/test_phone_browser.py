@@ -9,6 +9,8 @@ controller's FreeSWITCH is the emulator: once the browser's call is up, the emul
 stand-in worker, which says one transcript turn. So the page's credentials (``POST /v1/webrtc/session``:
 a Janus token added through the Admin API, a SIP user), its transcript (``/v1/events`` with the feed token)
 and the call's CDR (``webrtc`` type, linked through Janus's own events) all come from the controller.
+The page reaches the controller through a TCP relay (``tests/tcpproxy.py``); cutting its connections
+mid-call checks that the feed reconnects and the next transcript turn still arrives.
 
 Chromium is Debian's (``/usr/bin/chromium``, never downloaded) with a fake microphone, started through
 ``ip netns exec`` by a wrapper script.
@@ -22,6 +24,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from tests.controllerkit import (
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.januskit import start_janus_in
 from tests.netnskit import stop_process
+from tests.tcpproxy import TcpRelay, tcp_relay
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -196,7 +200,8 @@ async def test_browser_registers_calls_an_agent_and_hangs_up(tmp_path: Path) -> 
             running_controller(fs, tmp_path, **sections) as rc,
         ):
             await register_worker(rc, "w1", worker.url)
-            own = await _run_browser(ns, tmp_path, rc, fs)
+            async with tcp_relay(ns.host_ip, (ns.host_ip, API_PORT)) as relay:
+                own = await _run_browser(ns, tmp_path, rc, fs, Relayed(relay, worker))
             await rc.call_ended(own, timeout=10)
             record = await rc.controller.store.get(own)
         await stop_process(sipp)  # flushes its message trace
@@ -208,16 +213,41 @@ async def test_browser_registers_calls_an_agent_and_hangs_up(tmp_path: Path) -> 
     assert record.route == "agent concierge"
 
 
+@dataclass
+class Relayed:
+    """The page reaches the controller through ``relay`` (to cut its feed); ``worker`` speaks the turns."""
+
+    relay: TcpRelay
+    worker: StandInWorker
+
+    def base(self, ns: netnskit.Netns) -> str:
+        return f"http://{ns.host_ip}:{self.relay.port}"
+
+
+async def _feed_comes_back(page: Page, tmp_path: Path, via: Relayed, own: str) -> None:
+    """Cut the page's connections to the controller: the feed reconnects and the next turn shows."""
+    assert via.relay.cut() >= 1
+    await _wait(page, "#feed-state:has-text('reconnecting')", tmp_path)
+    await _wait(page, "#feed-state:text-is('event feed: connected')", tmp_path)
+    session = via.worker.sessions[own]
+    assert session.ws is not None
+    turn = {"type": "transcript", "turn": 2, "caller": "Are you still there?", "agent": "Still here."}
+    await session.ws.send_str(json.dumps(turn))
+    await _wait(page, "#transcript li.agent:has-text('Still here.')", tmp_path)
+
+
 async def _run_browser(
-    ns: netnskit.Netns, tmp_path: Path, rc: RunningController, fs: FreeSwitchEmulator
+    ns: netnskit.Netns, tmp_path: Path, rc: RunningController, fs: FreeSwitchEmulator, via: Relayed
 ) -> str:
-    """Sign in, call the agent, follow the transcript, press 5, mute, hang up; the emulated call's uuid."""
+    """Sign in, call the agent, follow the transcript (across a cut feed), press 5, mute, hang up; the
+    emulated call's uuid."""
     assert async_playwright is not None
+    base = via.base(ns)
     async with async_playwright() as pw, rc.http.ws_connect(rc.base + "/v1/events") as everything:
         # getUserMedia needs a secure context; the page is plain http on the veth address.
         browser = await pw.chromium.launch(
             executable_path=str(_chromium_wrapper(ns, tmp_path)),
-            args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={rc.base}"],
+            args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={base}"],
             timeout=WAIT_MS,
         )
         try:
@@ -225,7 +255,7 @@ async def _run_browser(
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: CONSOLE.append(f"{msg.type}: {msg.text}"))
-            await _sign_in(page, rc.base, tmp_path)
+            await _sign_in(page, base, tmp_path)
             await page.click("#extensions button[data-destination='7001']")
             await _wait(page, "#call-state[data-state=connected]", tmp_path)
             await _wait(page, "#ice-state[data-state=connected], #ice-state[data-state=completed]", tmp_path)
@@ -242,6 +272,7 @@ async def _run_browser(
             await _wait(page, f"#transcript li.agent:has-text('{AGENT_SAYS}')", tmp_path)
             lines = await page.locator("#transcript li").all_inner_texts()
             assert lines == [f"Caller: I am {user}", f"Agent: {AGENT_SAYS}"]
+            await _feed_comes_back(page, tmp_path, via, own)
             await page.click("#keypad button[data-digit='5']")
             await page.click("#mute")
             assert await page.get_attribute("#mute", "aria-pressed") == "true"
