@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from controller.api.directory import directory_answer
 from controller.janus.browsers import BrowserUsers
 from controller.settings import CallSettings
-from tests.unit.test_render_freeswitch import _context, _document, _render, _set
+from tests.unit.fsrenderkit import _context, _document, _render, _set
 from tests.unit.test_webrtc_link import TokenLedger, form
 
 

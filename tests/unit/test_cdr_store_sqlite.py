@@ -1,4 +1,5 @@
-"""CDR store: records, the SQLite store on a real file (WAL), keyset paging, cursors and the CSV export.
+"""CDR store: the SQLite store on a real file (WAL), writes and reads, keyset paging, cursors, and the
+store's lifecycle (open, close, errors).
 
 Every test uses its own database under ``tmp_path``; what the store wrote is checked through the store and,
 where the file itself matters (WAL mode, schema version, a second reader), through a separate sqlite3
@@ -9,114 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import csv
-import io
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
 
 from controller.store import (
-    CSV_COLUMNS,
     SCHEMA_VERSION,
-    CdrLeg,
-    CdrPage,
     CdrQuery,
     CdrRecord,
-    Disposition,
     InvalidCursor,
     PageKey,
     SqliteCdrStore,
     StoreError,
-    StreamStats,
-    cdrs_to_csv,
 )
-
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def open_record(call_id: str, created: datetime = T0, **fields: Any) -> CdrRecord:
-    values: dict[str, Any] = {
-        "call_id": call_id,
-        "node": "fs1",
-        "status": "open",
-        "caller": "1000",
-        "callee": "2000",
-        "call_type": "sip",
-        "created_at": created,
-        "answered_at": None,
-        "ended_at": None,
-        "disposition": None,
-    }
-    values.update(fields)
-    return CdrRecord(**values)
-
-
-def closed(record: CdrRecord, disposition: Disposition = "answered", **fields: Any) -> CdrRecord:
-    ended = record.created_at + timedelta(seconds=30)
-    changes: dict[str, Any] = {
-        "status": "closed",
-        "ended_at": ended,
-        "disposition": disposition,
-        "hangup_cause": "NORMAL_CLEARING",
-        "duration_s": 30.0,
-    }
-    changes.update(fields)
-    return CdrRecord.model_validate(record.model_dump() | changes)
-
-
-def full_record() -> CdrRecord:
-    leg = CdrLeg(
-        uuid="a-leg",
-        name="sofia/internal/1000@example.com",
-        direction="inbound",
-        caller_id_number="1000",
-        caller_id_name='Alice, "the" caller',
-        destination_number="5000",
-        created_at=at(0),
-        answered_at=at(1.5),
-        ended_at=at(61.25),
-        hangup_cause="NORMAL_CLEARING",
-    )
-    return CdrRecord(
-        call_id="a-leg",
-        node="fs1",
-        status="closed",
-        caller="1000",
-        callee="5000",
-        call_type="webrtc",
-        route="agent support",
-        agent="support",
-        created_at=at(0),
-        answered_at=at(1.5),
-        ended_at=at(61.25),
-        hangup_cause="NORMAL_CLEARING",
-        disposition="answered",
-        duration_s=61.25,
-        billsec_s=59.75,
-        legs=(leg, leg.model_copy(update={"uuid": "b-leg", "direction": "outbound"})),
-        stream=StreamStats(
-            worker="ws://worker-1:8080/stream",
-            attempts=2,
-            connected_at=at(1.6),
-            failures=1,
-            playbacks=3,
-            barge_ins=1,
-            dtmf="12#",
-        ),
-        recording_paths=("/var/rec/a.wav", "/var/rec/b.wav"),
-        closed_while_down=True,
-        extra={"lang": "de", "turns": 4, "score": 0.5, "escalated": False, "note": None},
-    )
+from tests.unit.cdrkit import at, closed, full_record, open_record
 
 
 @pytest.fixture
@@ -136,53 +48,6 @@ async def walk(store: SqliteCdrStore, **filters: Any) -> list[list[str]]:
             return pages
         cursor = page.next_cursor
         assert len(pages) < 100
-
-
-# --- records -------------------------------------------------------------------------------------------
-
-
-def test_naive_datetime_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="timezone-aware"):
-        open_record("c1", created=datetime(2024, 5, 1, 12, 0, 0))
-    with pytest.raises(ValidationError, match="timezone-aware"):
-        StreamStats(worker="w", connected_at=datetime(2024, 5, 1))
-    with pytest.raises(ValidationError, match="timezone-aware"):
-        CdrQuery(since=datetime(2024, 5, 1))
-    with pytest.raises(ValidationError, match="timezone-aware"):
-        CdrRecord.model_validate_json(open_record("c1").model_dump_json().replace("Z", ""))
-
-
-def test_aware_datetime_is_converted_to_utc() -> None:
-    cest = timezone(timedelta(hours=2))
-    record = open_record("c1", created=datetime(2024, 5, 1, 14, 0, 0, tzinfo=cest))
-    assert record.created_at == T0
-    assert record.created_at.utcoffset() == timedelta(0)
-
-
-def test_disposition_must_match_status() -> None:
-    with pytest.raises(ValidationError, match="open record has no disposition"):
-        open_record("c1", disposition="busy")
-    with pytest.raises(ValidationError, match="closed record needs a disposition"):
-        open_record("c1", status="closed")
-
-
-def test_records_are_frozen_and_strict() -> None:
-    record = open_record("c1")
-    with pytest.raises(ValidationError):
-        record.caller = "x"  # type: ignore[misc]
-    with pytest.raises(ValidationError, match="Extra inputs"):
-        open_record("c1", unknown="x")
-    with pytest.raises(ValidationError):
-        CdrQuery(limit=1001)
-    with pytest.raises(ValidationError):
-        CdrQuery(limit=0)
-
-
-@pytest.mark.parametrize("model", [CdrLeg, StreamStats, CdrRecord, CdrQuery, CdrPage])
-def test_every_field_is_described_for_openapi(model: type[BaseModel]) -> None:
-    undescribed = [name for name, field in model.model_fields.items() if not field.description]
-    assert undescribed == []
-    assert model.model_json_schema()["title"] == model.__name__
 
 
 # --- writes and reads ----------------------------------------------------------------------------------
@@ -467,50 +332,3 @@ async def test_aclose_waits_for_submitted_writes(tmp_path: Path) -> None:
     await asyncio.gather(*writes)
     async with SqliteCdrStore(path) as reopened:
         assert len(await reopened.open_records()) == 50
-
-
-# --- CSV ------------------------------------------------------------------------------------------------
-
-
-def test_csv_export() -> None:
-    record = full_record()
-    hostile = closed(
-        open_record("c2", created=at(10), caller="=1+2", callee='20,"00"', route="@SUM(A1)"), "busy"
-    )
-    text = cdrs_to_csv([record, hostile, open_record("c3")])
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows[0] == list(CSV_COLUMNS)
-    assert len(rows) == 4
-    first = dict(zip(CSV_COLUMNS, rows[1], strict=True))
-    assert first == {
-        "call_id": "a-leg",
-        "node": "fs1",
-        "status": "closed",
-        "caller": "1000",
-        "callee": "5000",
-        "call_type": "webrtc",
-        "route": "agent support",
-        "agent": "support",
-        "created_at": "2024-05-01T12:00:00Z",
-        "answered_at": "2024-05-01T12:00:01.500000Z",
-        "ended_at": "2024-05-01T12:01:01.250000Z",
-        "hangup_cause": "NORMAL_CLEARING",
-        "disposition": "answered",
-        "duration_s": "61.250",
-        "billsec_s": "59.750",
-        "worker": "ws://worker-1:8080/stream",
-        "recording_paths": "/var/rec/a.wav;/var/rec/b.wav",
-        "closed_while_down": "true",
-    }
-    second = dict(zip(CSV_COLUMNS, rows[2], strict=True))
-    assert second["caller"] == "'=1+2"
-    assert second["callee"] == '20,"00"'
-    assert second["route"] == "'@SUM(A1)"
-    assert second["disposition"] == "busy"
-    third = dict(zip(CSV_COLUMNS, rows[3], strict=True))
-    assert (third["status"], third["ended_at"], third["disposition"]) == ("open", "", "")
-    assert third["closed_while_down"] == "false"
-
-
-def test_csv_of_nothing_is_the_header() -> None:
-    assert cdrs_to_csv([]) == ",".join(CSV_COLUMNS) + "\r\n"

@@ -1,4 +1,5 @@
-"""Call model fed with the recorded FreeSWITCH events (shared/fixtures/freeswitch), resyncs, late events.
+"""Call model fed with the recorded FreeSWITCH events (shared/fixtures/freeswitch): the plain and json
+sessions, DTMF and ``uuid_bridge``, and the playback queue.
 
 The events come from the captures through our real ``EslParser`` (odd chunk sizes) and ``decode_event``.
 Values asserted (uuids, timestamps, causes, positions) are the ones in the captures.
@@ -6,22 +7,15 @@ Values asserted (uuids, timestamps, causes, positions) are the ones in the captu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
-
-import pytest
-
 from controller.calls.changes import (
     AudioStreamChanged,
     AudioStreamMessage,
-    CallChange,
     CallEnded,
     CallMerged,
     CallStarted,
     ChannelAdded,
     ChannelAnswered,
     ChannelBridged,
-    ChannelChange,
     ChannelHungUp,
     ChannelParked,
     ChannelRemoved,
@@ -31,83 +25,25 @@ from controller.calls.changes import (
     DtmfReceived,
     PlaybackChanged,
 )
-from controller.calls.model import (
-    AudioStreamState,
-    Call,
-    CallModel,
-    Channel,
-    ChannelState,
-    PlaybackResult,
+from controller.calls.model import AudioStreamState, ChannelState, PlaybackResult
+from tests.unit.callmodelkit import (
+    A1,
+    A2,
+    B1,
+    B2,
+    DTMF_BRIDGE,
+    INBOUND,
+    PB_A,
+    PB_B,
+    PLAYBACK,
+    S1_A,
+    S1_B,
+    S2_A,
+    S2_B,
+    SIPP,
+    Run,
 )
-from controller.calls.resync import LOST_CAUSE
-from controller.freeswitch.events import ChannelsResync, Event
 from tests.unit.fixture_events import fs_events
-
-INBOUND = "esl_inbound_session.txt"
-DTMF_BRIDGE = "esl_dtmf_and_bridge.txt"
-PLAYBACK = "esl_playback_queue.txt"
-
-# SESSION 1 (plain): loopback/7101 originated with origination_uuid A; B = its loopback peer.
-S1_A = "d147f61e-ff37-4f52-b356-a0aeac470f8d"
-S1_B = "7e06f27c-f90a-4111-8366-87a8f6649535"
-# SESSION 2 (json): loopback/7104 originate + kill, then the sipp call parked on 7102.
-S2_A = "33c94ed5-041a-4942-8e87-ac2e50de451c"
-S2_B = "dc15bf7b-2713-45d7-8090-4ded77e84f4d"
-SIPP = "53492097-844b-442f-858e-8cdf293730ee"
-# esl_dtmf_and_bridge.txt: two loopback calls A1/B1 and A2/B2; uuid_bridge A1 A2; uuid_kill A2.
-A1 = "0a7fd2b4-5a7c-42e5-9403-0e3e24da882f"
-B1 = "9261a5ea-9933-46d6-be50-7baaf5d2fce9"
-A2 = "07e371b9-70de-44c2-a69a-a6a2ace727c3"
-B2 = "bf107706-82c0-425d-944c-f8cbed873a4c"
-# esl_playback_queue.txt: A parked (uuid_broadcast target), B plays an endless tone.
-PB_A = "ef41663c-4971-4050-ab7a-827e6aac59be"
-PB_B = "4575b463-9f4e-43cd-856b-77f555d77927"
-
-NODE = "fs1"
-
-_T = TypeVar("_T")
-
-
-class Run:
-    """A model fed with a list of events, one step at a time, recording the changes of each event."""
-
-    def __init__(self, events: Iterable[Event], model: CallModel | None = None) -> None:
-        self.model = model if model is not None else CallModel()
-        self.pending = list(events)
-        self.changes: list[CallChange] = []
-        self.by_sequence: dict[int, list[CallChange]] = {}
-
-    def until(self, sequence: int | None = None) -> Run:
-        """Apply events up to and including the one with ``Event-Sequence`` ``sequence`` (all when None)."""
-        while self.pending:
-            event = self.pending.pop(0)
-            changes = self.model.apply(NODE, event)
-            self.changes.extend(changes)
-            self.by_sequence[event.sequence] = changes
-            if event.sequence == sequence:
-                return self
-        assert sequence is None, f"no event with Event-Sequence {sequence}"
-        return self
-
-    def live(self, uuid: str) -> Channel:
-        channel = self.model.channel(uuid)
-        assert channel is not None, uuid
-        return channel
-
-    def removed(self, uuid: str) -> Channel:
-        (change,) = [c for c in self.changes if isinstance(c, ChannelRemoved) and c.uuid == uuid]
-        return change.channel
-
-    def ended(self, call_id: str) -> Call:
-        (change,) = [c for c in self.changes if isinstance(c, CallEnded) and c.call_id == call_id]
-        assert self.model.ended_call(call_id) is change.call
-        return change.call
-
-    def kinds(self, uuid: str) -> list[str]:
-        return [type(c).__name__ for c in self.changes if isinstance(c, ChannelChange) and c.uuid == uuid]
-
-    def of_type(self, kind: type[_T]) -> list[_T]:
-        return [c for c in self.changes if isinstance(c, kind)]
 
 
 def session1() -> Run:
@@ -382,143 +318,3 @@ def test_playing_file_while_a_broadcast_runs() -> None:
     run.until(921)
     assert ch.playing == ""
     assert ch.application == "park"
-
-
-# -- late and duplicate events -------------------------------------------------------------------------------
-
-
-def test_late_events_do_not_resurrect_an_ended_call() -> None:
-    events = list(fs_events(INBOUND, 0))
-    run = Run(events).until()
-    assert not run.model.channels
-    for event in events:  # the whole session again, as if duplicated
-        assert run.model.apply(NODE, event) == []
-    assert not run.model.channels
-    assert not run.model.calls
-
-
-def test_duplicate_events_on_a_live_channel_change_nothing_twice() -> None:
-    events = list(fs_events(INBOUND, 1))
-    run = Run(events).until(703)
-    again = [e for e in events if e.sequence in (681, 697, 703)]
-    assert [run.model.apply(NODE, e) for e in again] == [[], [], []]
-
-
-def test_recently_ended_memory_is_bounded() -> None:
-    model = CallModel(recent_capacity=1)
-    Run(fs_events(INBOUND, 0), model).until()
-    Run(fs_events(INBOUND, 1), model).until()
-    assert model.ended_call(S1_A) is None
-    assert model.ended_call(S2_A) is None
-    assert model.ended_call(SIPP) is not None
-
-
-# -- resync after a reconnect --------------------------------------------------------------------------------
-
-
-def _row(uuid: str, **columns: str) -> dict[str, str]:
-    row = {
-        "uuid": uuid, "direction": "inbound", "created_epoch": "1795215000", "name": f"sofia/{uuid[:4]}",
-        "state": "CS_EXECUTE", "cid_name": "Alice", "cid_num": "1001", "dest": "7100", "application": "park",
-        "application_data": "", "context": "default", "read_codec": "PCMU", "read_rate": "8000",
-        "callstate": "ACTIVE", "call_uuid": "",
-    }  # fmt: skip
-    row.update(columns)
-    return row
-
-
-def _resync(
-    node: str, channels: Sequence[dict[str, str]], calls: Sequence[dict[str, str]] = ()
-) -> ChannelsResync:
-    return ChannelsResync(node, tuple(channels), tuple(calls))
-
-
-def _clock() -> float:
-    return 1795216000.5
-
-
-def test_resync_drops_channels_lost_while_away() -> None:
-    model = CallModel(clock=_clock)
-    run = Run(fs_events(INBOUND, 1), model).until(709)  # sipp call answered, stream connected
-    changes = model.apply(NODE, _resync(NODE, []))
-    assert model.channel(SIPP) is None
-    kinds = [type(c) for c in changes]
-    assert kinds == [ChannelHungUp, ChannelRemoved, CallEnded]
-    assert changes[0] == ChannelHungUp(SIPP, SIPP, LOST_CAUSE)
-    removed = changes[1]
-    assert isinstance(removed, ChannelRemoved)
-    assert removed.channel.hangup_us == 1795216000500000
-    ended = changes[2]
-    assert isinstance(ended, CallEnded)
-    assert ended.call.hangup_cause == LOST_CAUSE
-    assert ended.call.ended_us == 1795216000500000
-    # The real HANGUP_COMPLETE arriving later is ignored.
-    run.until()
-    assert not run.by_sequence[735]
-    assert not model.channels
-
-
-def test_resync_adds_parked_channel_that_appeared() -> None:
-    model = CallModel()
-    changes = model.apply(NODE, _resync(NODE, [_row("new-1")]))
-    assert changes == [CallStarted("new-1"), ChannelAdded("new-1", "new-1"), ChannelParked("new-1", "new-1")]
-    ch = model.channel("new-1")
-    assert ch is not None
-    assert (ch.state, ch.parked, ch.created_us, ch.caller_id_number, ch.destination_number) == (
-        ChannelState.ANSWERED, True, 1795215000_000000, "1001", "7100",
-    )  # fmt: skip
-    assert ch.variables == {"read_codec": "PCMU", "read_rate": "8000"}
-    assert ch.application == "park"
-    # Events then continue on the channel normally; a second identical resync changes nothing.
-    assert model.apply(NODE, _resync(NODE, [_row("new-1")])) == []
-
-
-def test_resync_bridged_pair_from_show_calls() -> None:
-    model = CallModel()
-    rows = [_row("leg-b", created_epoch="1795215001", application=""), _row("leg-a", application="")]
-    calls = [{"uuid": "leg-a", "b_uuid": "leg-b", "b_callstate": "ACTIVE"}]
-    changes = model.apply(NODE, _resync(NODE, rows, calls))
-    assert changes == [
-        CallStarted("leg-a"), ChannelAdded("leg-a", "leg-a"), ChannelAdded("leg-a", "leg-b"),
-        ChannelBridged("leg-a", "leg-a", "leg-b"),
-    ]  # fmt: skip
-    a, b = model.channel("leg-a"), model.channel("leg-b")
-    assert a is not None
-    assert b is not None
-    assert (a.bridged_to, b.bridged_to, a.parked) == ("leg-b", "leg-a", False)
-    # Unbridged while we were away: the next snapshot has no pair.
-    assert model.apply(NODE, _resync(NODE, rows)) == [ChannelUnbridged("leg-a", "leg-a", "leg-b")]
-
-
-def test_resync_touches_only_its_node() -> None:
-    model = CallModel(clock=_clock)
-    model.apply("fs2", _resync("fs2", [_row("other-node")]))
-    Run(fs_events(INBOUND, 1), model).until(703)
-    changes = model.apply(NODE, _resync(NODE, [_row(SIPP, callstate="ACTIVE")]))
-    assert changes == []  # known, same state, already parked
-    changes = model.apply("fs2", _resync("fs2", []))
-    assert [type(c) for c in changes] == [ChannelHungUp, ChannelRemoved, CallEnded]
-    assert model.channel(SIPP) is not None
-    assert model.channel("other-node") is None
-
-
-def test_resync_moves_known_channels_forward_and_skips_recently_gone() -> None:
-    model = CallModel()
-    run = Run(fs_events(INBOUND, 1), model).until(697)  # sipp call parked, ringing
-    changes = model.apply(
-        NODE, _resync(NODE, [_row(SIPP, callstate="ACTIVE"), _row(S2_A, callstate="ACTIVE")])
-    )
-    assert changes == [ChannelAnswered(SIPP, SIPP)]  # S2_A completed before: the core db lags, not re-added
-    assert run.live(SIPP).state is ChannelState.ANSWERED
-    assert model.channel(S2_A) is None
-
-
-@pytest.mark.parametrize("callstate", ["RINGING", "EARLY", "HELD"])
-def test_resync_state_mapping(callstate: str) -> None:
-    model = CallModel()
-    model.apply(NODE, _resync(NODE, [_row("x", callstate=callstate, application="")]))
-    ch = model.channel("x")
-    assert ch is not None
-    expected = {"RINGING": ChannelState.RINGING, "EARLY": ChannelState.EARLY, "HELD": ChannelState.ANSWERED}
-    assert ch.state is expected[callstate]
-    assert not ch.parked
