@@ -131,4 +131,7 @@ def test_freeswitch_is_healthy_when_its_event_socket_listens_where_rendered() ->
         settings.event_socket.listen_ip,
         settings.event_socket.port,
     )
-    assert "environment" not in _compose()["services"]["freeswitch"]  # it needs no secret
+    sip = re.search(r":([0-9A-F]{4}) \" /proc/net/udp", test[1])
+    assert sip, test
+    assert int(sip.group(1), 16) == settings.sip.internal.port
+    assert set(_compose()["services"]["freeswitch"]["environment"]) == {"PBX_IP"}  # no secret
