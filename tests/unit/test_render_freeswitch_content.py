@@ -24,22 +24,11 @@ from tests.unit.fsrenderkit import (
     Change,
     _context,
     _data,
-    _document,
     _render,
     _set,
 )
 
 UNSPECIFIED = re.compile(r'(?<![0-9.])0\.0\.0\.0(?![0-9])|"::"')
-
-
-@pytest.fixture(scope="module")
-def tree() -> dict[str, str]:
-    return _render()
-
-
-@pytest.fixture(scope="module")
-def root(tree: dict[str, str]) -> ET.Element:
-    return _document(tree)[0]
 
 
 def _params(root: ET.Element, path: str) -> dict[str, str]:

@@ -11,10 +11,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from controller.render.freeswitch import FILES, HOLD_MUSIC, XML_CURL_FILE
-from tests.unit.fsrenderkit import CODECS, _document, _render
+from tests.unit.fsrenderkit import CODECS, _document
 
 GOLDEN = Path(__file__).parent / "golden" / "freeswitch"
 
@@ -76,16 +74,6 @@ PARAMS: dict[tuple[str, str], set[str]] = {
         "ssl-cacert-file", "enable-ssl-verifyhost", "cookie-file", "use-dynamic-url", "enable-post-var",
         "bind-local", "response-max-bytes"},
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tree() -> dict[str, str]:
-    return _render()
-
-
-@pytest.fixture(scope="module")
-def root(tree: dict[str, str]) -> ET.Element:
-    return _document(tree)[0]
 
 
 def test_tree_matches_golden_files(tree: dict[str, str]) -> None:
