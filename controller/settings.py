@@ -43,6 +43,8 @@ __all__ = [
 
 
 _ENV_PREFIX: Final = "SWITCHYARD_"
+MIN_TOKEN_LENGTH: Final = 16
+"""Shortest API token accepted (deploy/check-env asks the same of every secret)."""
 
 
 class SettingsError(Exception):
@@ -106,6 +108,17 @@ class ApiSettings(_Strict):
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
+
+    @model_validator(mode="after")
+    def _strong_tokens(self) -> Self:
+        for field in ("tokens", "worker_tokens"):
+            for i, token in enumerate(getattr(self, field)):
+                value = token.get_secret_value()
+                if len(value) < MIN_TOKEN_LENGTH or value != "".join(value.split()):
+                    raise ValueError(
+                        f"{field}.{i}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
+                    )
+        return self
 
 
 class WorkerPoolSettings(_Strict):

@@ -77,6 +77,8 @@ def _service_env(name: str) -> dict[str, str]:
     service = _compose()["services"][name]
     assert "env_file" not in service, f"{name} gets the whole .env"
     full = _env()
+    for key, value in service["environment"].items():  # unset in .env: compose stops, naming it
+        assert value == f"${{{key}:?set {key} in .env}}", (name, key, value)
     return {key: full[key] for key in service["environment"]}
 
 
