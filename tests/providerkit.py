@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 from multidict import CIMultiDictProxy
 
+from tests.appkit import served
+
 Reply = Callable[[web.Request, "ScriptedServer"], Awaitable[web.StreamResponse]]
 STALL_LIMIT_S = 10.0  # a stalled reply gives up after this, whatever the test does
 
@@ -26,15 +28,11 @@ STALL_LIMIT_S = 10.0  # a stalled reply gives up after this, whatever the test d
 @asynccontextmanager
 async def serving(app: web.Application, released: asyncio.Event) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (ephemeral port); yield its ``http://host:port`` base."""
-    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        released.set()
-        await runner.cleanup()
+    async with served(app, handler_cancellation=True, shutdown_timeout=1.0) as port:
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            released.set()
 
 
 @dataclass

@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.echo import EchoPipeline
+from tests.appkit import served
 
 
 @dataclass
@@ -48,11 +47,5 @@ async def running_worker(
     settings = WorkerSettings.model_validate({"port": 0, **overrides})
     default = None if pipelines else EchoPipeline()
     worker = Worker(settings, model, pipelines or {}, metrics or WorkerMetrics(), default=default)
-    runner = web.AppRunner(build_app(worker), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield RunningWorker(worker, runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with served(build_app(worker)) as port:
+        yield RunningWorker(worker, port)

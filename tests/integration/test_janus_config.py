@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from tests.appkit import served
 from tests.januskit import JanusProcess, requires_janus, running_janus
 
 pytestmark = [requires_janus, pytest.mark.asyncio(loop_scope="module")]
@@ -97,14 +98,10 @@ async def janus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
     sink = EventSink()
     app = web.Application()
     app.router.add_post("/janus/events", sink.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+    async with served(app) as port:
         events = {
             "enabled": True,
-            "url": f"http://127.0.0.1:{runner.addresses[0][1]}/janus/events",
+            "url": f"http://127.0.0.1:{port}/janus/events",
             "user": EVENTS_USER,
             "password": EVENTS_PASSWORD,
         }
@@ -113,8 +110,6 @@ async def janus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
             workdir, server_name=SERVER_NAME, admin_secret=ADMIN_SECRET, events=events
         ) as process:
             yield RunningJanus(process, sink)
-    finally:
-        await runner.cleanup()
 
 
 async def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.api.janus_events import MAX_BODY_BYTES, add_janus_event_routes
 from controller.janus.metrics import JanusMetrics
+from tests.appkit import served
 from tests.controllerkit import running_controller
 from tests.fsemu import FreeSwitchEmulator
 from tests.januskit import janus_event
@@ -76,16 +77,8 @@ async def peer() -> AsyncIterator[EventsPeer]:
     registry = CollectorRegistry()
     app = web.Application(client_max_size=64 * 1024)  # as the controller's API app
     add_janus_event_routes(app, JanusMetrics(registry), USER, PASSWORD)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield EventsPeer(f"http://127.0.0.1:{port}/janus/events", registry, http)
-    finally:
-        await runner.cleanup()
+    async with served(app, access_log=None) as port, aiohttp.ClientSession() as http:
+        yield EventsPeer(f"http://127.0.0.1:{port}/janus/events", registry, http)
 
 
 ev = partial(janus_event, session=SESSION, handle=HANDLE)

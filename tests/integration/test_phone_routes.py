@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from controller.api.phone import add_phone_routes
 from controller.janus.settings import JanusSettings
+from tests.appkit import served
 
 
 def _janus(tmp_path: Path, **extra: Any) -> JanusSettings:
@@ -34,21 +36,14 @@ def _janus(tmp_path: Path, **extra: Any) -> JanusSettings:
 
 @pytest_asyncio.fixture
 async def serve() -> AsyncIterator[Any]:
-    runners: list[web.AppRunner] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(janus: JanusSettings) -> str:
-        app = web.Application()
-        add_phone_routes(app, janus)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async def start(janus: JanusSettings) -> str:
+            app = web.Application()
+            add_phone_routes(app, janus)
+            return f"http://127.0.0.1:{await stack.enter_async_context(served(app))}"
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+        yield start
 
 
 async def _get(url: str) -> tuple[int, dict[str, str], str]:

@@ -8,26 +8,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from aiohttp import web
 
 from controller.settings import Settings
 from media_worker.__main__ import make_worker
 from media_worker.server import build_app
 from media_worker.wire import CLOSE_POLICY
+from tests.appkit import served as served_app
 
 
 @asynccontextmanager
 async def served(settings: Settings) -> AsyncIterator[str]:
     """The worker ``make_worker`` builds, on an ephemeral loopback port; yields its ws:// base."""
-    worker = make_worker(settings)
-    runner = web.AppRunner(build_app(worker), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"ws://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with served_app(build_app(make_worker(settings))) as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 async def test_default_agent_greets_and_unknown_agent_is_refused() -> None:

@@ -33,6 +33,7 @@ from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import FreeSwitchNodeSettings, WorkerPoolSettings
 from controller.workers.pool import WorkerPool
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
+from tests.appkit import served
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.speech import build_call, synthesize, write_wav
 
@@ -105,13 +106,8 @@ async def controller_api() -> AsyncIterator[Controller]:
     pool = WorkerPool(missed_beats=3, suspect_s=30)
     app = web.Application()
     add_worker_routes(app, ApiSpec("test", "1", (SecretStr(TOKEN),)), pool)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield Controller(pool, runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with served(app) as port:
+        yield Controller(pool, port)
 
 
 @asynccontextmanager
