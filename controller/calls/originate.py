@@ -37,8 +37,8 @@ class Originate:
     node: str
     target: TargetKind
     destination: str
+    context: str  # of an extension: the request's, else calls.context
     gateway: str = ""
-    context: str = "switchyard"  # the API passes calls.context when the request names none
     agent: str = ""
     caller_id_number: str = ""
     caller_id_name: str = ""
