@@ -193,9 +193,12 @@ async def _accepts(host: str, port: int) -> bool:
     return True
 
 
-async def start_janus_in(ns: Netns, settings: Settings, workdir: Path) -> asyncio.subprocess.Process:
+async def start_janus_in(
+    ns: Netns, settings: Settings, workdir: Path, debug_level: int = 4
+) -> asyncio.subprocess.Process:
     """Janus inside ``ns``, configured by ``render_janus(settings)`` (``workdir/janus-conf``, log
-    ``workdir/janus.log``); returns once its HTTP API answers on ``janus.listen_ip`` (``READY_DEADLINE``)."""
+    ``workdir/janus.log`` at ``debug_level``, Janus's default 4); returns once its HTTP API answers on
+    ``janus.listen_ip`` (``READY_DEADLINE``)."""
     conf = workdir / "janus-conf"
     conf.mkdir()
     for name, text in render_janus(settings).items():
@@ -204,8 +207,9 @@ async def start_janus_in(ns: Netns, settings: Settings, workdir: Path) -> asynci
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
     with log.open("wb") as out:
         process = await ns.spawn(
-            "janus", f"--configs-folder={conf}", stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+            "janus", f"--configs-folder={conf}", f"--debug-level={debug_level}",
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
     j = settings.janus
     async with aiohttp.ClientSession() as http, asyncio.timeout(READY_DEADLINE):
         while not await _answers(http, f"http://{j.listen_ip}:{j.http_port}/janus/info", None):

@@ -27,7 +27,8 @@ __all__ = ["add_phone_routes", "content_security_policy"]
 
 _WEB = resources.files("controller") / "web"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+_PAGE_FILES = ("phone.js", "feed.js", "phone.css", "icon.svg")  # served under /phone/
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
 def content_security_policy(janus: JanusSettings, controller_host: str) -> str:
@@ -55,9 +56,7 @@ class _PhoneFiles:
 
     def __init__(self, janus: JanusSettings) -> None:
         self._janus = janus
-        self._own = {
-            name: (_WEB / name).read_bytes() for name in ("phone.html", "phone.js", "feed.js", "phone.css")
-        }
+        self._own = {name: (_WEB / name).read_bytes() for name in ("phone.html", *_PAGE_FILES)}
 
     def _headers(self, request: web.Request, content_type: str) -> dict[str, str]:
         return {
@@ -95,12 +94,11 @@ class _PhoneFiles:
 
 
 def add_phone_routes(app: web.Application, janus: JanusSettings) -> None:
-    """Mount ``/phone``, its own files (``/phone/phone.js``, ``feed.js``, ``phone.css``) and the Debian
-    libraries (``/phone/janus.js``, ``/phone/adapter.js``); the page's own files are read now."""
+    """Mount ``/phone``, its own files (``/phone/phone.js``, ``feed.js``, ``phone.css``, ``icon.svg``) and
+    the Debian libraries (``/phone/janus.js``, ``/phone/adapter.js``); the page's own files are read now."""
     files = _PhoneFiles(janus)
     app.router.add_get("/phone", files.own("phone.html"))
-    app.router.add_get("/phone/phone.js", files.own("phone.js"))
-    app.router.add_get("/phone/feed.js", files.own("feed.js"))
-    app.router.add_get("/phone/phone.css", files.own("phone.css"))
+    for name in _PAGE_FILES:
+        app.router.add_get(f"/phone/{name}", files.own(name))
     app.router.add_get("/phone/janus.js", files.library(janus.janus_js, "libjs-janus-gateway"))
     app.router.add_get("/phone/adapter.js", files.library(janus.adapter_js, "libjs-webrtc-adapter"))

@@ -58,6 +58,7 @@ SIP_PORT, SIP_MEDIA_PORT = 5060, 6000
 AGENT_SAYS = "Hello from the concierge"
 WAIT_MS = 20_000
 CONSOLE: list[str] = []  # the page's console, shown when a wait fails
+REFUSED_TOKEN = "error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
 
 try:
     from playwright.async_api import Page, async_playwright
@@ -101,8 +102,13 @@ def _sections(ns: netnskit.Netns) -> dict[str, Any]:
 
 
 def _logs(tmp_path: Path) -> str:
+    """The tails of Janus's log (debug level 5: the SIP plugin's registration steps), sipp's output and
+    sipp's message trace (what reached the SIP peer)."""
+    tails = {"janus.log": 8000, "sipp.log": 2500, "sipp.msg": 4000}
     return "\n".join(
-        f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in sorted(tmp_path.glob("*.log"))
+        f"--- {name}\n{(tmp_path / name).read_text(errors='replace')[-size:]}"
+        for name, size in tails.items()
+        if (tmp_path / name).exists()
     )
 
 
@@ -116,7 +122,7 @@ async def _start_peers(ns: netnskit.Netns, tmp_path: Path, settings: Settings) -
             "-trace_msg", "-message_file", str(tmp_path / "sipp.msg"),
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
         )  # fmt: skip
-    await start_janus_in(ns, settings, tmp_path)
+    await start_janus_in(ns, settings, tmp_path, debug_level=5)
     return sipp
 
 
@@ -284,6 +290,8 @@ async def _run_browser(
             await _wait(page, "#call-state[data-state=ended]", tmp_path)
             assert await page.is_hidden("#error"), await page.inner_text("#error")
             assert errors == []
+            # The one console error is the wrong token's 401 (no missing file, no CSP violation).
+            assert [line for line in CONSOLE if line.startswith("error")] == [REFUSED_TOKEN], CONSOLE
         finally:
             await browser.close()
     await fs.caller_hangup(own)  # FreeSWITCH's leg of the same call ends with the browser's BYE
