@@ -22,6 +22,7 @@ from controller.calls.routes import RouteTable
 from controller.cli import add_client_commands, run_client
 from controller.logs import setup_logging
 from controller.render.freeswitch import render_freeswitch
+from controller.render.health import HEALTHCHECK_FILE, freeswitch_healthcheck
 from controller.render.janus import render_janus
 from controller.render.tree import write_tree
 from controller.settings import CONTROLLER_SECTIONS, Settings, SettingsError, load_settings
@@ -78,7 +79,8 @@ def _controller(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ, args.config)
-        trees = {"freeswitch": render_freeswitch(settings)}
+        freeswitch = render_freeswitch(settings)
+        trees = {"freeswitch": freeswitch | {HEALTHCHECK_FILE: freeswitch_healthcheck(settings)}}
         if settings.janus.enabled:
             trees["janus"] = render_janus(settings)
         for name, files in trees.items():
