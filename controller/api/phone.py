@@ -27,7 +27,7 @@ __all__ = ["add_phone_routes", "content_security_policy"]
 
 _WEB = resources.files("controller") / "web"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PAGE_FILES = ("phone.js", "feed.js", "phone.css", "icon.svg")  # served under /phone/
+_PAGE_FILES = ("phone.js", "api.js", "feed.js", "phone.css", "icon.svg")  # served under /phone/
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
@@ -94,7 +94,7 @@ class _PhoneFiles:
 
 
 def add_phone_routes(app: web.Application, janus: JanusSettings) -> None:
-    """Mount ``/phone``, its own files (``/phone/phone.js``, ``feed.js``, ``phone.css``, ``icon.svg``) and
+    """Mount ``/phone``, its own files (``/phone/<name>`` for each of ``_PAGE_FILES``) and
     the Debian libraries (``/phone/janus.js``, ``/phone/adapter.js``); the page's own files are read now."""
     files = _PhoneFiles(janus)
     app.router.add_get("/phone", files.own("phone.html"))

@@ -1,5 +1,5 @@
-// Switchyard browser phone: POST /v1/webrtc/session, then Janus (janus.js) + its SIP plugin, plus the
-// controller's event feed for the live transcript (feed.js). Plain JS, no build step, no external URLs.
+// Switchyard browser phone: POST /v1/webrtc/session (api.js), then Janus (janus.js) + its SIP plugin, plus
+// the controller's event feed for the live transcript (feed.js). Plain JS, no build step, no external URLs.
 //
 // Janus SIP plugin requests/events used here (Janus 1.1.2, plugins/janus_sip.c and its API doc):
 //   register {username: SIP URI, authuser, secret, proxy, outbound_proxy, display_name} -> registering |
@@ -71,28 +71,6 @@
     });
   }
 
-  // ---- controller session -----------------------------------------------------------------------
-
-  function apiError(status, body) {
-    var reason = body && body.error ? body.error.reason : "";
-    if (status === 401) return "The controller refused the API token (401" + (reason ? ": " + reason : "") + ").";
-    return "POST /v1/webrtc/session failed (" + status + (reason ? ": " + reason : "") + ").";
-  }
-
-  function createSession(token, displayName) {
-    var body = displayName ? { display_name: displayName } : {};
-    return fetch("v1/webrtc/session", {
-      method: "POST",
-      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (r.status !== 201 || !data) throw new Error(apiError(r.status, data));
-        return data;
-      });
-    });
-  }
-
   function onLogin(ev) {
     ev.preventDefault();
     clearError();
@@ -100,7 +78,7 @@
     if (!token) return;
     sessionStorage.setItem(TOKEN_KEY, token);
     el.connect.disabled = true;
-    createSession(token, el.displayName.value.trim())
+    window.SwitchyardApi.createSession(token, el.displayName.value.trim())
       .then(function (data) {
         session = data;
         el.login.hidden = true;
@@ -166,6 +144,20 @@
     });
   }
 
+  // Janus's own refusals (an expired or revoked token, a destroyed session) reach send()'s error callback,
+  // never onmessage: show them, and end what the request would have started.
+  function sendSip(message, jsep) {
+    sip.send({
+      message: message,
+      jsep: jsep,
+      error: function (e) {
+        showError("Janus refused the SIP plugin's " + message.request + ": " + e);
+        if (message.request === "register") setState(el.regState, "failed", "registration refused");
+        if (message.request === "call") setCallEnded("failed", "refused by Janus");
+      },
+    });
+  }
+
   function register() {
     setState(el.regState, "registering", "registering…");
     var s = session.sip;
@@ -177,7 +169,7 @@
     };
     var name = el.displayName.value.trim();
     if (name) msg.display_name = name;
-    sip.send({ message: msg });
+    sendSip(msg);
   }
 
   function onIceState(state) {
@@ -220,7 +212,7 @@
       setState(el.callState, "connected", "connected");
     },
     hangup: function (r) { setCallEnded("ended", r.code + " " + r.reason); },
-    incomingcall: function () { sip.send({ message: { request: "decline" } }); },
+    incomingcall: function () { sendSip({ request: "decline" }); },
   };
 
   // ---- calls ------------------------------------------------------------------------------------
@@ -257,7 +249,7 @@
         sip.createOffer({
           tracks: [{ type: "audio", capture: stream.getAudioTracks()[0], recv: true }],
           success: function (jsep) {
-            sip.send({ message: { request: "call", uri: targetUri(dest) }, jsep: jsep });
+            sendSip({ request: "call", uri: targetUri(dest) }, jsep);
           },
           error: function (e) {
             showError("WebRTC offer failed: " + (e && e.message ? e.message : e));
@@ -274,7 +266,7 @@
   function hangup() {
     if (!sip) return;
     inCall = false; // media going down from here on is ours, not an error (the SIP hangup event follows)
-    sip.send({ message: { request: "hangup" } });
+    sendSip({ request: "hangup" });
     sip.hangup();
   }
 
@@ -312,7 +304,7 @@
 
   function sendDigit(digit) {
     if (!sip || !inCall) return;
-    var info = function () { sip.send({ message: { request: "dtmf_info", digit: digit } }); };
+    var info = function () { sendSip({ request: "dtmf_info", digit: digit }); };
     try {
       // janus.js calls RTCDTMFSender.insertDTMF, which throws when the answer has no telephone-event.
       sip.dtmf({ dtmf: { tones: digit, duration: 160, gap: 80 }, error: info });

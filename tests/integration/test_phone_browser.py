@@ -242,11 +242,26 @@ async def _feed_comes_back(page: Page, tmp_path: Path, via: Relayed, own: str) -
     await _wait(page, "#transcript li.agent:has-text('Still here.')", tmp_path)
 
 
+async def _janus_refuses_a_revoked_token(
+    page: Page, tmp_path: Path, rc: RunningController, before: set[str]
+) -> None:
+    """Revoke the page's Janus token (the one added since ``before``, as the identity's expiry does): the
+    next call is refused by Janus itself, which the page shows, and the call ends."""
+    assert rc.controller.janus is not None
+    admin = rc.controller.janus.admin
+    added = set(await admin.list_tokens()) - before
+    assert len(added) == 1
+    await admin.remove_token(added.pop())
+    await page.click("#extensions button[data-destination='7001']")
+    await _wait(page, '#error:has-text("Janus refused the SIP plugin\'s call: 403")', tmp_path)
+    await _wait(page, "#call-state[data-state=failed]", tmp_path)
+
+
 async def _run_browser(
     ns: netnskit.Netns, tmp_path: Path, rc: RunningController, fs: FreeSwitchEmulator, via: Relayed
 ) -> str:
-    """Sign in, call the agent, follow the transcript (across a cut feed), press 5, mute, hang up; the
-    emulated call's uuid."""
+    """Sign in, call the agent, follow the transcript (across a cut feed), press 5, mute, hang up, call
+    again with a revoked token; the emulated call's uuid."""
     assert async_playwright is not None
     base = via.base(ns)
     async with async_playwright() as pw, rc.http.ws_connect(rc.base + "/v1/events") as everything:
@@ -261,6 +276,8 @@ async def _run_browser(
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: CONSOLE.append(f"{msg.type}: {msg.text}"))
+            assert rc.controller.janus is not None
+            tokens = set(await rc.controller.janus.admin.list_tokens())
             await _sign_in(page, base, tmp_path)
             await page.click("#extensions button[data-destination='7001']")
             await _wait(page, "#call-state[data-state=connected]", tmp_path)
@@ -292,6 +309,7 @@ async def _run_browser(
             assert errors == []
             # The one console error is the wrong token's 401 (no missing file, no CSP violation).
             assert [line for line in CONSOLE if line.startswith("error")] == [REFUSED_TOKEN], CONSOLE
+            await _janus_refuses_a_revoked_token(page, tmp_path, rc, tokens)
         finally:
             await browser.close()
     await fs.caller_hangup(own)  # FreeSWITCH's leg of the same call ends with the browser's BYE

@@ -83,6 +83,7 @@ async def test_page_has_a_csp_without_inline_script_that_allows_janus(serve: Any
     [
         ("/phone/phone.js", "text/javascript", "janus.plugin.sip"),
         ("/phone/feed.js", "text/javascript", "access_token"),
+        ("/phone/api.js", "text/javascript", "v1/webrtc/session"),
         ("/phone/phone.css", "text/css", ".keypad"),
         ("/phone/icon.svg", "image/svg+xml", "<svg"),
         ("/phone/janus.js", "text/javascript", "window.Janus"),
