@@ -57,6 +57,9 @@ API_PORT = 8080  # on the veth's host address, which belongs to this test alone
 SIP_PORT, SIP_MEDIA_PORT = 5060, 6000
 AGENT_SAYS = "Hello from the concierge"
 WAIT_MS = 20_000
+# Longer than SIP's transaction timeout (Timer F, 64 * T1 = 32 s), after which the plugin reports 408: a
+# REGISTER nobody answers then shows as the page's "registration failed", with its code, not as a timeout.
+REGISTER_WAIT_MS = 40_000
 CONSOLE: list[str] = []  # the page's console and uncaught errors, shown when a wait fails
 REFUSED_TOKEN = "error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
 
@@ -160,10 +163,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-async def _wait(page: Page, selector: str, tmp_path: Path) -> None:
+async def _wait(page: Page, selector: str, tmp_path: Path, timeout_ms: int = WAIT_MS) -> None:
     """Wait (bounded) for ``selector``; on timeout fail with what the page and the peers said."""
     try:
-        await page.wait_for_selector(selector, timeout=WAIT_MS)
+        await page.wait_for_selector(selector, timeout=timeout_ms)
     except Exception as exc:
         states = await page.evaluate(
             "['error','reg-state','call-state','ice-state','feed-state','sip-call-id']"
@@ -182,7 +185,11 @@ async def _sign_in(page: Page, base: str, tmp_path: Path) -> None:
     await _wait(page, "#error:has-text('refused the API token (401')", tmp_path)
     await page.fill("#token", TOKEN)
     await page.click("#connect")
-    await _wait(page, "#reg-state[data-state=registered]", tmp_path)
+    await _wait(
+        page, "#reg-state[data-state=registered], #reg-state[data-state=failed]", tmp_path, REGISTER_WAIT_MS
+    )
+    state = await page.get_attribute("#reg-state", "data-state")
+    assert state == "registered", await page.inner_text("#error")
 
 
 async def _until_transcript(ws: aiohttp.ClientWebSocketResponse, caller: str) -> None:
