@@ -63,6 +63,7 @@ bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.worker_streams
 	$(BIN)/python -m bench.call_setup
 	$(BIN)/python -m bench.voice_turn
+	$(BIN)/python -m bench.janus_register
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .

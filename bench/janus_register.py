@@ -1,0 +1,174 @@
+"""Browser SIP registration through Janus, as the phone page sees it: the time from the ``register`` request
+on Janus's WebSocket API to the SIP plugin's ``registered`` event on the same WebSocket.
+
+A real Janus (Debian's ``janus``, configured by ``render_janus``) and sipp as the registrar
+(``tests/sipp/uas_register_echo.xml``), both on loopback. ``--starts`` Janus processes one after another;
+each serves ``--registrations`` registrations in turn, each on its own WebSocket and Janus session (create,
+attach ``janus.plugin.sip``, register, destroy), like a page load. The first registration after each start
+is also shown apart: the browser test's one registration is the first of its Janus.
+
+Bounded: a registration waits at most ``REGISTER_DEADLINE`` (past SIP's Timer F, 32 s, after which the
+plugin reports 408 itself), the run at most ``--max-seconds``. Traffic stays on 127.0.0.1.
+
+    python -m bench.janus_register [--starts 5] [--registrations 40] [--max-seconds 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from controller.janus.admin import JanusAdmin
+from controller.settings import Settings
+from tests.januskit import JanusProcess, free_ports, janus_section
+
+SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "uas_register_echo.xml"
+REGISTER_DEADLINE = 40.0
+STEP_DEADLINE = 5.0  # create, attach, destroy
+SLOW_S = 1.0
+
+
+class JanusWs:
+    """One WebSocket to Janus's API with a token: requests by transaction, events in arrival order."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+        self.ws = ws
+        self.token = token
+
+    async def send(self, message: dict[str, Any]) -> str:
+        transaction = secrets.token_hex(6)
+        await self.ws.send_str(json.dumps({**message, "transaction": transaction, "token": self.token}))
+        return transaction
+
+    async def until(self, transaction: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+        """The next message of ``transaction`` whose ``janus`` is one of ``kinds`` (errors raise)."""
+        while True:
+            message: dict[str, Any] = json.loads(await self.ws.receive_str())
+            if message.get("transaction") != transaction and message.get("janus") != "event":
+                continue
+            if message.get("janus") == "error":
+                raise RuntimeError(f"Janus refused: {message['error']}")
+            if message.get("janus") in kinds:
+                return message
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        async with asyncio.timeout(STEP_DEADLINE):
+            return await self.until(await self.send(message), ("success",))
+
+
+async def _register_once(http: aiohttp.ClientSession, janus: JanusProcess, token: str, proxy: str) -> float:
+    """One page-like registration; the seconds from sending ``register`` to the ``registered`` event."""
+    async with http.ws_connect(janus.ws_url, protocols=("janus-protocol",)) as raw:
+        ws = JanusWs(raw, token)
+        session = (await ws.request({"janus": "create"}))["data"]["id"]
+        handle = await ws.request({"janus": "attach", "session_id": session, "plugin": "janus.plugin.sip"})
+        user = f"sip:bench-{secrets.token_hex(4)}@127.0.0.1"
+        body = {"request": "register", "username": user, "secret": "bench", "proxy": proxy}
+        message = {"janus": "message", "session_id": session, "handle_id": handle["data"]["id"], "body": body}
+        started = time.perf_counter()
+        transaction = await ws.send(message)
+        async with asyncio.timeout(REGISTER_DEADLINE):
+            while True:
+                event = await ws.until(transaction, ("event",))
+                result = event.get("plugindata", {}).get("data", {}).get("result", {})
+                if result.get("event") == "registered":
+                    break
+                if result.get("event") == "registration_failed":
+                    raise RuntimeError(f"registration failed: {result}")
+        elapsed = time.perf_counter() - started
+        await ws.request({"janus": "destroy", "session_id": session})
+        return elapsed
+
+
+@asynccontextmanager
+async def _registrar(workdir: Path) -> AsyncIterator[int]:
+    """sipp answering REGISTER with 200 on a free loopback port; stopped by PID on exit."""
+    port = free_ports(1)[0]
+    with (workdir / "sipp.out").open("wb") as out:
+        sipp = await asyncio.create_subprocess_exec(
+            "sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(port), "-nostdin",
+            "-timeout", "3600", stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        yield port
+    finally:
+        if sipp.returncode is None:
+            sipp.terminate()
+        await asyncio.wait_for(sipp.wait(), 10)
+
+
+async def _one_start(workdir: Path, sip_port: int, count: int, until: float) -> list[float]:
+    """A fresh Janus serving ``count`` registrations (fewer if ``until`` passes); their times."""
+    ports = dict(zip(("http", "ws", "admin"), free_ports(3), strict=True))
+    settings = Settings.model_validate({"janus": janus_section(ports, sip_local_ip="127.0.0.1")})
+    janus = JanusProcess(settings, workdir)
+    janus.write_conf()
+    await janus.start()
+    times: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            admin = JanusAdmin(settings.janus.admin_url, settings.janus.admin_key(), http)
+            token = secrets.token_urlsafe(24)
+            await admin.add_token(token)
+            for _ in range(count):
+                if time.monotonic() > until:
+                    break
+                times.append(await _register_once(http, janus, token, f"sip:127.0.0.1:{sip_port}"))
+    finally:
+        await janus.stop()
+    return times
+
+
+def _report(firsts: list[float], rest: list[float]) -> None:
+    every = sorted(firsts + rest)
+    ms = [1000 * t for t in every]
+    cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
+    print(f"registrations: {len(every)} ({len(firsts)} Janus starts)")
+    spread = f"p50 {cuts[49]:.1f}  p90 {cuts[89]:.1f}  p99 {cuts[98]:.1f}  max {ms[-1]:.1f}"
+    print(f"register -> registered, ms: {spread}")
+    print(f"first after a start, ms: {', '.join(f'{1000 * t:.1f}' for t in firsts)}")
+    print(f"over {SLOW_S:.0f} s: {sum(t > SLOW_S for t in every)}")
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--registrations", type=int, default=40, help="per Janus start")
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    if not (shutil.which("janus") and shutil.which("sipp")):
+        print("needs janus and sipp (apt-get install janus sip-tester)", file=sys.stderr)
+        return 2
+    until = time.monotonic() + args.max_seconds
+    firsts: list[float] = []
+    rest: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-janus-") as tmp:
+        async with _registrar(Path(tmp)) as sip_port:
+            for start in range(args.starts):
+                if time.monotonic() > until:
+                    break
+                workdir = Path(tmp) / f"janus-{start}"
+                workdir.mkdir()
+                times = await _one_start(workdir, sip_port, args.registrations, until)
+                firsts += times[:1]
+                rest += times[1:]
+    _report(firsts, rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
