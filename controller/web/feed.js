@@ -1,7 +1,8 @@
 // Switchyard phone: the controller's event feed (GET /v1/events?access_token=<feed token>), for the live
 // transcript. The controller scopes a feed token to the calls its browser's SIP user placed, so every
 // transcript turn arriving here belongs to this page. A dropped feed is reopened with capped, jittered
-// backoff until the browser identity expires. Plain JS, no build step; used by phone.js.
+// backoff until the browser identity expires. show() renders the turns as transcript lines. Plain JS, no build
+// step; used by phone.js.
 (function () {
   "use strict";
 
@@ -54,5 +55,25 @@
     };
   }
 
-  window.SwitchyardFeed = { open: open };
+  function addLine(list, cls, who, text) {
+    if (!text) return;
+    var li = document.createElement("li");
+    li.className = cls;
+    li.textContent = who + ": " + text;
+    list.appendChild(li);
+  }
+
+  // The feed of a browser session (POST /v1/webrtc/session reply): each turn as a caller and an agent line
+  // in the list ``transcript``, the feed's state in ``stateNode``. Returns the feed (close()).
+  function show(session, transcript, stateNode) {
+    return open(session.feed_token, Date.parse(session.expires_at), {
+      onTurn: function (turn) {
+        addLine(transcript, "caller", "Caller", turn.caller);
+        addLine(transcript, "agent", "Agent", turn.agent);
+      },
+      onState: function (text) { stateNode.textContent = "event feed: " + text; },
+    });
+  }
+
+  window.SwitchyardFeed = { open: open, show: show, addLine: addLine };
 })();

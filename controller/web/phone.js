@@ -6,7 +6,8 @@
 //     registered | registration_failed {code, reason}
 //   call {uri} + JSEP offer -> calling, ringing/proceeding, progress (+JSEP), accepted (+JSEP),
 //     hangup {code, reason}
-//   hangup; decline (incoming calls: this page only calls out)
+//   incomingcall {username, displayname} + JSEP offer -> accept + JSEP answer -> accepted; or decline;
+//     missed_call {caller} (the plugin answered 486 itself: this handle was in a call); hangup
 // DTMF goes as RFC 2833 telephone-events in the audio (janus.js handle.dtmf -> RTCDTMFSender): the SIP
 // plugin relays the browser's RTP to FreeSWITCH, whose sofia profiles take RFC 2833 by default
 // (dtmf-type rfc2833). Without a DTMF sender it falls back to SIP INFO (plugin request dtmf_info,
@@ -24,10 +25,9 @@
   var localStream = null;
   var feed = null;
   var inCall = false;
+  var offer = null; // the JSEP offer of a call ringing here, until answered or declined
 
-  function $(id) {
-    return document.getElementById(id);
-  }
+  function $(id) { return document.getElementById(id); }
 
   function showError(text) {
     el.error.textContent = text;
@@ -44,33 +44,6 @@
     node.textContent = text;
   }
 
-  // ---- libraries --------------------------------------------------------------------------------
-
-  // The controller answers 503 with a plain-text reason when a Debian library file is missing.
-  function explainMissing(url, name) {
-    return fetch(url, { cache: "no-store" })
-      .then(function (r) {
-        return r.text().then(function (t) {
-          return name + " is unavailable (HTTP " + r.status + "): " + t.trim();
-        });
-      })
-      .catch(function (e) {
-        return name + " could not be loaded: " + e;
-      });
-  }
-
-  function librariesReady() {
-    var missing = [];
-    if (typeof window.adapter === "undefined") missing.push(explainMissing("phone/adapter.js", "adapter.js"));
-    if (typeof window.Janus === "undefined") missing.push(explainMissing("phone/janus.js", "janus.js"));
-    if (missing.length === 0) return Promise.resolve(true);
-    return Promise.all(missing).then(function (texts) {
-      showError(texts.join("\n"));
-      el.connect.disabled = true;
-      return false;
-    });
-  }
-
   function onLogin(ev) {
     ev.preventDefault();
     clearError();
@@ -85,7 +58,8 @@
         el.phone.hidden = false;
         el.identity.textContent = data.sip.identity;
         renderExtensions(data.extensions || []);
-        openFeed(data);
+        if (feed) feed.close();
+        feed = window.SwitchyardFeed.show(data, el.transcript, el.feedState);
         startJanus();
       })
       .catch(function (e) {
@@ -126,9 +100,7 @@
         sip = handle;
         register();
       },
-      error: function (e) {
-        showError("Could not attach the Janus SIP plugin: " + e);
-      },
+      error: function (e) { showError("Could not attach the Janus SIP plugin: " + e); },
       iceState: onIceState,
       webrtcState: function (up, reason) {
         if (!up && inCall) showError("WebRTC media to Janus went down" + (reason ? " (" + reason + ")" : "") + ".");
@@ -138,9 +110,7 @@
         if (track.kind !== "audio") return;
         el.remoteAudio.srcObject = on ? new MediaStream([track]) : null;
       },
-      oncleanup: function () {
-        el.remoteAudio.srcObject = null;
-      },
+      oncleanup: function () { el.remoteAudio.srcObject = null; },
     });
   }
 
@@ -211,8 +181,14 @@
       if (jsep) sip.handleRemoteJsep({ jsep: jsep, error: function (e) { showError("Bad answer SDP: " + e); } });
       setState(el.callState, "connected", "connected");
     },
-    hangup: function (r) { setCallEnded("ended", r.code + " " + r.reason); },
-    incomingcall: function () { sendSip({ request: "decline" }); },
+    hangup: function (r) {
+      // A call the page already ended (declined, failed) keeps the page's reason.
+      if (["ended", "failed"].indexOf(el.callState.dataset.state) < 0) setCallEnded("ended", r.code + " " + r.reason);
+    },
+    incomingcall: function (r, jsep) { ringIn(r, jsep); },
+    missed_call: function (r) {
+      window.SwitchyardFeed.addLine(el.transcript, "missed", "Missed call", r.displayname || r.caller);
+    },
   };
 
   // ---- calls ------------------------------------------------------------------------------------
@@ -236,6 +212,20 @@
     el.transcript.textContent = "";
     el.sipCallId.textContent = "–";
     setCallControls(true);
+    withMicrophone(function (track) {
+      sip.createOffer({
+        tracks: [{ type: "audio", capture: track, recv: true }],
+        success: function (jsep) { sendSip({ request: "call", uri: targetUri(dest) }, jsep); },
+        error: function (e) {
+          showError("WebRTC offer failed: " + (e && e.message ? e.message : e));
+          setCallEnded("failed", "no offer");
+        },
+      });
+    });
+  }
+
+  // Opens the microphone for a call, then hands its track to ``then``; on failure ends the call, saying why.
+  function withMicrophone(then) {
     setState(el.callState, "calling", "opening microphone…");
     if (!window.isSecureContext || !navigator.mediaDevices) {
       // Browsers expose getUserMedia to secure contexts only (https:, or http://localhost).
@@ -246,16 +236,7 @@
     navigator.mediaDevices.getUserMedia({ audio: true, video: false })
       .then(function (stream) {
         localStream = stream;
-        sip.createOffer({
-          tracks: [{ type: "audio", capture: stream.getAudioTracks()[0], recv: true }],
-          success: function (jsep) {
-            sendSip({ request: "call", uri: targetUri(dest) }, jsep);
-          },
-          error: function (e) {
-            showError("WebRTC offer failed: " + (e && e.message ? e.message : e));
-            setCallEnded("failed", "no offer");
-          },
-        });
+        then(stream.getAudioTracks()[0]);
       })
       .catch(function (e) {
         showError(micError(e));
@@ -263,8 +244,49 @@
       });
   }
 
+  // ---- incoming calls ---------------------------------------------------------------------------
+
+  function ringIn(r, jsep) {
+    if (inCall || !jsep) {
+      sendSip({ request: "decline", code: inCall ? 486 : 488 }); // busy here; an offerless INVITE
+      return;
+    }
+    clearError();
+    inCall = true;
+    offer = jsep;
+    el.transcript.textContent = "";
+    el.incomingFrom.textContent = r.displayname ? r.displayname + " <" + r.username + ">" : r.username;
+    el.incoming.hidden = false;
+    setState(el.callState, "incoming", "incoming call");
+    setCallControls(true);
+  }
+
+  function answer() {
+    var jsep = offer;
+    if (!jsep) return;
+    offer = null;
+    el.incoming.hidden = true;
+    withMicrophone(function (track) {
+      sip.createAnswer({
+        jsep: jsep,
+        tracks: [{ type: "audio", capture: track, recv: true }],
+        success: function (reply) { sendSip({ request: "accept" }, reply); },
+        error: function (e) {
+          showError("WebRTC answer failed: " + (e && e.message ? e.message : e));
+          decline();
+        },
+      });
+    });
+  }
+
+  function decline() {
+    sendSip({ request: "decline" });
+    setCallEnded("ended", "declined");
+  }
+
   function hangup() {
     if (!sip) return;
+    if (offer) return decline();
     inCall = false; // media going down from here on is ours, not an error (the SIP hangup event follows)
     sendSip({ request: "hangup" });
     sip.hangup();
@@ -272,6 +294,8 @@
 
   function setCallEnded(state, cause) {
     inCall = false;
+    offer = null;
+    el.incoming.hidden = true;
     setState(el.callState, state, (state === "ended" ? "ended" : state) + (cause ? " (" + cause + ")" : ""));
     if (sip) sip.hangup();
     if (localStream) {
@@ -328,27 +352,6 @@
     });
   }
 
-  // ---- transcript (feed.js) --------------------------------------------------------------------
-
-  function openFeed(data) {
-    if (feed) feed.close();
-    feed = window.SwitchyardFeed.open(data.feed_token, Date.parse(data.expires_at), {
-      onTurn: function (turn) {
-        addLine("caller", "Caller", turn.caller);
-        addLine("agent", "Agent", turn.agent);
-      },
-      onState: function (text) { el.feedState.textContent = "event feed: " + text; },
-    });
-  }
-
-  function addLine(cls, who, text) {
-    if (!text) return;
-    var li = document.createElement("li");
-    li.className = cls;
-    li.textContent = who + ": " + text;
-    el.transcript.appendChild(li);
-  }
-
   // ---- page -------------------------------------------------------------------------------------
 
   function buildKeypad() {
@@ -365,7 +368,7 @@
 
   function init() {
     ["error", "login", "phone", "token", "connect", "identity", "extensions", "call", "dial", "mute", "hangup",
-      "keypad", "transcript"].forEach(function (id) { el[id] = $(id); });
+      "keypad", "transcript", "incoming"].forEach(function (id) { el[id] = $(id); });
     el.displayName = $("display-name");
     el.regState = $("reg-state");
     el.callState = $("call-state");
@@ -373,6 +376,7 @@
     el.feedState = $("feed-state");
     el.sipCallId = $("sip-call-id");
     el.remoteAudio = $("remote-audio");
+    el.incomingFrom = $("incoming-from");
     el.token.value = sessionStorage.getItem(TOKEN_KEY) || "";
     buildKeypad();
     $("login-form").addEventListener("submit", onLogin);
@@ -381,8 +385,14 @@
       call(el.dial.value.trim());
     });
     el.hangup.addEventListener("click", hangup);
+    $("answer").addEventListener("click", answer);
+    $("decline").addEventListener("click", decline);
     el.mute.addEventListener("click", toggleMute);
-    librariesReady();
+    window.SwitchyardApi.missingLibraries().then(function (texts) {
+      if (texts.length === 0) return;
+      showError(texts.join("\n"));
+      el.connect.disabled = true;
+    });
   }
 
   document.addEventListener("DOMContentLoaded", init);
