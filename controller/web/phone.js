@@ -163,7 +163,8 @@
   }
 
   var SIP_EVENTS = {
-    registering: function () { setState(el.regState, "registering", "registering…"); },
+    // No "registering" handler: register() shows it, and janus_sip.c may push that ack after "registered"
+    // (its handler thread races its SIP thread when the registrar answers at once; bench/janus_register.py).
     registered: function (r) {
       setState(el.regState, "registered", "registered as " + (r.username || session.sip.identity));
       setCallControls(false);
