@@ -163,8 +163,9 @@
   }
 
   var SIP_EVENTS = {
-    // No "registering" handler: register() shows it, and janus_sip.c may push that ack after "registered"
-    // (its handler thread races its SIP thread when the registrar answers at once; bench/janus_register.py).
+    // No "registering" or "calling" handler: the page shows them as it sends the request, and janus_sip.c
+    // may push those acks after "registered" or "accepted" (its handler thread races its SIP thread when the
+    // far end answers at once; bench/janus_register.py counts it).
     registered: function (r) {
       setState(el.regState, "registered", "registered as " + (r.username || session.sip.identity));
       setCallControls(false);
@@ -174,7 +175,6 @@
       showError("SIP registration failed: " + r.code + " " + r.reason);
     },
     unregistered: function () { setState(el.regState, "idle", "not registered"); },
-    calling: function () { setState(el.callState, "calling", "calling…"); },
     ringing: function () { setState(el.callState, "ringing", "ringing…"); },
     proceeding: function () { setState(el.callState, "ringing", "ringing…"); },
     progress: function (r, jsep) { if (jsep) sip.handleRemoteJsep({ jsep: jsep }); },
@@ -216,7 +216,10 @@
     withMicrophone(function (track) {
       sip.createOffer({
         tracks: [{ type: "audio", capture: track, recv: true }],
-        success: function (jsep) { sendSip({ request: "call", uri: targetUri(dest) }, jsep); },
+        success: function (jsep) {
+          setState(el.callState, "calling", "calling…");
+          sendSip({ request: "call", uri: targetUri(dest) }, jsep);
+        },
         error: function (e) {
           showError("WebRTC offer failed: " + (e && e.message ? e.message : e));
           setCallEnded("failed", "no offer");
@@ -248,10 +251,7 @@
   // ---- incoming calls ---------------------------------------------------------------------------
 
   function ringIn(r, jsep) {
-    if (inCall || !jsep) {
-      sendSip({ request: "decline", code: inCall ? 486 : 488 }); // busy here; an offerless INVITE
-      return;
-    }
+    if (inCall || !jsep) return sendSip({ request: "decline", code: inCall ? 486 : 488 }); // busy; no offer
     clearError();
     inCall = true;
     offer = jsep;
