@@ -55,8 +55,8 @@ test: check ## run checks and the unit + integration tests (emulated FreeSWITCH)
 test-compose: $(STAMP) ## build the images and smoke-test the compose stack with the FreeSWITCH emulator (root, docker)
 	.ci/compose-tier
 
-test-live: $(STAMP) ## live twins: SWITCHYARD_LIVE_ESL(+_PASSWORD) for FreeSWITCH, SWITCHYARD_LIVE_API(+_TOKEN) for the stack
-	$(BIN)/pytest -q -m live
+test-live: $(STAMP) ## live twins on a real FreeSWITCH: ../shared/freeswitch's (root), or SWITCHYARD_LIVE_ESL / _API
+	$(BIN)/python -m tests.live.rig
 
 bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.esl_events

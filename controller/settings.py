@@ -21,7 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from controller.calls.routes import HANGUP_CAUSES, Route
 from controller.freeswitch.backoff import BackoffSettings
 from controller.janus.settings import JanusSettings
-from controller.render.settings import EventSocketSettings, SipSettings, SipUser, Trunk, read_secret
+from controller.render.settings import (
+    EventSocketSettings,
+    LineTest,
+    SipSettings,
+    SipUser,
+    Trunk,
+    read_secret,
+)
 from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import AgentSettings
 
@@ -205,6 +212,9 @@ class Settings(_Strict):
     sip: SipSettings = SipSettings()
     event_socket: EventSocketSettings = EventSocketSettings()
     users: tuple[SipUser, ...] = Field((), description="SIP users of FreeSWITCH's directory")
+    line_tests: tuple[LineTest, ...] = Field(
+        (), description="numbers FreeSWITCH answers itself with a tone (line checks, no controller)"
+    )
     trunks: tuple[Trunk, ...] = Field(
         (), description="SIP trunks to the PSTN (gateways on the external profile)"
     )
@@ -227,6 +237,7 @@ class Settings(_Strict):
                 raise ValueError(f"freeswitch.{key}: name {node.name!r} differs from its key")
         _unique("agents", [agent.name for agent in self.agents], "name")
         _unique("users", [user.extension for user in self.users], "extension")
+        _unique("line_tests", [test.number for test in self.line_tests], "number")
         _unique("trunks", [trunk.name for trunk in self.trunks], "name")
         _unique("trunks", [did for trunk in self.trunks for did in trunk.dids], "DID")
         return self

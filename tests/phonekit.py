@@ -174,14 +174,20 @@ def _chromium_wrapper(ns: netnskit.Netns, tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def phone_page(ns: netnskit.Netns, tmp_path: Path, base: str) -> AsyncIterator[PhonePage]:
+async def phone_page(
+    ns: netnskit.Netns, tmp_path: Path, base: str, microphone: Path | None = None
+) -> AsyncIterator[PhonePage]:
     """A fresh Chromium in ``ns`` with the microphone allowed, one page recording its console; closed on
-    exit. ``base`` (plain http on the veth) is treated as a secure origin, which getUserMedia needs."""
+    exit. ``base`` (plain http on the veth) is treated as a secure origin, which getUserMedia needs. The
+    fake microphone plays ``microphone`` (a WAV file, once) when given, else Chromium's beeps."""
     assert async_playwright is not None
+    args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={base}"]
+    if microphone is not None:
+        args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=str(_chromium_wrapper(ns, tmp_path)),
-            args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={base}"],
+            args=args,
             timeout=WAIT_MS,
         )
         try:

@@ -10,7 +10,8 @@ never read::
     sip_profiles/internal.xml         sofia profile of phones and Janus's SIP plugin (included by sofia.conf)
     sip_profiles/external.xml         sofia profile of the trunks, with their gateways
     directory/switchyard.xml          the SIP users' domain
-    dialplan/switchyard.xml           context calls.context: outbound rules bridge, routes park, else hangup
+    dialplan/switchyard.xml           context calls.context: line tests answer with a tone, outbound rules
+                                      bridge, routes park, else hangup
     dialplan/public.xml               context public: trunk DIDs → transfer into calls.context, else hangup
 
 FreeSWITCH facts this relies on (source at tag v1.10.12):
@@ -169,6 +170,14 @@ class _Route:
     expression: str
 
 
+@dataclass(frozen=True, slots=True)
+class _LineTest:
+    name: str
+    expression: str
+    tone: str
+    max_s: int
+
+
 def render_freeswitch(settings: Settings) -> dict[str, str]:
     """FreeSWITCH's configuration files: path relative to its conf dir → text.
 
@@ -241,6 +250,15 @@ def _context(settings: Settings) -> dict[str, object]:
         "gateways": tuple(_gateway(trunk) for trunk in settings.trunks),
         "users": tuple(_user(settings, index) for index in range(len(settings.users))),
         "outbound": tuple(rule for trunk in settings.trunks for rule in _outbound(trunk)),
+        "line_tests": tuple(
+            _LineTest(
+                f"line-test-{test.number}",
+                f"^{test.number}$",
+                f"tone_stream://%(1000,0,{test.tone_hz});loops=-1",
+                test.max_s,
+            )
+            for test in settings.line_tests
+        ),
         "routes": tuple(
             _Route(f"route-{index}", _expression(f"calls.routes.{index}.destination", route.destination))
             for index, route in enumerate(settings.calls.routes)

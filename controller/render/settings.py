@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 __all__ = [
     "CODECS",
     "EventSocketSettings",
+    "LineTest",
     "OutboundRule",
     "SipProfileSettings",
     "SipSettings",
@@ -162,6 +163,18 @@ class SipUser(_Strict):
     def secret(self) -> str:
         """The SIP password (raises ``ValueError`` if its file cannot be read)."""
         return read_secret(self.password, self.password_file, f"users.{self.extension}.password_file")
+
+
+class LineTest(_Strict):
+    """A number FreeSWITCH answers itself with a steady tone: a line check that needs no controller.
+
+    The classic milliwatt test (1004 Hz): a caller or a monitoring probe hears the switch's audio path
+    without the controller, a worker or a route being involved. It is matched before the routes.
+    """
+
+    number: str = Field(pattern=r"^[0-9]{2,20}$", description="the dialled number (digits)")
+    tone_hz: int = Field(1004, ge=100, le=3400, description="frequency of the tone (telephone band)")
+    max_s: int = Field(3600, ge=1, le=86_400, description="hung up after this long (ALLOTTED_TIMEOUT)")
 
 
 class OutboundRule(_Strict):

@@ -2,11 +2,15 @@
 
 Every scenario that takes ``esl_target`` runs twice: against the emulator (CI) and, marked ``live``,
 against the FreeSWITCH named by ``SWITCHYARD_LIVE_ESL=host:port`` and ``SWITCHYARD_LIVE_ESL_PASSWORD``
-(``make test-live``; skipped when they are not set). Live scenarios use only real FreeSWITCH commands:
-calls come from ``originate loopback/<ext>`` against the test dialplan (extension 7101 answers and plays
-an endless tone; ``SWITCHYARD_LIVE_TONE_EXT`` overrides it; extension 7102 parks, so the controller
-routes it; ``SWITCHYARD_LIVE_PARK_EXT`` overrides it). A worker stand-in listens on
+(``make test-live`` sets them for the FreeSWITCH its rig starts, tests/live/rig.py; skipped when they are
+not set). Live scenarios use only real FreeSWITCH commands: calls come from ``originate loopback/<ext>``
+against the test dialplan (extension 7101 answers and plays an endless tone, 7102 parks, so the controller
+routes it: the rig renders both from tests/live/switchyard.yaml; ``SWITCHYARD_LIVE_TONE_EXT``,
+``SWITCHYARD_LIVE_PARK_EXT`` and ``SWITCHYARD_LIVE_CONTEXT`` name others). A worker stand-in listens on
 ``SWITCHYARD_LIVE_WORKER_HOST`` (default 127.0.0.1: FreeSWITCH on this machine).
+
+The stack twins (a SIP desk phone, a WebRTC caller) take ``live_stack``: a controller, a worker and Janus
+on the real FreeSWITCH (tests/live/stack.py), or a deployment named by ``SWITCHYARD_LIVE_API``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 
 from controller.settings import FreeSwitchNodeSettings
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.live.stack import LiveStack, StackTarget, deployed_target
 
 
 @dataclass
@@ -89,3 +94,21 @@ async def esl_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     config = EmulatorConfig(password=secrets.token_hex(8), host="127.0.0.1", port=0, temp_dir=tmp_path)
     async with FreeSwitchEmulator(config) as fs:
         yield EslTarget("emulator", "127.0.0.1", fs.port, config.password, fs)
+
+
+@pytest.fixture
+async def live_stack(tmp_path: Path) -> AsyncIterator[StackTarget]:
+    """A whole stack on a real FreeSWITCH: the user's own (``SWITCHYARD_LIVE_API``…), or one started from
+    the live rig's settings for this test (``make test-live``: tests/live/stack.py); skipped without either.
+    The stack's logs are printed at teardown (pytest shows them when the test failed)."""
+    deployed = deployed_target(os.environ)
+    if deployed is not None:
+        yield deployed
+        return
+    if not LiveStack.configured(os.environ):
+        pytest.skip("live stack not configured (SWITCHYARD_LIVE_API and _TOKEN, or make test-live's rig)")
+    async with LiveStack(os.environ, tmp_path) as stack:
+        try:
+            yield stack.target
+        finally:
+            print(stack.logs())

@@ -11,10 +11,11 @@ the Janus token and a browser SIP user, which FreeSWITCH authenticates through t
 also proves FreeSWITCH authenticated the call as that SIP user (the feed is scoped by ``sip_auth_username``);
 the call's CDR must be ``webrtc``.
 
-Run by ``make test-live`` with ``SWITCHYARD_LIVE_API`` (the controller's API URL, e.g.
-``http://127.0.0.1:8080``) and ``SWITCHYARD_LIVE_API_TOKEN``; ``SWITCHYARD_LIVE_AGENT_EXT`` picks the agent
-extension (default: the first the session lists). Janus must be reachable from here on a non-loopback
-address (ICE skips loopback). Skipped when the variables are not set.
+Run by ``make test-live``: on the live rig's stack (tests/live/stack.py: Janus in the rig's namespace, the
+client here, over the veth), or on a deployment named by ``SWITCHYARD_LIVE_API`` (the controller's API URL,
+e.g. ``http://127.0.0.1:8080``) and ``SWITCHYARD_LIVE_API_TOKEN``, whose Janus must be reachable from here on
+a non-loopback address (ICE skips loopback). ``SWITCHYARD_LIVE_AGENT_EXT`` picks the agent extension
+(default: the first the session lists).
 """
 
 from __future__ import annotations
@@ -31,20 +32,13 @@ from aiortc import MediaStreamTrack
 from janus_client import JanusSession
 
 from controller.janus.sip import SipPlugin
+from tests.live.stack import StackTarget
 from tests.webrtckit import ToneTrack, record_for, sound_seconds
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 
 LISTEN_S: Final = 8.0  # the greeting starts within a second or two of the answer and lasts a few seconds
 MIN_SOUND_S: Final = 1.0
-
-
-def _target() -> tuple[str, str]:
-    api = os.environ.get("SWITCHYARD_LIVE_API")
-    token = os.environ.get("SWITCHYARD_LIVE_API_TOKEN")
-    if not api or not token:
-        pytest.skip("live stack not configured (SWITCHYARD_LIVE_API, SWITCHYARD_LIVE_API_TOKEN)")
-    return api.rstrip("/"), token
 
 
 async def _call_and_listen(session: dict[str, Any], extension: str) -> tuple[float, str]:
@@ -100,8 +94,8 @@ async def _closed_cdr(http: aiohttp.ClientSession, api: str, number: str) -> dic
             await asyncio.sleep(0.2)
 
 
-async def test_webrtc_caller_hears_the_agent_greeting() -> None:
-    api, token = _target()
+async def test_webrtc_caller_hears_the_agent_greeting(live_stack: StackTarget) -> None:
+    api, token = live_stack.api, live_stack.token
     async with aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(total=30)
     ) as http:

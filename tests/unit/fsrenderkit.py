@@ -24,8 +24,8 @@ CODECS = "OPUS@20i,G722@20i,PCMU@20i"  # switch_loadable_module.c switch_parse_c
 
 
 # The fixture: two users, a registration trunk (two DIDs, one outbound rule), an IP-auth trunk, three routes,
-# a two-entry event-socket ACL, an external address on one profile, Janus with the browser users' directory
-# (mod_xml_curl). Secrets are placeholders.
+# a line test, a two-entry event-socket ACL, an external address on one profile, Janus with the browser
+# users' directory (mod_xml_curl). Secrets are placeholders.
 SETTINGS = r"""
 freeswitch: {main: {host: 10.0.0.5, password: esl-placeholder-secret}}
 event_socket: {node: main, listen_ip: 10.0.0.5, acl: [10.0.0.0/24, 127.0.0.1]}
@@ -35,6 +35,7 @@ sip: {domain: pbx.example.com, rtp_start: 16384, rtp_end: 17383, codecs: [OPUS, 
 users:
   - {extension: "1000", display_name: Front Desk, password: user-1000-placeholder}
   - {extension: "1001", caller_id_number: "+15550101001", password: user-1001-placeholder}
+line_tests: [{number: "9197"}]
 trunks:
   - {name: carrier, proxy: "sip.carrier.example:5060", auth: registration, username: acct42,
      password: trunk-carrier-placeholder, realm: sip.carrier.example, from_domain: carrier.example,

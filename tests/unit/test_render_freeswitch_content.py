@@ -74,7 +74,16 @@ def test_gateways(root: ET.Element) -> None:
 
 
 def test_dialplan(root: ET.Element) -> None:
-    switchyard = _context(root, "switchyard")
+    line_test, *switchyard = _context(root, "switchyard")
+    assert line_test == (
+        "line-test-9197",
+        "^9197$",
+        [
+            ("answer", ""),
+            ("sched_hangup", "+3600 ALLOTTED_TIMEOUT"),
+            ("playback", "tone_stream://%(1000,0,1004);loops=-1"),
+        ],
+    )
     names = ["outbound-carrier-0", "route-0", "route-1", "route-2", "unrouted"]
     assert [name for name, _, _ in switchyard] == names
     _, expression, actions = switchyard[0]
@@ -195,6 +204,9 @@ def test_render_errors_name_the_field(change: Change, message: str) -> None:
         (_set("sip.codecs", ["OPUS", "G729"]), "sip.codecs.1: Input should be"),
         (_set("sip.rtp_end", 16384), "sip: Value error, rtp_end must be above rtp_start"),
         (_set("trunks.1.dids", {"+15550100000": "7000"}), "trunks: the DID '+15550100000' is used twice"),
+        (_set("line_tests", [{"number": "9197"}] * 2), "line_tests: the number '9197' is used twice"),
+        (_set("line_tests.0.number", "91*7"), "line_tests.0.number: String should match"),
+        (_set("line_tests.0.tone_hz", 8000), "line_tests.0.tone_hz: Input should be less than"),
     ],
 )
 def test_settings_errors_name_the_field(change: Change, fragment: str, tmp_path: Path) -> None:
