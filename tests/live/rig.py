@@ -61,8 +61,13 @@ def free_port(host: str) -> int:
         return port
 
 
-def rig_variables(ns: Netns, workdir: Path) -> dict[str, str]:
-    """The ``LIVE_*`` variables of tests/live/switchyard.yaml: addresses, free ports, fresh secrets."""
+def rig_ports(ns: Netns) -> dict[str, int]:
+    """Free ports for the event socket, the controller's API (on the veth) and the worker."""
+    return {"esl": free_port("127.0.0.1"), "api": free_port(ns.host_ip), "worker": free_port("127.0.0.1")}
+
+
+def rig_variables(ns: Netns, workdir: Path, ports: Mapping[str, int]) -> dict[str, str]:
+    """The ``LIVE_*`` variables of tests/live/switchyard.yaml: addresses, ``ports``, fresh secrets."""
 
     def secret() -> str:
         return secrets.token_hex(16)
@@ -75,9 +80,9 @@ def rig_variables(ns: Netns, workdir: Path) -> dict[str, str]:
         "LIVE_NS_IF": ns.ns_if,
         "LIVE_HOST_IP": ns.host_ip,
         "LIVE_NS_IP": ns.ns_ip,
-        "LIVE_ESL_PORT": str(free_port("127.0.0.1")),
-        "LIVE_API_PORT": str(free_port(ns.host_ip)),
-        "LIVE_WORKER_PORT": str(free_port("127.0.0.1")),
+        "LIVE_ESL_PORT": str(ports["esl"]),
+        "LIVE_API_PORT": str(ports["api"]),
+        "LIVE_WORKER_PORT": str(ports["worker"]),
         "LIVE_ESL_PASSWORD": secret(),
         "LIVE_API_TOKEN": secret(),
         "LIVE_WORKER_TOKEN": secret(),
@@ -156,7 +161,7 @@ async def run_rig(fsrun: Path, args: Sequence[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-live-"))
     try:
         async with network_namespace() as ns:
-            live = rig_variables(ns, workdir)
+            live = rig_variables(ns, workdir, rig_ports(ns))
             env = pytest_environment(os.environ, live)
             fs_env = settings_environment(os.environ, live) | {"FS_STATE": live["LIVE_FS_STATE"]}
             render = [sys.executable, "-m", "controller", "render", "--config", str(SETTINGS)]
