@@ -65,8 +65,11 @@ bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.voice_turn
 	$(BIN)/python -m bench.janus_register
 
+bench-smoke: $(STAMP) ## run each bench for a few seconds: figures plausible and non-zero, a broken bench must fail
+	$(BIN)/python -m bench.smoke
+
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: help venv up down logs ps run render check test test-compose test-live bench fmt
+.PHONY: help venv up down logs ps run render check test test-compose test-live bench bench-smoke fmt

@@ -3,8 +3,9 @@
 The FreeSWITCH emulator and a stand-in media worker (a real aiohttp WebSocket server) run in this process,
 pinned to one core; the controller runs in its own (:mod:`bench.call_setup_controller`: what ``switchyard
 controller`` runs), pinned to the other, so its CPU time (``/proc/<pid>/stat``, all threads) is its own.
-The worker is registered through ``POST /v1/workers/heartbeat``; the route ``^7\\d{3}$ → agent bench``
-makes the controller answer each parked call and send ``uuid_audio_stream <uuid> start ws://… mono 8k``.
+The worker is registered through ``POST /v1/workers/heartbeat``; the route ``^7\\d{3}$ → agent default``
+(the shipped default agent: the controller refuses a route to an agent not in ``agents:``) makes the
+controller answer each parked call and send ``uuid_audio_stream <uuid> start ws://… mono 8k``.
 
 After a warm-up, ``--cps`` SIP calls to 7150 per second are offered for ``--seconds`` on an absolute
 schedule; each caller hangs up ``--hold`` s after its INVITE. A call's latency runs from the emulator
@@ -22,7 +23,9 @@ Two more things keep the Python emulator from being the limit: its event JSON is
 encoder (the same bytes, checked on every warm-up event; ``--reference-json`` keeps its own code), and
 this process's garbage collector is off during the window. On a quiet core it offered 400 CPS at 83 % of
 that core; on a VM losing CPU to steal it saturated near 150-170 CPS (the steal is printed).
-The last line: ``cps=<n> p50_ms=<n> p99_ms=<n> cpu_ms_per_call=<n>``.
+The last line: ``cps=<n> p50_ms=<n> p99_ms=<n> cpu_ms_per_call=<n>``. Impossible results end the run
+with exit 1 and one line on stderr (:mod:`bench.result`): no warm-up call or no window call set up, no
+stream reaching the stand-in worker, calls not torn down, the controller exiting.
 
 Run: ``make bench`` or ``python -m bench.call_setup [--cps 200] [--seconds 10] [--hold 2]``.
 """
@@ -60,10 +63,12 @@ from bench.call_setup_emulator import (
     check_json,
     fast_serialize_json,
 )
+from bench.result import ImpossibleResult, figures_line
+from bench.result import run as run_bench
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator, wire
 
 DESTINATION = "7150"
-ROUTES = [{"destination": "^7\\d{3}$", "action": "agent bench", "language": "en"}]
+ROUTES = [{"destination": "^7\\d{3}$", "action": "agent default", "language": "en"}]
 TEARDOWN_S = 30.0  # last hangup until no channel and no call is left
 LATE_S = 0.005  # an offer this late counts as late (the generator fell behind)
 
@@ -229,6 +234,8 @@ async def measure(
 ) -> Run:
     """Warm up, then the offered-load window, then hang up, tear down and take the figures."""
     warm = await warm_up(args, fs, tap, ctl)
+    if warm[0] and not warm[1]:
+        raise ImpossibleResult(f"no call set up: none of {warm[0]} warm-up calls got a stream start")
     gc.collect()
     rss_warm, before = proc_rss_mb(ctl.pid), await ctl.scrape()
     hangups, probe = Hangups(fs), LoopProbe(fs)
@@ -253,8 +260,11 @@ async def measure(
     )  # fmt: skip
 
 
-async def bench(args: argparse.Namespace, workdir: Path, pins: tuple[int, int] | None) -> tuple[Run, Path]:
-    """Emulator, stand-in worker and controller process up; measure; everything down again."""
+async def bench(
+    args: argparse.Namespace, workdir: Path, pins: tuple[int, int] | None
+) -> tuple[Run, Path, int | None]:
+    """Emulator, stand-in worker and controller process up; measure; everything down again. Returns the
+    run, the controller's log and its exit code if it exited before it was stopped (else None)."""
     config = EmulatorConfig(password=secrets.token_hex(8), temp_dir=workdir)
     if not args.reference_json:
         wire.serialize_json = fast_serialize_json  # Event.json_frame looks it up at each call
@@ -266,7 +276,8 @@ async def bench(args: argparse.Namespace, workdir: Path, pins: tuple[int, int] |
                 await ctl.start(pins[1] if pins else None, args.loop)
                 where = f"on core {pins[1]}" if pins else "unpinned"
                 print(f"controller: pid {ctl.pid} {where}, {args.loop} loop", flush=True)
-                return await measure(args, fs, sink, tap, ctl), ctl.log
+                measured = await measure(args, fs, sink, tap, ctl)
+                return measured, ctl.log, ctl.proc.returncode if ctl.proc is not None else None
             finally:
                 await ctl.stop()
     finally:
@@ -338,6 +349,21 @@ def report_resources(run: Run, log: Path, per_call: float) -> None:
               "the controller, may be what limits the rate and adds to the latency")  # fmt: skip
 
 
+def check(run: Run, ctl_exit: int | None) -> None:
+    """Raise :class:`ImpossibleResult` when the run set no call up or did not end cleanly."""
+    n, handled = len(run.offered.uuids), len(run.latencies_s)
+    if ctl_exit is not None:
+        raise ImpossibleResult(f"the controller exited with {ctl_exit} during the run")
+    if not handled:
+        raise ImpossibleResult(
+            f"no call set up: none of {n} calls got a stream start within {START_LIMIT_S:g} s"
+        )
+    if not run.connected:
+        raise ImpossibleResult(f"no call set up: {handled} stream starts, but no stream reached the worker")
+    if not run.torn_down:
+        raise ImpossibleResult(f"calls were not torn down within {TEARDOWN_S:g} s of the last hangup")
+
+
 def main() -> None:
     """Parse the options, pin, run, report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
@@ -359,11 +385,12 @@ def main() -> None:
         os.sched_setaffinity(0, {pins[0]})
     print(f"bench: pid {os.getpid()} {f'on core {pins[0]}' if pins else 'unpinned (one CPU)'}, uvloop")
     with tempfile.TemporaryDirectory(prefix="bench-call-setup-") as tmp:
-        run, log = uvloop.run(bench(args, Path(tmp), pins))
+        run, log, ctl_exit = uvloop.run(bench(args, Path(tmp), pins))
         cps, p50, p99, per_call = report_calls(args, run)
         report_resources(run, log, per_call)
-    print(f"cps={cps:.2f} p50_ms={p50:.2f} p99_ms={p99:.2f} cpu_ms_per_call={per_call:.2f}")
+    check(run, ctl_exit)
+    print(figures_line(cps=cps, p50_ms=p50, p99_ms=p99, cpu_ms_per_call=per_call))
 
 
 if __name__ == "__main__":
-    main()
+    run_bench("call_setup", main)

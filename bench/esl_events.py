@@ -6,7 +6,12 @@ client runs in its own process pinned to core 1. The rate is events / (time of t
 event - time the burst started), both read from CLOCK_MONOTONIC, so reading, parsing and handling all count.
 The last line is machine-readable: ``events_per_s_pipeline=<n> events_per_s_greenswitch=<n>``.
 
-Run: ``make bench`` or ``python -m bench.esl_events [--events N]``.
+Impossible results end the run with exit 1 and one line on stderr (:mod:`bench.result`): a client that
+exits with an error or does not report, one that handled fewer events than the burst held (greenswitch
+counts every event; ours counts the typed events it applied to the call model), a rate that is not
+finite and positive.
+
+Run: ``make bench`` or ``python -m bench.esl_events [--events N]`` (``make bench-smoke``: 3000).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import secrets
 import sys
 import time
 
+from bench.result import ImpossibleResult, figures_line, require_finite, run
 from controller.freeswitch.node import CUSTOM_EVENTS, SUBSCRIBED_EVENTS
 
 CLIENT_CORE = 1
@@ -31,14 +37,14 @@ def pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def run_pipeline(port: int, password: str, count: int) -> float:
-    """Our node adapter + call model; returns the monotonic time of the last event."""
+def run_pipeline(port: int, password: str, count: int) -> tuple[float, int]:
+    """Our node adapter + call model; returns the monotonic time of the last event and the events seen."""
     from controller.calls.model import CallModel
     from controller.freeswitch.events import Event
     from controller.freeswitch.node import FreeSwitchNode
     from controller.settings import FreeSwitchNodeSettings
 
-    async def main() -> float:
+    async def main() -> tuple[float, int]:
         settings = FreeSwitchNodeSettings(name="bench", port=port, password=password, keepalive=0)
         model = CallModel()
         seen = 0
@@ -52,13 +58,13 @@ def run_pipeline(port: int, password: str, count: int) -> float:
                     seen += 1
                     if seen == count:
                         break
-        return time.monotonic()
+        return time.monotonic(), seen
 
     return asyncio.run(main())
 
 
-def run_greenswitch(port: int, password: str, count: int) -> float:
-    """greenswitch's InboundESL with a catch-all handler; returns the monotonic time of the last event."""
+def run_greenswitch(port: int, password: str, count: int) -> tuple[float, int]:
+    """greenswitch's InboundESL with a catch-all handler; the time of the last event and the events seen."""
     import gevent
     import greenswitch
 
@@ -78,18 +84,16 @@ def run_greenswitch(port: int, password: str, count: int) -> float:
     while state["seen"] < count and time.monotonic() < deadline:
         gevent.sleep(0.01)
     esl.stop()
-    if state["seen"] < count:
-        raise SystemExit(f"greenswitch saw {state['seen']} of {count} events")
-    return state["ended"]
+    return state["ended"], int(state["seen"])
 
 
 def client_main(kind: str, port: int, password: str, count: int) -> None:
-    """Entry of a client process: pin, run, print the rate as JSON."""
+    """Entry of a client process: pin, run, print the time of the last event and the events seen as JSON."""
     pin(CLIENT_CORE)
-    last = (
+    last, seen = (
         run_pipeline(port, password, count) if kind == "pipeline" else run_greenswitch(port, password, count)
     )
-    print(json.dumps({"last": last}), flush=True)
+    print(json.dumps({"last": last, "seen": seen}), flush=True)
 
 
 async def measure(kind: str, count: int) -> float:
@@ -119,18 +123,40 @@ async def measure(kind: str, count: int) -> float:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        finished = float(json.loads(out.decode().strip().splitlines()[-1])["last"])
-        return count / (finished - started)
+        return _rate(kind, proc.returncode, out.decode(), count, started)
+
+
+def _rate(kind: str, returncode: int | None, out: str, count: int, started: float) -> float:
+    """Events per second from a client's report.
+
+    Raises:
+        ImpossibleResult: the client failed, did not report, handled fewer events than the burst held, or
+            reported a last event before the burst started.
+    """
+    lines = out.strip().splitlines()
+    if returncode != 0 or not lines:
+        raise ImpossibleResult(f"the {kind} client exited with {returncode} and no report")
+    report = json.loads(lines[-1])
+    if report["seen"] < count:
+        raise ImpossibleResult(
+            f"the {kind} client handled {report['seen']} of the {count} events of the burst"
+        )
+    elapsed = float(report["last"]) - started
+    if not elapsed > 0:
+        raise ImpossibleResult(f"the {kind} client's last event came {elapsed:.3f} s after the burst started")
+    return count / elapsed
 
 
 def main() -> None:
     """Run both clients on the same burst and print the figures."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=20_000, help="events in the burst (100..1000000)")
     parser.add_argument("--client", choices=["pipeline", "greenswitch"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--password")
     args = parser.parse_args()
+    if not 100 <= args.events <= 1_000_000:
+        parser.error("need 100 <= --events <= 1000000")
     if args.client:
         client_main(args.client, args.port, args.password, args.events)
         return
@@ -141,8 +167,13 @@ def main() -> None:
     print(f"greenswitch 0.0.19, plain, reader + handler:{greenswitch_rate:10.0f} events/s")
     print(f"ours, json -> typed event -> call model:     {pipeline_rate:10.0f} events/s")
     print(f"ratio ours/greenswitch:                      {pipeline_rate / greenswitch_rate:10.2f}")
-    print(f"events_per_s_pipeline={pipeline_rate:.0f} events_per_s_greenswitch={greenswitch_rate:.0f}")
+    require_finite(events_per_s_pipeline=pipeline_rate, events_per_s_greenswitch=greenswitch_rate)
+    print(
+        figures_line(
+            events_per_s_pipeline=round(pipeline_rate), events_per_s_greenswitch=round(greenswitch_rate)
+        )
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run("esl_events", main)

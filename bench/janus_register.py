@@ -10,6 +10,10 @@ is also shown apart: the browser test's one registration is the first of its Jan
 Bounded: a registration waits at most ``REGISTER_DEADLINE`` (past SIP's Timer F, 32 s, after which the
 plugin reports 408 itself), the run at most ``--max-seconds``. Traffic stays on 127.0.0.1.
 
+The last line: ``registrations=<n> p50_ms=<n> p99_ms=<n> max_ms=<n> late_acks=<n>`` (late_acks: see
+``_report``). Impossible results end the run with exit 1 and one line on stderr (:mod:`bench.result`): no
+registration, one that failed or timed out, Janus or sipp missing.
+
     python -m bench.janus_register [--starts 5] [--registrations 40] [--max-seconds 600]
 """
 
@@ -22,7 +26,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.result import ImpossibleResult, figures_line, run
 from controller.janus.admin import JanusAdmin
 from controller.settings import Settings
 from tests.januskit import JanusProcess, free_ports, janus_section
@@ -85,15 +89,20 @@ async def _register_once(http: aiohttp.ClientSession, janus: JanusProcess, token
         transaction = await ws.send(message)
         seen: list[str] = []
         elapsed = 0.0
-        async with asyncio.timeout(REGISTER_DEADLINE):
-            while not {"registering", "registered"} <= set(seen):
-                event = await ws.until(transaction, ("event",))
-                result = event.get("plugindata", {}).get("data", {}).get("result", {})
-                seen.append(result.get("event", ""))
-                if seen[-1] == "registered":
-                    elapsed = time.perf_counter() - started
-                if seen[-1] == "registration_failed":
-                    raise RuntimeError(f"registration failed: {result}")
+        try:
+            async with asyncio.timeout(REGISTER_DEADLINE):
+                while not {"registering", "registered"} <= set(seen):
+                    event = await ws.until(transaction, ("event",))
+                    result = event.get("plugindata", {}).get("data", {}).get("result", {})
+                    seen.append(result.get("event", ""))
+                    if seen[-1] == "registered":
+                        elapsed = time.perf_counter() - started
+                    if seen[-1] == "registration_failed":
+                        raise ImpossibleResult(f"a registration failed: {result}")
+        except TimeoutError:
+            raise ImpossibleResult(
+                f"no 'registered' within {REGISTER_DEADLINE:g} s (events: {seen})"
+            ) from None
         await ws.request({"janus": "destroy", "session_id": session})
         return elapsed, seen.index("registering") > seen.index("registered")
 
@@ -152,6 +161,11 @@ def _report(firsts: list[Result], rest: list[Result]) -> None:
     print(f"over {SLOW_S:.0f} s: {sum(t > SLOW_S for t in every)}")
     late = sum(after for _, after in firsts + rest)
     print(f"'registering' pushed after 'registered': {late} of {len(every)}")
+    print(
+        figures_line(
+            registrations=len(every), p50_ms=cuts[49], p99_ms=cuts[98], max_ms=ms[-1], late_acks=late
+        )
+    )
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -161,8 +175,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args(argv)
     if not (shutil.which("janus") and shutil.which("sipp")):
-        print("needs janus and sipp (apt-get install janus sip-tester)", file=sys.stderr)
-        return 2
+        raise ImpossibleResult("needs janus and sipp (apt-get install janus sip-tester)")
     until = time.monotonic() + args.max_seconds
     firsts: list[Result] = []
     rest: list[Result] = []
@@ -176,9 +189,11 @@ async def main(argv: list[str] | None = None) -> int:
                 times = await _one_start(workdir, sip_port, args.registrations, until)
                 firsts += times[:1]
                 rest += times[1:]
+    if not firsts:
+        raise ImpossibleResult(f"0 registrations in {args.max_seconds:g} s")
     _report(firsts, rest)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run("janus_register", lambda: asyncio.run(main()))

@@ -1,14 +1,18 @@
 """The load generator of ``bench.worker_streams``: many emulated mod_audio_stream clients in one process.
 
-The audio is real speech made once at start (:func:`make_speech`: espeak-ng, then sox to 16 kHz L16).
+The audio is made once at start: real speech (:func:`make_speech`: espeak-ng, then sox to 16 kHz L16) or
+a speech-free phone line (:func:`line_noise`: its noise floor only), at 8 or 16 kHz.
 
 Built to be cheap, so the generator's core is not what limits the figure: every audio frame is a masked
 WebSocket frame built once (one fixed mask key) and shared by all streams; a stream is an asyncio Protocol
-whose ``data_received`` drops whatever the worker sends back (streamAudio chunks of the echo agent,
-barge_in); one pacing task writes the next frame of every stream on an absolute 20 ms schedule read from
-CLOCK_MONOTONIC. The upgrade request is libwsc's, byte for byte (audio_stream_wire.txt section 2: no space
-after the colons, that header order, an Origin header) with a fresh Sec-WebSocket-Key, and the 101's
-Sec-WebSocket-Accept is checked. The first frame is the metadata TEXT frame, then BINARY L16 frames.
+whose ``data_received`` skips whatever the worker sends back (streamAudio, barge_in, transcripts) but a
+close frame, whose code and reason it keeps (:class:`ServerFrames`, sans-IO); one pacing task writes the
+next frame of every stream on an absolute 20 ms schedule read from CLOCK_MONOTONIC. The upgrade request
+is libwsc's, byte for byte (audio_stream_wire.txt section 2: no space after the colons, that header
+order, an Origin header) with a fresh Sec-WebSocket-Key, and the 101's Sec-WebSocket-Accept is checked.
+The first frame is the metadata TEXT frame (naming the agent), then BINARY L16 frames. A stream the
+worker ends (a close frame, or the socket closed without one) is recorded with its close code and
+reason: :meth:`LoadGenerator.worker_closes`.
 
 A frame is *dropped* by the generator when its stream's transport already buffers more than
 ``buffer_limit`` bytes (the worker is not reading). Ticks that start more than one period late are counted
@@ -39,15 +43,18 @@ __all__ = [
     "HandshakeError",
     "LoadCounters",
     "LoadGenerator",
+    "ServerFrames",
     "audio_frames",
     "client_frame",
     "handshake_request",
     "http_get",
+    "line_noise",
     "make_speech",
 ]
 
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
 PERIOD_S = 0.020
+NOISE_RMS = 20.0  # about -64 dBFS: a phone line is never digitally silent
 MASK_KEY = b"\x5a\x13\xc7\x2e"
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -76,10 +83,16 @@ def make_speech(workdir: Path) -> bytes:
         )  # fmt: skip
         parts.append(raw.read_bytes())
     pcm = np.frombuffer(b"".join(parts), dtype="<i2").astype(np.float64)
-    pcm += np.random.default_rng(7).normal(0.0, 20.0, len(pcm))
+    pcm += np.random.default_rng(7).normal(0.0, NOISE_RMS, len(pcm))
     audio = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
     (workdir / "speech.raw").write_bytes(audio)
     return audio
+
+
+def line_noise(seconds: float, rate: int, seed: int = 11) -> bytes:
+    """A speech-free phone line as L16 at ``rate``: its noise floor only (about -64 dBFS)."""
+    noise = np.random.default_rng(seed).normal(0.0, NOISE_RMS, int(seconds * rate))
+    return np.clip(np.round(noise), -32768, 32767).astype("<i2").tobytes()
 
 
 class HandshakeError(Exception):
@@ -106,10 +119,11 @@ def client_frame(opcode: int, payload: bytes, key: bytes = MASK_KEY) -> bytes:
     return head + key + _mask(payload, key)
 
 
-def audio_frames(pcm: bytes) -> list[bytes]:
-    """The whole 640-byte L16 frames of ``pcm``, each as a ready-to-write masked BINARY frame."""
-    usable = len(pcm) - len(pcm) % FRAME_BYTES
-    return [client_frame(OP_BINARY, pcm[i : i + FRAME_BYTES]) for i in range(0, usable, FRAME_BYTES)]
+def audio_frames(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
+    """The whole ``frame_bytes`` L16 frames of ``pcm`` (640: 20 ms at 16 kHz, 320 at 8 kHz), each as a
+    ready-to-write masked BINARY frame."""
+    usable = len(pcm) - len(pcm) % frame_bytes
+    return [client_frame(OP_BINARY, pcm[i : i + frame_bytes]) for i in range(0, usable, frame_bytes)]
 
 
 CLOSE_FRAME = client_frame(OP_CLOSE, struct.pack("!H", 1000) + b"Normal closure")
@@ -123,13 +137,52 @@ def handshake_request(host: str, port: int, path: str, key: str) -> bytes:
     ).encode()
 
 
+class ServerFrames:
+    """Sans-IO reader of the worker's frames (RFC 6455 section 5.2): fed bytes, it skips every payload but
+    a close frame's, whose status code and reason (section 5.5.1) it keeps in ``close``."""
+
+    __slots__ = ("_buf", "_skip", "close")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skip = 0  # payload bytes of the current frame still to come (the buffer is empty then)
+        self.close: tuple[int | None, str] | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the socket, in order (anything after a close frame is ignored)."""
+        if self._skip:
+            taken = min(self._skip, len(data))
+            self._skip -= taken
+            data = data[taken:]
+        self._buf += data
+        while self.close is None and len(self._buf) >= 2:
+            opcode, length = self._buf[0] & 0x0F, self._buf[1] & 0x7F
+            start = 2 + {126: 2, 127: 8}.get(length, 0) + (4 if self._buf[1] & 0x80 else 0)
+            if len(self._buf) < start:
+                return
+            if length >= 126:
+                length = int.from_bytes(self._buf[2 : 4 if length == 126 else 10], "big")
+            if opcode == OP_CLOSE:
+                if len(self._buf) < start + length:
+                    return
+                payload = bytes(self._buf[start : start + length])  # servers do not mask (5.1)
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                self.close = (code, payload[2:].decode(errors="replace"))
+                return
+            taken = min(length, len(self._buf) - start)
+            del self._buf[: start + taken]
+            self._skip = length - taken
+
+
 class StreamClient(asyncio.Protocol):
-    """One emulated stream: send the upgrade, check the 101, then ignore everything the worker sends."""
+    """One emulated stream: send the upgrade, check the 101, then skip all the worker sends but a close."""
 
     def __init__(self, request: bytes, key: str, pos: int) -> None:
         self.transport: asyncio.Transport | None = None
         self.pos = pos  # index of the next audio frame
-        self.lost = False
+        self.lost = False  # the worker ended the stream (we had not closed it)
+        self.closing = False  # we are closing it
+        self.frames = ServerFrames()
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._request = request
         self._accept = base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest())
@@ -141,13 +194,15 @@ class StreamClient(asyncio.Protocol):
         self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        """Until the upgrade: collect the response head; afterwards: discard."""
+        """Until the upgrade: collect the response head; afterwards: frames, of which a close is kept."""
         if self.upgraded.done():
+            self.frames.feed(data)
             return
         self._head += data
         end = self._head.find(b"\r\n\r\n")
         if end >= 0:
             self._check(bytes(self._head[:end]))
+            self.frames.feed(bytes(self._head[end + 4 :]))
         elif len(self._head) > _MAX_HEAD:
             self.upgraded.set_exception(HandshakeError("response head too long"))
 
@@ -166,7 +221,7 @@ class StreamClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The worker or we closed the socket."""
-        self.lost = True
+        self.lost = not self.closing
         if not self.upgraded.done():
             self.upgraded.set_exception(HandshakeError("closed before the upgrade"))
 
@@ -192,9 +247,14 @@ class LoadGenerator:
         frames: list[bytes],
         buffer_limit: int = 64 * 1024,
         max_s: float = 120.0,
+        *,
+        agent: str = "default",
+        rate: int = 16000,
     ) -> None:
         self.host = host
         self.port = port
+        self.agent = agent
+        self.rate = rate
         self.streams: list[StreamClient] = []
         self.connect_errors: list[str] = []
         self.counters = LoadCounters()
@@ -212,6 +272,7 @@ class LoadGenerator:
             self._pacer.cancel()
             await asyncio.gather(self._pacer, return_exceptions=True)
         for stream in self.streams:
+            stream.closing = True
             if stream.transport is not None and not stream.transport.is_closing():
                 stream.transport.write(CLOSE_FRAME)
                 stream.transport.close()
@@ -219,7 +280,16 @@ class LoadGenerator:
     @property
     def lost(self) -> int:
         """Streams the worker closed under us."""
-        return sum(1 for s in self.streams if s.lost)
+        return sum(1 for s in self.streams if s.lost or s.frames.close is not None)
+
+    def worker_closes(self) -> list[tuple[int | None, str]]:
+        """(close code, reason) of every stream the worker ended; code None: the socket closed without a
+        close frame."""
+        return [
+            s.frames.close or (None, "")
+            for s in self.streams
+            if s.frames.close is not None or (s.lost and not s.closing)
+        ]
 
     def reset(self) -> LoadCounters:
         """Start counting afresh; returns the counters up to now."""
@@ -252,9 +322,9 @@ class LoadGenerator:
             if client.transport is not None:
                 client.transport.abort()
             raise
-        meta = json.dumps({"call_id": call_id, "sample_rate": 16000, "call_type": "sip"})
+        meta = {"call_id": call_id, "sample_rate": self.rate, "call_type": "sip", "agent": self.agent}
         assert client.transport is not None
-        client.transport.write(client_frame(OP_TEXT, meta.encode()))
+        client.transport.write(client_frame(OP_TEXT, json.dumps(meta).encode()))
         self.streams.append(client)
 
     async def _pace(self) -> None:
@@ -279,7 +349,7 @@ class LoadGenerator:
         sent = dropped = 0
         for stream in self.streams:
             transport = stream.transport
-            if transport is None or stream.lost:
+            if transport is None or stream.lost or stream.frames.close is not None:
                 continue
             if transport.get_write_buffer_size() > limit:
                 dropped += 1

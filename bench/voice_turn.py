@@ -13,7 +13,11 @@ Targets: overhead p95 <= 30 ms; end of caller speech → first chunk sent p50 <=
 Last line: ``overhead_p95_ms=<n> first_audio_p50_ms=<n> asr_p50_ms=<n> agent_p50_ms=<n>
 tts_first_audio_p50_ms=<n>``.
 
-Run: ``make bench`` or ``python -m bench.voice_turn [--rounds 3]``.
+Impossible results end the run with exit 1 and one line on stderr (:mod:`bench.result`): a turn with no
+answer within 15 s, a provider failure (the answer was the apology), fewer turns recorded by the worker
+than answered, a figure that is not finite.
+
+Run: ``make bench`` or ``python -m bench.voice_turn [--rounds 3] [--utterances 6]``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
-from media_worker.metrics import WorkerMetrics
+from bench.result import ImpossibleResult, figures_line, require_finite, run
+from media_worker.metrics import COMPUTE_STAGES, WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
 from media_worker.vad.model import SileroModel
@@ -85,8 +90,11 @@ async def speak(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, answers: asynci
     for i in range(0, len(audio) - FRAME + 1, FRAME):
         await asyncio.sleep(max(0.0, start + i / 2 / RATE - time.monotonic()))
         await ws.send_bytes(audio[i : i + FRAME])
-    async with asyncio.timeout(ANSWER_S):
-        first = await answers.get()
+    try:
+        async with asyncio.timeout(ANSWER_S):
+            first = await answers.get()
+    except TimeoutError:
+        raise ImpossibleResult(f"no answer within {ANSWER_S:g} s of the end of an utterance") from None
     await asyncio.sleep(2.0)  # let the answer play out (the worker only counts it as sent)
     return first - speech_end
 
@@ -98,10 +106,10 @@ async def listen(ws: aiohttp.ClientWebSocketResponse, answers: asyncio.Queue[flo
             answers.put_nowait(time.monotonic())
 
 
-async def run(rounds: int) -> None:
+async def talk(rounds: int, utterances: int) -> None:
     """Synthesize, serve, talk, report."""
     with tempfile.TemporaryDirectory() as tmp:
-        speech = [synthesize(text, RATE, Path(tmp)).astype("<i2").tobytes() for text in UTTERANCES]
+        speech = [synthesize(t, RATE, Path(tmp)).astype("<i2").tobytes() for t in UTTERANCES[:utterances]]
     with ThreadPoolExecutor(1, thread_name_prefix="inference") as executor:
         runner, worker, port = await serve_worker(executor)
         client_s: list[float] = []
@@ -120,6 +128,13 @@ async def run(rounds: int) -> None:
                 await asyncio.wait({listener}, timeout=2)
         finally:
             await runner.cleanup()
+    registry = worker.metrics.registry
+    failures = {
+        stage: registry.get_sample_value("switchyard_worker_provider_failures_total", {"stage": stage})
+        for stage in COMPUTE_STAGES
+    }
+    if any(failures.values()):
+        raise ImpossibleResult(f"provider failures {failures}: the answers were the apology")
     report(list(worker.metrics.recent_turns), client_s)
 
 
@@ -138,25 +153,32 @@ def report(turns: list[dict[str, float]], client_s: list[float]) -> None:
     }
     for name, values in rows.items():
         print(f"{name:42s} p50 {percentile(values, 0.5):8.1f} ms  p95 {percentile(values, 0.95):8.1f} ms")
-    print(
-        f"overhead_p95_ms={percentile(rows['pipeline overhead'], 0.95):.1f} "
-        f"first_audio_p50_ms={percentile(rows['speech end -> first chunk sent'], 0.5):.1f} "
-        f"asr_p50_ms={percentile(rows['ASR time'], 0.5):.1f} "
-        f"agent_p50_ms={percentile(rows['agent time to first token'], 0.5):.2f} "
-        f"tts_first_audio_p50_ms={percentile(rows['TTS time to first audio'], 0.5):.1f}"
-    )
+    if len(turns) < len(client_s):
+        raise ImpossibleResult(
+            f"the worker recorded {len(turns)} turns; the client got {len(client_s)} answers"
+        )
+    figures = {
+        "overhead_p95_ms": percentile(rows["pipeline overhead"], 0.95),
+        "first_audio_p50_ms": percentile(rows["speech end -> first chunk sent"], 0.5),
+        "asr_p50_ms": percentile(rows["ASR time"], 0.5),
+        "agent_p50_ms": percentile(rows["agent time to first token"], 0.5),
+        "tts_first_audio_p50_ms": percentile(rows["TTS time to first audio"], 0.5),
+    }
+    require_finite(**figures)
+    print(figures_line(turns=len(turns), **figures))
 
 
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="times the utterance set is spoken")
+    parser.add_argument("--utterances", type=int, default=len(UTTERANCES), help="of the set, the first N")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: no pinning)")
     args = parser.parse_args()
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
-    asyncio.run(run(max(1, min(args.rounds, 20))))
+    asyncio.run(talk(max(1, min(args.rounds, 20)), max(1, min(args.utterances, len(UTTERANCES)))))
 
 
 if __name__ == "__main__":
-    main()
+    run("voice_turn", main)

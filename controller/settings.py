@@ -17,8 +17,9 @@ from typing import Any, Final, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from controller.calls.routes import HANGUP_CAUSES, Route
+from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
 from controller.freeswitch.backoff import BackoffSettings
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
@@ -240,6 +241,29 @@ class Settings(_Strict):
         _unique("line_tests", [test.number for test in self.line_tests], "number")
         _unique("trunks", [trunk.name for trunk in self.trunks], "name")
         _unique("trunks", [did for trunk in self.trunks for did in trunk.dids], "DID")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_agents(self) -> Self:
+        """A route's ``agent <name>`` (action or fallback) must name an entry of ``agents``.
+
+        ``agent $1`` takes its name from the call, so it cannot be checked here. Errors carry the route's
+        field path (``calls.routes.0.action``), not the root's.
+        """
+        known = [agent.name for agent in self.agents]
+        errors: list[InitErrorDetails] = []
+        for i, route in enumerate(self.calls.routes):
+            for field in ("action", "fallback"):
+                text = getattr(route, field)
+                action = parse_action(text) if text else None
+                if action is None or action.kind != "agent" or "$" in action.arg or action.arg in known:
+                    continue
+                message = "agent {agent} is not in agents ({known})"
+                context = {"agent": repr(action.arg), "known": ", ".join(known)}
+                error = PydanticCustomError("unknown_agent", message, context)
+                errors.append(InitErrorDetails(type=error, loc=("calls", "routes", i, field), input=text))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
 

@@ -80,7 +80,7 @@ class StreamMetadata(BaseModel):
     call_type: CallType = "sip"
     caller: str = Field("", max_length=256)
     callee: str = Field("", max_length=256)
-    agent: str = Field("echo", min_length=1, max_length=64)
+    agent: str = Field("default", min_length=1, max_length=64)
     language: str = Field("en", max_length=16)
     channels: Literal[1] = 1
 

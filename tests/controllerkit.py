@@ -69,6 +69,14 @@ def controller_settings(
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
+    # The settings refuse a route to an agent not in agents: unless given, the agents the routes name exist.
+    named = {
+        text.split()[1]
+        for route in data["calls"].get("routes", ())
+        for text in (route.get("action"), route.get("fallback"))
+        if text and text.startswith("agent ") and "$" not in text
+    }
+    data.setdefault("agents", [{"name": name} for name in ["default", *sorted(named - {"default"})]])
     return data
 
 

@@ -109,7 +109,11 @@ class StreamBody(LegBody):
         max_length=512,
         description="worker WebSocket URL; default: the least-loaded healthy worker",
     )
-    agent: str = Field("echo", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="agent named in the metadata")
+    agent: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="agent named in the metadata (default: the worker's shipped agent)",
+    )
     rate: Literal[8000, 16000] | None = Field(None, description="sample rate (default: the leg's, 8k or 16k)")
 
 

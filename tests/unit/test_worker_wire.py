@@ -25,7 +25,7 @@ from media_worker.wire import (
 def test_metadata_round_trip() -> None:
     meta = parse_metadata('{"call_id":"c1","sample_rate":8000,"call_type":"webrtc","caller":"1000"}', "c1")
     assert (meta.call_id, meta.sample_rate, meta.call_type, meta.caller) == ("c1", 8000, "webrtc", "1000")
-    assert meta.agent == "echo"
+    assert meta.agent == "default"
 
 
 @pytest.mark.parametrize(
