@@ -52,7 +52,7 @@ check: $(STAMP) ## lint, format check and strict typing
 test: check ## run checks and the unit + integration tests (emulated FreeSWITCH)
 	$(BIN)/pytest -q
 
-test-compose: $(STAMP) ## build the images and smoke-test the compose stack with the FreeSWITCH emulator (root, docker)
+test-compose: $(STAMP) ## build the images and smoke-test the compose stack (root, docker; real FreeSWITCH from ../shared)
 	.ci/compose-tier
 
 test-live: $(STAMP) ## live twins on a real FreeSWITCH: ../shared/freeswitch's (root), or SWITCHYARD_LIVE_ESL / _API

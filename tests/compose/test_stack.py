@@ -1,12 +1,16 @@
 """Smoke test of the compose stack (``.ci/compose-tier``; ``pytest -m compose``).
 
-The stack runs from the images (controller, workers, Janus, and the FreeSWITCH emulator in FreeSWITCH's
-place). The test reaches it only as an operator would: the controller's published API on
-``SWITCHYARD_COMPOSE_API`` with ``SWITCHYARD_COMPOSE_TOKEN``, and Janus's HTTP API on
-``SWITCHYARD_COMPOSE_JANUS``. It places a call to the agent extension (7000), waits for the worker's
-greeting to be played into it, hangs up, and checks the CDR and the metrics; checks that Janus answers
-with only the SIP plugin and that its event handler reaches the controller; and, with
-``SWITCHYARD_COMPOSE_PROMETHEUS``, that Prometheus scrapes every worker and runs the dashboards' queries.
+The stack runs from the images: controller, workers, Janus, and the real FreeSWITCH (an image of
+``../shared/freeswitch``'s build) or, where that is absent, the FreeSWITCH emulator in its place. The test
+reaches it only as an operator or a phone would: the controller's published API on ``SWITCHYARD_COMPOSE_API``
+with ``SWITCHYARD_COMPOSE_TOKEN``, Janus's HTTP API on ``SWITCHYARD_COMPOSE_JANUS``, and, with the real
+FreeSWITCH, its internal SIP profile on ``SWITCHYARD_COMPOSE_SIP`` (``host:port``; the phone's account in
+``SWITCHYARD_COMPOSE_SIP_DOMAIN``, ``_SIP_USER``, ``_SIP_PASSWORD``). It places a call to the agent extension
+(7000) through the API, waits for the worker's greeting to be played into it, hangs up, and checks the CDR
+and the metrics; with the real FreeSWITCH a SIP desk phone (sipp, ``tests/sipkit.py``) registers, calls 7000,
+speaks, and the call's CDR must show the agent heard it and answered; checks that Janus answers with only
+the SIP plugin and that its event handler reaches the controller; and, with ``SWITCHYARD_COMPOSE_PROMETHEUS``,
+that Prometheus scrapes every worker and runs the dashboards' queries.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.promkit import query, run_dashboards
+from tests.sipkit import caller_audio, cdr_of, run_sipp, scenario
 
 pytestmark = pytest.mark.compose
 
@@ -29,6 +36,11 @@ JANUS = os.environ.get("SWITCHYARD_COMPOSE_JANUS", "")
 TOKEN = os.environ.get("SWITCHYARD_COMPOSE_TOKEN", "")
 PROMETHEUS = os.environ.get("SWITCHYARD_COMPOSE_PROMETHEUS", "")
 WORKERS = int(os.environ.get("SWITCHYARD_COMPOSE_WORKERS", "1"))  # replicas started (--scale worker=N)
+# FreeSWITCH's internal profile and a user of it: only with the real FreeSWITCH (the emulator speaks no SIP).
+SIP = os.environ.get("SWITCHYARD_COMPOSE_SIP", "")
+SIP_DOMAIN = os.environ.get("SWITCHYARD_COMPOSE_SIP_DOMAIN", "")
+SIP_USER = os.environ.get("SWITCHYARD_COMPOSE_SIP_USER", "")
+SIP_PASSWORD = os.environ.get("SWITCHYARD_COMPOSE_SIP_PASSWORD", "")
 AGENT_EXTENSION = "7000"
 
 
@@ -111,6 +123,36 @@ async def test_agent_call_through_controller_and_worker_leaves_a_cdr(api: aiohtt
     assert _sample(metrics, "switchyard_esl_connected", '{node="main"}') == 1.0
     assert _sample(metrics, "switchyard_calls_started_total") >= 1
     assert _sample(metrics, "switchyard_route_decisions_total", '{action="agent"}') >= 1
+
+
+async def test_desk_phone_talks_to_the_agent_through_freeswitch(
+    api: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A SIP phone registers on FreeSWITCH's internal profile, calls 7000 with PCMU, waits through the
+    greeting, asks to pay its bill and listens; the CDR shows the agent route, the stream, and the turn."""
+    if not (SIP and SIP_DOMAIN and SIP_USER and SIP_PASSWORD):
+        pytest.skip(
+            "no SIP: FreeSWITCH is the emulator (.ci/compose-tier sets SWITCHYARD_COMPOSE_SIP, _SIP_DOMAIN, "
+            "_SIP_USER and _SIP_PASSWORD when it runs the real FreeSWITCH)"
+        )
+    await test_stack_is_ready_with_its_workers(api)
+    caller_audio(tmp_path)
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    await run_sipp(tmp_path, SIP, AGENT_EXTENSION, scenario(tmp_path, SIP_USER, SIP_PASSWORD, SIP_DOMAIN))
+    record = await cdr_of(api, SIP_USER, since)
+    assert (record["callee"], record["call_type"]) == (AGENT_EXTENSION, "sip"), record
+    assert [leg["name"] for leg in record["legs"]] == [f"sofia/internal/{SIP_USER}@{SIP_DOMAIN}"], record
+    assert record["route"] == "agent default"
+    assert record["disposition"] == "answered"
+    assert record["stream"]["worker"], record["stream"]
+    assert record["stream"]["failures"] == 0, record["stream"]
+    assert record["stream"]["playbacks"] >= 2, record["stream"]  # the greeting, then the answer
+    turns = [t for t in record["transcript"] if t.get("caller")]
+    assert turns, record["transcript"]
+    assert "bill" in turns[0]["caller"].lower(), turns[0]  # heard through PCMU at 8 kHz
+    assert "bill" in turns[0]["agent"].lower(), turns[0]  # the scripted agent's billing answer
+    _, registrations = await _json(api, "/v1/registrations")
+    assert ("main", SIP_USER) in [(r["node"], r["user"]) for r in registrations["items"]], registrations
 
 
 async def test_janus_answers_with_the_sip_plugin_only_and_posts_its_events(
