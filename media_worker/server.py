@@ -1,9 +1,10 @@
 """The worker's aiohttp app: ``/stream/{call_id}`` (mod_audio_stream connects here), health and metrics.
 
 A stream is refused with HTTP 503 before the upgrade when the worker is full (mod_audio_stream then fires
-``::error`` and the controller tries the next worker). After the upgrade the first frame must be the
-metadata text within ``metadata_timeout_s``; any frame that breaks the protocol closes that one socket with
-the code and reason from :mod:`media_worker.wire` and is logged; other sessions never notice.
+``::error`` and the controller tries the next worker). After the upgrade the first text frame must be the
+metadata, within ``metadata_timeout_s`` (audio frames that race ahead of it are kept for the call); any
+frame that breaks the protocol closes that one socket with the code and reason from
+:mod:`media_worker.wire` and is logged; other sessions never notice.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Final
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,6 +39,10 @@ from media_worker.wire import (
 __all__ = ["WORKER", "Worker", "build_app"]
 
 log = logging.getLogger("switchyard.worker")
+
+# Audio frames kept when they arrive before the metadata (1 s of 20 ms frames); one more closes the stream.
+EARLY_FRAMES: Final = 50
+_Early = tuple[bytes, float]  # a frame and when it arrived (time.monotonic)
 
 
 @dataclass
@@ -134,21 +140,37 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _first_text(worker: Worker, ws: web.WebSocketResponse) -> str | None:
+async def _first_text(worker: Worker, ws: web.WebSocketResponse) -> tuple[str | None, list[_Early]]:
+    """The metadata text (``None``: the peer closed first) and the audio frames that came before it.
+
+    mod_audio_stream ec2a781 may send audio before its metadata (seen on FreeSWITCH 1.10.12): libwsc's open
+    callback marks the socket connected and then, from its own thread, locates the session to send the
+    metadata (audio_streamer_glue.cpp ``setOpenCallback`` → ``eventCallback(CONNECT_SUCCESS)`` →
+    ``send_initial_metadata``), while the media bug's read callback already writes frames (``writeBinary``
+    checks only ``isConnected()``). Up to ``EARLY_FRAMES`` such frames are kept, in order, for the call.
+    """
+    early: list[_Early] = []
+    max_bytes = worker.settings.max_frame_bytes
     try:
         async with asyncio.timeout(worker.settings.metadata_timeout_s):
             msg = await ws.receive()
+            while msg.type is WSMsgType.BINARY:
+                check_audio_frame(msg.data, max_bytes)
+                if len(early) == EARLY_FRAMES:
+                    raise WireError(CLOSE_POLICY, f"metadata: none before {EARLY_FRAMES + 1} audio frames")
+                early.append((msg.data, time.monotonic()))
+                msg = await ws.receive()
     except TimeoutError:
         raise WireError(CLOSE_POLICY, "metadata: none within the deadline") from None
     if msg.type is WSMsgType.TEXT:
-        return str(msg.data)
+        return str(msg.data), early
     if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-        return None
-    raise WireError(CLOSE_POLICY, "metadata: the first frame must be the metadata text")
+        return None, early
+    raise WireError(CLOSE_POLICY, "metadata: the first text frame must be the metadata")
 
 
 async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> None:
-    text = await _first_text(worker, ws)
+    text, early = await _first_text(worker, ws)
     if text is None:
         return
     meta = parse_metadata(text, call_id)
@@ -164,6 +186,10 @@ async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> Non
     worker.sockets[call_id] = ws
     worker.metrics.active_streams.set(len(worker.sessions))
     batcher.add(session.stream)
+    for data, arrived in early:
+        session.stream.push(data, arrived)
+    worker.metrics.frames.inc(len(early))
+    worker.metrics.bytes_in.inc(sum(len(data) for data, _ in early))
     session.start()
     log.info(
         "stream %s: %s %s -> %s, %d Hz", call_id, meta.call_type, meta.caller, meta.callee, meta.sample_rate

@@ -39,7 +39,9 @@ def _send(*frames: str | bytes) -> Step:
 
 
 CASES: dict[str, tuple[Step, int, str]] = {
-    "audio-before-metadata": (_send(b"\x00" * 640), 1008, "first frame must be the metadata"),
+    "audio-without-metadata": (_send(*[b"\x00" * 640] * 51), 1008, "none before 51 audio frames"),
+    "audio-then-no-metadata": (_send(b"\x00" * 640), 1008, "none within the deadline"),
+    "odd-frame-before-metadata": (_send(b"\x00" * 639), 1003, "not whole L16 samples"),
     "metadata-not-json": (_send("hello"), 1008, "metadata"),
     "metadata-missing-rate": (_send('{"call_id":"bad"}'), 1008, "metadata.sample_rate"),
     "metadata-bad-rate": (_send('{"call_id":"bad","sample_rate":11025}'), 1008, "metadata.sample_rate"),
@@ -100,3 +102,28 @@ async def test_bad_frames_close_only_their_stream(model: SileroModel, tmp_path: 
         await fs.api.execute("uuid_audio_stream", f"{uuid} stop")
         await fs.wait_for(lambda: not rw.worker.sessions, timeout=3)
         assert fs.channels[uuid].alive
+
+
+async def test_audio_racing_ahead_of_the_metadata_is_kept(model: SileroModel) -> None:
+    """mod_audio_stream can send audio before its metadata (media_worker/server.py ``_first_text``): the
+    worker keeps those frames for the call instead of closing it (seen live: 1008 "the first frame must be
+    the metadata text", and the call had no worker)."""
+    async with (
+        running_worker(model, metadata_timeout_s=2.0) as rw,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(rw.url("racing")) as ws,
+    ):
+        for _ in range(3):
+            await ws.send_bytes(b"\x00" * 320)  # 20 ms at 8 kHz each
+        await ws.send_str('{"call_id":"racing","sample_rate":8000,"call_type":"sip"}')
+        await ws.send_bytes(b"\x00" * 320)
+
+        def received() -> int:
+            session = rw.worker.sessions.get("racing")
+            return 0 if session is None else session.stream.received
+
+        async with asyncio.timeout(3):
+            while received() < 4 * 320:  # noqa: ASYNC110 - polls the worker's state
+                await asyncio.sleep(0.01)
+        assert not ws.closed
+        assert received() == 4 * 320  # 4 frames of 160 samples at 8 kHz, counted at 16 kHz
