@@ -50,10 +50,18 @@ def call_type_of(ch: Channel) -> Literal["sip", "webrtc"]:
     return "webrtc" if agent.startswith(("Janus", "Switchyard-Janus")) else "sip"
 
 
+def stream_rate(ch: Channel) -> int:
+    """8000 for narrowband legs (mod_audio_stream's 16k drops audio on 30 ms 8 kHz legs), else 16000:
+    G722 reads at 16 kHz, Opus at 48 kHz (WebRTC legs through Janus; mod_audio_stream resamples them down).
+    """
+    read_rate = ch.variables.get("read_rate", "")
+    return 16000 if read_rate.isdigit() and int(read_rate) >= 16000 else 8000
+
+
 def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | None = None) -> StreamRequest:
-    """What to stream for ``ch``: 8k for narrowband legs (mod_audio_stream's 16k drops audio on 30 ms
-    legs), 16k for wideband; the metadata the worker validates (``media_worker.wire.StreamMetadata``)."""
-    rate = rate or (16000 if ch.variables.get("read_rate") == "16000" else 8000)
+    """What to stream for ``ch`` (at ``rate``, default :func:`stream_rate`) and the metadata the worker
+    validates (``media_worker.wire.StreamMetadata``)."""
+    rate = rate or stream_rate(ch)
     meta = StreamMetadata(
         call_id=ch.call_id,
         sample_rate=16000 if rate == 16000 else 8000,

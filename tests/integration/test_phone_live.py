@@ -26,6 +26,7 @@ import pytest
 from tests import phonekit
 from tests.live.stack import StackTarget
 from tests.phonekit import phone_page
+from tests.sipkit import UTTERANCE
 from tests.speech import build_call
 
 pytestmark = [
@@ -35,8 +36,7 @@ pytestmark = [
 ]
 
 EXTENSION: Final = "7000"
-UTTERANCE: Final = "I would like to pay my bill, please."  # see test_sip_phone_live.py
-GREETING_S: Final = 6.0  # the microphone's silence before the request: the greeting plays meanwhile
+GREETING_S: Final = 9.0  # the microphone's silence before the request: the greeting ends well before
 TURN_WAIT_MS: Final = 30_000
 CDR_DEADLINE_S: Final = 20.0
 
