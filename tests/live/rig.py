@@ -4,7 +4,7 @@
 
 * ``SWITCHYARD_LIVE_ESL`` or ``SWITCHYARD_LIVE_API`` set: a FreeSWITCH or a stack of the user's own; the live
   twins run against it as the variables say (tests/integration/conftest.py), nothing is started.
-* otherwise, ``fsrun`` found (``SWITCHYARD_FSRUN``, default ``../shared/freeswitch/fsrun`` beside the
+* otherwise, ``fsrun`` found (``FSRUN``, default ``../shared/freeswitch/fsrun`` beside the
   repository: a FreeSWITCH 1.10.12 + mod_audio_stream build): the rig below.
 * neither: one line saying the live tier is skipped, exit 0.
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
     if os.environ.get("SWITCHYARD_LIVE_ESL") or os.environ.get("SWITCHYARD_LIVE_API"):
         command = [sys.executable, "-m", "pytest", "-q", "-m", "live", "-rs", *argv]
         return subprocess.run(command, cwd=REPO, check=False).returncode
-    fsrun = Path(os.environ.get("SWITCHYARD_FSRUN", str(DEFAULT_FSRUN)))
+    fsrun = Path(os.environ.get("FSRUN", str(DEFAULT_FSRUN)))
     if not os.access(fsrun, os.X_OK):
         print(f"live tier: skipped, no real FreeSWITCH here ({fsrun} not found; see README 'Live tests')")
         return 0
