@@ -3,7 +3,20 @@
 ``uuid_audio_stream`` answers at once; the WebSocket client connects asynchronously with libwsc's exact
 handshake bytes, sends the metadata as the first text frame, then one binary L16 frame per media-bug read
 (the channel's ptime), paced in real time. Server text frames become CUSTOM mod_audio_stream::json / ::play
-events; a server close fires ::disconnect and leaves the bug attached; a local stop or hangup fires nothing.
+events; a server close frame fires ::disconnect and leaves the bug attached; a local stop or hangup fires
+no CUSTOM event (the client sends close 1000 "Normal closure").
+
+Failures, as tests/fixtures/live/stream_start_failures.txt and worker_close.txt show them: every one fires
+``::error`` and then MEDIA_BUG_STOP (the bug is gone: ``stop`` answers -ERR). Before the upgrade: refused
+-> code 6 "<strerror> (system error N)"; a non-101 answer -> 6 "WebSocket upgrade failed"; EOF -> 6
+"Connection closed during handshake (EOF)"; no answer within 1 s -> 10 "Timeout" (Sec-WebSocket-Accept is
+not checked: a wrong one connects). After it: a TCP reset -> 1 "Connection reset by peer (system error
+104)"; EOF without a close frame -> 1 "Connection closed without WebSocket CLOSE (abnormal EOF)". On hangup
+the bug goes in CS_HANGUP, before CHANNEL_CALLSTATE HANGUP (stream_stop_and_hangup.txt).
+
+``early_frames`` (EmulatorConfig.audio_before_metadata) models a race of the real module: its media-bug
+thread sends audio once libwsc marks the socket connected, before libwsc's open callback has sent the
+metadata (audio_streamer_glue.cpp: writeBinary checks only isConnected), so that many frames can precede it.
 """
 
 from __future__ import annotations
@@ -11,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import json
 import os
 import re
@@ -35,11 +47,28 @@ USAGE = (
 )
 OK = "+OK Success\n"
 FAILED = "-ERR Operation Failed\n"
-_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _URL = re.compile(r"^ws://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?P<path>/.*)?$")
 RAW_SUFFIX = {8000: ".r8", 16000: ".r16", 24000: ".r24", 32000: ".r32", 48000: ".r48", 64000: ".r64"}
 OTHER_SUFFIX = {"wav": ".wav", "mp3": ".mp3", "ogg": ".ogg", "pcmu": ".pcmu", "pcma": ".pcma"}
-CONNECT_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 1.0  # libwsc's handshake deadline (stream_start_failures.txt: "Timeout" after 1.00 s)
+UPGRADE_FAILED = "WebSocket upgrade failed"
+HANDSHAKE_EOF = "Connection closed during handshake (EOF)"
+ABNORMAL_EOF = "Connection closed without WebSocket CLOSE (abnormal EOF)"
+
+
+class StreamFailure(Exception):
+    """The WebSocket client failed: mod_audio_stream reports ``code`` and ``error`` in ::error."""
+
+    def __init__(self, code: int, error: str) -> None:
+        super().__init__(error)
+        self.code, self.error = code, error
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, code: int) -> StreamFailure:
+        """libwsc's text for a socket error: "<strerror> (system error <errno>)"."""
+        errno = exc.errno
+        text = f"{os.strerror(errno)} (system error {errno})" if errno else str(exc) or "Connection failed"
+        return cls(code, text)
 
 
 @dataclass(eq=False)
@@ -61,6 +90,7 @@ class StreamSession:
     ws: Connection | None = None
     task: asyncio.Task[None] | None = None
     closing: bool = False
+    opened: bool = False  # the open callback ran: metadata sent, ::connect fired
 
 
 def parse_rate(text: str) -> int | None:
@@ -76,10 +106,11 @@ def parse_rate(text: str) -> int | None:
 class AudioStreams:
     """The ``uuid_audio_stream`` api and its sessions (one per channel)."""
 
-    def __init__(self, core: SwitchCore, temp_dir: Path, pre_answer: Any) -> None:
+    def __init__(self, core: SwitchCore, temp_dir: Path, pre_answer: Any, early_frames: int = 0) -> None:
         self.core = core
         self.temp_dir = temp_dir
         self.pre_answer = pre_answer
+        self.early_frames = early_frames
         self.sessions: dict[str, StreamSession] = {}
 
     async def command(self, arg: str) -> str:
@@ -128,10 +159,15 @@ class AudioStreams:
         return OK
 
     async def detach(self, session: StreamSession, text: str | None = None) -> None:
-        """Remove the bug: MEDIA_BUG_STOP, optional text, close 1000 "Normal closure", files deleted."""
+        """Remove the bug (``remove``) and wait for its client to end."""
+        if self.remove(session, text):
+            await self._reap(session)
+
+    def remove(self, session: StreamSession, text: str | None = None) -> bool:
+        """MEDIA_BUG_STOP, the optional text, close 1000 "Normal closure", files deleted; False if gone."""
         ch = session.channel
         if self.sessions.get(ch.uuid) is not session:
-            return
+            return False
         del self.sessions[ch.uuid]
         session.closing = True
         pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
@@ -142,17 +178,20 @@ class AudioStreams:
             self._send(session, CloseConnection(code=1000, reason="Normal closure"))
         for file in session.files:
             file.unlink(missing_ok=True)
+        return True
+
+    async def _reap(self, session: StreamSession) -> None:
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
             await asyncio.gather(session.task, return_exceptions=True)
         if session.writer is not None:
             session.writer.close()
 
-    def on_destroy(self, ch: EmulatedChannel) -> None:
-        """Hangup stops the stream without ::disconnect (callbacks are detached first)."""
+    def on_hangup(self, ch: EmulatedChannel) -> None:
+        """CS_HANGUP removes the bug (MEDIA_BUG_STOP before CALLSTATE HANGUP, no ::disconnect)."""
         session = self.sessions.get(ch.uuid)
-        if session is not None:
-            self.core.spawn(self.detach(session), name=f"audio-stream-stop-{ch.uuid}")
+        if session is not None and self.remove(session):
+            self.core.spawn(self._reap(session), name=f"audio-stream-stop-{ch.uuid}")
 
     def fire(self, session: StreamSession, kind: str, body: str) -> None:
         """Fire CUSTOM mod_audio_stream::<kind> with a JSON body."""
@@ -171,59 +210,67 @@ class AudioStreams:
     async def _run(self, session: StreamSession) -> None:
         try:
             reader = await self._connect(session)
-        except (
-            OSError,
-            TimeoutError,
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-        ) as exc:
+        except StreamFailure as exc:
             if session.writer is not None:
                 session.writer.close()
-            self._connect_failed(session, exc)
+            self._fail(session, exc)
             return
         session.state = "connected"
-        if session.metadata:
-            self._send(session, TextMessage(data=session.metadata))
-        self.fire(session, "connect", '{"status":"connected"}')
+        if not self.early_frames:
+            self._opened(session)
         pump = asyncio.create_task(self._pump_audio(session), name=f"audio-pump-{session.channel.uuid}")
         try:
             await self._read_frames(session, reader)
+        except StreamFailure as exc:
+            self._fail(session, exc)
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
             if session.writer is not None:
                 session.writer.close()
 
-    def _connect_failed(self, session: StreamSession, exc: BaseException) -> None:
-        errno = getattr(exc, "errno", None)
-        message = f"{os.strerror(errno)} (system error {errno})" if errno else str(exc) or "Connection failed"
-        body = json.dumps(
-            {"status": "error", "message": {"code": 6, "error": message}}, separators=(",", ":")
-        )
+    def _opened(self, session: StreamSession) -> None:
+        """libwsc's open callback: the metadata as the first text frame, then ::connect."""
+        session.opened = True
+        if session.metadata:
+            self._send(session, TextMessage(data=session.metadata))
+        self.fire(session, "connect", '{"status":"connected"}')
+
+    def _fail(self, session: StreamSession, exc: StreamFailure) -> None:
+        """::error, then the bug goes (MEDIA_BUG_STOP)."""
+        if session.closing:
+            return
+        session.state = "disconnected"
+        message = {"code": exc.code, "error": exc.error}
+        body = json.dumps({"status": "error", "message": message}, separators=(",", ":"), ensure_ascii=False)
         self.fire(session, "error", body)
-        ch = session.channel
-        if self.sessions.get(ch.uuid) is session:
-            del self.sessions[ch.uuid]
-            pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
-            self.core.fire_channel(ch, "MEDIA_BUG_STOP", pre=pre)
+        self.remove(session)
 
     async def _connect(self, session: StreamSession) -> asyncio.StreamReader:
         match = _URL.match(session.url)
         assert match is not None
         host, port, path = match.group("host"), int(match.group("port") or 80), match.group("path") or "/"
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
-            session.writer = writer
-            key = base64.b64encode(os.urandom(16)).decode()
-            # libwsc's exact request: no space after the colons, this header order, an Origin header.
-            request = (
-                f"GET {path} HTTP/1.1\r\nHost:{host}:{port}\r\nUpgrade:websocket\r\nConnection:upgrade\r\n"
-                f"Sec-WebSocket-Key:{key}\r\nSec-WebSocket-Version:13\r\nOrigin:http://{host}:{port}\r\n\r\n"
-            )
-            writer.write(request.encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-        _check_handshake(head, key)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port)
+                session.writer = writer
+                key = base64.b64encode(os.urandom(16)).decode()
+                # libwsc's exact request: no space after the colons, this header order, an Origin header.
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost:{host}:{port}\r\nUpgrade:websocket\r\n"
+                    f"Connection:upgrade\r\nSec-WebSocket-Key:{key}\r\nSec-WebSocket-Version:13\r\n"
+                    f"Origin:http://{host}:{port}\r\n\r\n"
+                )
+                writer.write(request.encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+        except TimeoutError:
+            raise StreamFailure(10, "Timeout") from None
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            raise StreamFailure(6, HANDSHAKE_EOF) from None
+        except OSError as exc:
+            raise StreamFailure.from_os_error(exc, 6) from exc
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise StreamFailure(6, UPGRADE_FAILED)
         session.ws = Connection(ConnectionType.CLIENT)
         return reader
 
@@ -234,10 +281,11 @@ class AudioStreams:
         while True:
             try:
                 data = await reader.read(65536)
-            except ConnectionResetError:
-                # The worker died (RST). Not captured: emulated like a close without a close frame (1006).
-                data = b""
-            ws.receive_data(data or None)
+            except OSError as exc:  # the worker's TCP reset (worker_close.txt)
+                raise StreamFailure.from_os_error(exc, 1) from exc
+            if not data:  # EOF without a close frame: an error, not a ::disconnect 1006
+                raise StreamFailure(1, ABNORMAL_EOF)
+            ws.receive_data(data)
             for event in ws.events():
                 if isinstance(event, TextMessage):
                     text_parts.append(event.data)
@@ -249,14 +297,13 @@ class AudioStreams:
                 elif isinstance(event, CloseConnection):
                     self._on_close(session, event.code, event.reason or "")
                     return
-            if not data:
-                self._on_close(session, 1006, "")
-                return
 
     def _on_close(self, session: StreamSession, code: int, reason: str) -> None:
         if session.closing:
             return
-        self._send(session, CloseConnection(code=code if code != CloseReason.NO_STATUS_RCVD else 1000))
+        # libwsc echoes the worker's close frame, code and reason (worker_close.txt: "close 4000 bye now").
+        echo = code if code != CloseReason.NO_STATUS_RCVD else 1000
+        self._send(session, CloseConnection(code=echo, reason=reason))
         session.state = "disconnected"
         body = {"status": "disconnected", "message": {"code": int(code), "reason": reason}}
         self.fire(session, "disconnect", json.dumps(body, separators=(",", ":"), ensure_ascii=False))
@@ -303,6 +350,7 @@ class AudioStreams:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         source = session.channel.audio_source or AudioSource()
+        ticks = 0
         while session.state == "connected":
             ptime = session.channel.ptime_ms
             frame = _frame(session, source, ptime)
@@ -314,6 +362,9 @@ class AudioStreams:
                 session.frame_sizes.append(len(frame))
                 if session.writer is not None:
                     await session.writer.drain()
+            ticks += 1
+            if not session.opened and ticks >= self.early_frames:
+                self._opened(session)  # the race: frames went out before the open callback
             next_at += ptime / 1000
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
@@ -334,13 +385,3 @@ def _frame(session: StreamSession, source: AudioSource, ptime: int) -> bytes | N
     if session.mix == "mixed":
         return pcm.astype("<i2").tobytes()
     return np.repeat(pcm, 2).astype("<i2").tobytes()
-
-
-def _check_handshake(head: bytes, key: str) -> None:
-    lines = head.decode("latin-1").split("\r\n")
-    if not lines[0].startswith("HTTP/1.1 101"):
-        raise ConnectionError(f"handshake refused: {lines[0]}")
-    expected = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-    if headers.get("sec-websocket-accept") != expected:
-        raise ConnectionError("bad Sec-WebSocket-Accept")

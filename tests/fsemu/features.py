@@ -4,42 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from tests.fsemu.apps import Apps
 from tests.fsemu.channel import EmulatedChannel
 from tests.fsemu.core import SwitchCore, new_uuid, now_us
+from tests.fsemu.coredb import CoreDb
 from tests.fsemu.wire import HeaderValue
 
 DTMF_GAP = 0.02  # one DTMF event per digit, 20 ms apart, ~20 ms after the command
 DTMF_DURATION = "2000"  # samples at 8 kHz (250 ms), FreeSWITCH's default
 
-CHANNEL_COLUMNS = (
-    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num", "ip_addr",
-    "dest",
-    "application", "application_data", "dialplan", "context", "read_codec", "read_rate", "read_bit_rate",
-    "write_codec", "write_rate", "write_bit_rate", "secure", "hostname", "presence_id", "presence_data",
-    "accountcode", "callstate", "callee_name", "callee_num", "callee_direction", "call_uuid",
-    "sent_callee_name",
-    "sent_callee_num", "initial_cid_name", "initial_cid_num", "initial_ip_addr", "initial_dest",
-    "initial_dialplan", "initial_context",
-)  # fmt: skip
-_CALL_A = (
-    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num", "ip_addr",
-    "dest",
-    "presence_id", "presence_data", "accountcode", "callstate", "callee_name", "callee_num",
-    "callee_direction",
-    "call_uuid", "hostname", "sent_callee_name", "sent_callee_num",
-)  # fmt: skip
-_CALL_B = tuple(c for c in _CALL_A if c not in ("call_uuid", "hostname"))
-
 
 class Features:
-    """DTMF, bridging and the ``show channels|calls as json`` views."""
+    """DTMF, bridging and the ``show channels|calls as json`` views (rows from ``db``, coredb.py)."""
 
-    def __init__(self, core: SwitchCore, apps: Apps) -> None:
+    def __init__(self, core: SwitchCore, apps: Apps, db: CoreDb) -> None:
         self.core = core
         self.apps = apps
+        self.db = db
 
     def send_dtmf(self, ch: EmulatedChannel, digits: str) -> None:
         """``uuid_send_dtmf``: the digits leave ``ch``; only a loopback peer reports them (a sofia leg sends
@@ -141,74 +123,17 @@ class Features:
 
     # -- show -----------------------------------------------------------------------------------
     def show_channels_json(self) -> str:
-        """``show channels as json`` (FreeSWITCH's row_count/rows shape, every value a string)."""
-        rows = [self._channel_row(ch) for ch in self._live()]
-        return _rows_json(rows)
+        """``show channels as json``: the ``channels`` table."""
+        return _rows_json(self.db.channel_rows())
 
     def show_calls_json(self) -> str:
-        """``show calls as json`` (basic_calls view: A columns, then b_* of the bridged peer)."""
-        rows = []
-        for ch in self._live():
-            if ch.bridge_role == "originatee" and ch.bridged_to is not None:
-                continue
-            row = {k: v for k, v in self._channel_row(ch).items() if k in _CALL_A}
-            row = {k: row.get(k, "") for k in _CALL_A}
-            peer = ch.bridged_to
-            peer_row = self._channel_row(peer) if peer is not None else {}
-            row.update({f"b_{k}": peer_row.get(k, "") for k in _CALL_B})
-            row["call_created_epoch"] = str(ch.times.bridged // 1_000_000) if peer is not None else ""
-            rows.append(row)
-        return _rows_json(rows)
-
-    def _live(self) -> list[EmulatedChannel]:
-        return sorted(self.core.channels.values(), key=lambda c: c.times.created)
-
-    def _channel_row(self, ch: EmulatedChannel) -> dict[str, str]:
-        profile = ch.profile or {}
-        created = ch.times.created // 1_000_000
-        values = {
-            "uuid": ch.uuid, "direction": ch.direction,
-            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)),
-            "created_epoch": str(created),
-            "name": ch.name, "state": ch.state, "cid_name": profile.get("Caller-ID-Name", ""),
-            "cid_num": profile.get("Caller-ID-Number", ""), "ip_addr": profile.get("Network-Addr", ""),
-            "dest": profile.get("Destination-Number", ""),
-            "application": ch.get_var("current_application") or "",
-            "application_data": ch.get_var("current_application_data") or "",
-            "dialplan": profile.get("Dialplan", ""), "context": profile.get("Context", ""),
-            "read_codec": ch.read_codec.name if ch.read_codec else "",
-            "read_rate": str(ch.read_codec.rate) if ch.read_codec else "",
-            "read_bit_rate": str(ch.read_codec.bit_rate) if ch.read_codec else "",
-            "write_codec": ch.write_codec.name if ch.write_codec else "",
-            "write_rate": str(ch.write_codec.rate) if ch.write_codec else "",
-            "write_bit_rate": str(ch.write_codec.bit_rate) if ch.write_codec else "",
-            "hostname": self.core.identity.hostname, "presence_id": ch.presence_id or "",
-            "accountcode": ch.get_var("accountcode") or "", "callstate": ch.call_state,
-            "callee_name": profile.get("Callee-ID-Name", ""),
-            "callee_num": profile.get("Callee-ID-Number", ""),
-            "call_uuid": ch.uuid, "initial_cid_name": profile.get("Caller-ID-Name", ""),
-            "initial_cid_num": profile.get("Caller-ID-Number", ""),
-            "initial_ip_addr": profile.get("Network-Addr", ""),
-            "initial_dest": profile.get("Destination-Number", ""),
-            "initial_dialplan": profile.get("Dialplan", ""),
-            "initial_context": profile.get("Context", ""),
-        }  # fmt: skip
-        return {col: values.get(col, "") for col in CHANNEL_COLUMNS}
+        """``show calls as json``: the ``basic_calls`` view."""
+        return _rows_json(self.db.call_rows())
 
 
 def _rows_json(rows: list[dict[str, str]]) -> str:
-    # mod_commands show ... as json: cJSON_Print (formatted, tab-indented) of {"row_count":N,"rows":[...]};
-    # with no rows the "rows" member is left out.
+    # mod_commands.c show_function: cJSON_PrintUnformatted of {"row_count":N,"rows":[...]} (every value a
+    # string), no trailing newline; no row at all -> the literal "{\"row_count\": 0}\n" (show_json.txt).
     if not rows:
-        return '{\n\t"row_count":\t0\n}\n'
-    rendered = ", ".join(_cjson_object(row, 2) for row in rows)
-    return f'{{\n\t"row_count":\t{len(rows)},\n\t"rows":\t[{rendered}]\n}}\n'
-
-
-def _cjson_object(row: dict[str, str], depth: int) -> str:
-    inner = "\t" * (depth + 1)
-    items = ",\n".join(
-        f"{inner}{json.dumps(k, ensure_ascii=False)}:\t{json.dumps(v, ensure_ascii=False)}"
-        for k, v in row.items()
-    )
-    return "{\n" + items + "\n" + "\t" * depth + "}"
+        return '{"row_count": 0}\n'
+    return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"), ensure_ascii=False)

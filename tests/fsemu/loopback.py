@@ -71,7 +71,7 @@ def _profile(uuid: str, name: str, *, direction: str, ext: str, ctx: str, create
     return new_profile(
         uuid, name, created, Direction=direction, **{"Logical-Direction": direction}, Dialplan="xml",
         **{"Caller-ID-Number": "0000000000", "Orig-Caller-ID-Number": "0000000000"},
-        **{"Callee-ID-Name": "Outbound Call", "Callee-ID-Number": "default", "ANI": "0000000000"},
+        **{"Callee-ID-Name": "Outbound Call", "Callee-ID-Number": ctx, "ANI": "0000000000"},
         **{"Destination-Number": ext, "Source": "mod_loopback", "Context": ctx},
     )  # fmt: skip
 
@@ -201,8 +201,9 @@ class Loopback:
         a.set_vars([("endpoint_disposition", "ANSWER"), ("pre_transfer_caller_id_number", "0000000000")])
         a.set_var("channel_cid_flipped", "yes")
         a.hit_dialplan = True
-        if a.profile is not None:
-            a.profile.update({"Caller-ID-Name": "Outbound Call", "Caller-ID-Number": "default"})
+        if a.profile is not None:  # the callee's ID (Outbound Call <context>) becomes the caller's
+            callee = a.profile.get("Callee-ID-Number", "")
+            a.profile.update({"Caller-ID-Name": "Outbound Call", "Caller-ID-Number": callee})
             a.profile.update({"Callee-ID-Name": "", "Callee-ID-Number": "0000000000"})
         self.core.fire_channel(a, "CALL_UPDATE", pre=[("Direction", "RECV")])
 

@@ -178,3 +178,19 @@ async def test_handshake_bytes_are_libwsc(tmp_path: Path) -> None:
     assert lines[3] == "Connection:upgrade"
     assert lines[5] == "Sec-WebSocket-Version:13"
     assert lines[6] == f"Origin:http://127.0.0.1:{port}"
+
+
+async def test_audio_can_race_ahead_of_the_metadata(tmp_path: Path) -> None:
+    """audio_before_metadata: binary frames first, then the metadata text, as mod_audio_stream can send."""
+    config = EmulatorConfig(temp_dir=tmp_path, audio_before_metadata=3)
+    async with WsPeer() as ws, FreeSwitchEmulator(config) as fs:
+        events = fs.record_events()
+        uuid = await fs.inject_inbound_call()
+        await fs.api.execute("uuid_answer", uuid)
+        assert await _stream(fs, uuid, ws.url("/s"), "mono", "8k", meta='{"m":1}') == "+OK Success\n"
+        conn = await _connection(ws, fs, events)
+        await asyncio.sleep(0.2)
+        await fs.api.execute("uuid_audio_stream", f"{uuid} stop")
+    assert [text for _, text in conn.texts] == ['{"m":1}']
+    before = [at for at, _ in conn.binaries if at < conn.texts[0][0]]
+    assert len(before) == 3

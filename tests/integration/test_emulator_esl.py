@@ -51,7 +51,7 @@ async def test_auth_commands_and_exit() -> None:
         assert await _command(peer, "api uuid_kill 00000000-0000-0000-0000-000000000000") == [
             b"-ERR No such channel!\n"
         ]
-        assert await _command(peer, "api show channels as json") == [b'{\n\t"row_count":\t0\n}\n']
+        assert await _command(peer, "api show channels as json") == [b'{"row_count": 0}\n']
         assert await _command(peer, "exit", 2) == [b"+OK bye", GOODBYE]
         await fs.wait_for(lambda: fs.connections == 0)
         await peer.close()

@@ -123,6 +123,16 @@ async def test_speech_boundaries(model: SileroModel, calls: dict[int, CallAudio]
     assert health["dropped_frames"] == 0
 
 
+async def test_audio_ahead_of_the_metadata_is_kept(
+    model: SileroModel, calls: dict[int, CallAudio], tmp_path: Path
+) -> None:
+    """mod_audio_stream's race (25 frames, 0.5 s, before the metadata): the worker keeps them in order."""
+    config = EmulatorConfig(temp_dir=tmp_path, audio_before_metadata=25)
+    async with running_worker(model) as rw, FreeSwitchEmulator(config) as fs:
+        session, _ = await _stream_call(fs, rw, calls[16000].path, 16000, calls[16000].seconds)
+    _assert_segments(session, calls[16000])  # boundaries would move by 0.5 s if the frames were lost
+
+
 NOISES = {
     "silence": (None, -200.0, "sip"),
     "white-35dB": ("white", -35.0, "sip"),

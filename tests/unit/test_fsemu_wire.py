@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fsemu.fixtures import fixtures_dir, parse_plain_event, read_blocks, split_messages
+from tests.fsemu.fixtures import Message, fixtures_dir, parse_plain_event, read_blocks, split_messages
+from tests.fsemu.transcript import Transcript, compare
 from tests.fsemu.wire import CommandReader, CommandTooLong, Event, serialize_json, url_encode
 
 
@@ -79,3 +82,58 @@ def test_command_reader_parses_or_raises_its_error(data: bytes) -> None:
             assert isinstance(cmd.line, str)
     except CommandTooLong:
         pass
+
+
+# -- transcripts (tests/fsemu/transcript.py) -------------------------------------------------------
+def _event_message(headers: list[tuple[str, str]], body: str | None = None) -> Message:
+    frame = Event(list(headers), body).json_frame()
+    return split_messages(frame)[0]
+
+
+def test_transcript_normalises_and_round_trips() -> None:
+    a_leg, b_leg, job = (str(uuid.uuid4()) for _ in range(3))
+    transcript = Transcript(frozenset({"MEDIA_BUG_STOP"}))
+    transcript.name_leg(a_leg, "A")
+    transcript.add_command(f"api uuid_audio_stream {a_leg} start ws://127.0.0.1:40123/x mono 8k")
+    transcript.add_message(
+        split_messages(b"Content-Type: api/response\nContent-Length: 12\n\n+OK Success\n")[0]
+    )
+    transcript.add_message(_event_message([("Event-Name", "CHANNEL_CREATE"), ("Unique-ID", b_leg),
+                                           ("Channel-Name", "loopback/7101-b")]))  # fmt: skip
+    stop = [("Event-Name", "MEDIA_BUG_STOP"), ("Media-Bug-Function", "audio_stream"), ("Unique-ID", a_leg)]
+    transcript.add_message(_event_message([*stop, ("variable_x", "1")]))
+    transcript.add_message(_event_message([("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", job)], "+OK\n"))
+    row = json.dumps(
+        {"uuid": a_leg, "created": "2026-12-07 05:26:54", "created_epoch": "1796621214", "hostname": "vm"},
+        separators=(",", ":"),
+    )
+    transcript.add_message(split_messages(b"Content-Length: %d\n\n%s" % (len(row), row.encode()))[0])
+    text = transcript.render(["header"])
+    assert "ws://<WORKER>/x" in text
+    assert "~ B CHANNEL_CREATE" in text
+    assert "= A MEDIA_BUG_STOP: Event-Name Media-Bug-Function Unique-ID\n" in text  # no variable_*
+    assert "~ - BACKGROUND_JOB +OK\n" in text
+    assert '\\"created\\":\\"<DATE>\\",\\"created_epoch\\":\\"<EPOCH>\\",\\"hostname\\":\\"<HOST>\\"' in text
+    assert not {a_leg, b_leg, job} & set(re.findall(r"[0-9a-f-]{36}", text))
+    parsed = Transcript.parse(text)
+    assert compare(parsed, transcript) == []
+    assert parsed.render() == transcript.render()
+
+
+def test_transcript_compare_reports_each_kind_of_drift() -> None:
+    want = Transcript.parse(
+        '> api x\n< api/response "+OK\\n"\n~ A MEDIA_BUG_START audio_stream\n~ B CHANNEL_PARK\n'
+        "~ A MEDIA_BUG_STOP audio_stream\nw 1 close 1000 Normal closure\n"
+    )
+    same_per_leg = Transcript.parse(
+        '> api x\n< api/response "+OK\\n"\n~ B CHANNEL_PARK\n~ A MEDIA_BUG_START audio_stream\n'
+        "~ A MEDIA_BUG_STOP audio_stream\nw 1 close 1000 Normal closure\n# a comment\n"
+    )
+    assert compare(want, same_per_leg) == []  # legs interleave freely; comments are not compared
+    drifted = Transcript.parse(
+        '> api x\n< api/response "+OK"\n~ A MEDIA_BUG_STOP audio_stream\n~ A MEDIA_BUG_START audio_stream\n'
+        "~ B CHANNEL_PARK\nw 1 close 1000\n"
+    )
+    problems = compare(want, drifted)
+    assert [p.split(" ", 1)[0] for p in problems] == ["replies", "worker", "events"]
+    assert "events of A #0" in problems[2]
