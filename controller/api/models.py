@@ -1,7 +1,8 @@
 """Request and response bodies of the call API (pydantic; the OpenAPI document is generated from them).
 
-Everything that ends up inside an ESL command line is checked by pattern here, before anything is sent:
-no spaces, newlines, braces or commas can reach FreeSWITCH from a request.
+Everything that ends up inside an ESL command line is checked by pattern here, so a bad request is a 422
+that names the field; the command builders (``controller.freeswitch.commands``, whose patterns these share)
+check every argument again, so no space, newline, brace or comma can reach FreeSWITCH from a request.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controller.calls.routes import HANGUP_CAUSES
+from controller.freeswitch.commands import (
+    CONTEXT_PATTERN,
+    DTMF_PATTERN,
+    HANGUP_CAUSES,
+    STREAM_URL_PATTERN,
+    VAR_VALUE_PATTERN,
+)
 
 __all__ = [
     "ActionResult",
@@ -33,7 +40,6 @@ __all__ = [
 
 _ID = r"^[A-Za-z0-9-]{1,64}$"
 _NUMBER = r"^[A-Za-z0-9_.+#*-]{1,64}$"
-_VAR_VALUE = r"^[A-Za-z0-9_.:/@+#*-]{0,128}$"
 
 
 class _Body(BaseModel):
@@ -66,7 +72,7 @@ class TransferBody(LegBody):
 
     destination: str = Field(pattern=_NUMBER, description="extension to transfer to")
     context: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="dialplan context (default: calls.context)"
+        None, pattern=CONTEXT_PATTERN, description="dialplan context (default: calls.context)"
     )
 
 
@@ -80,7 +86,7 @@ class BridgeBody(LegBody):
 class DtmfBody(LegBody):
     """Send DTMF digits to the far end of the leg."""
 
-    digits: str = Field(pattern=r"^[0-9A-Da-d*#wW]{1,32}$", description="digits (w = 500 ms pause)")
+    digits: str = Field(pattern=DTMF_PATTERN, description="digits (w = 500 ms pause)")
 
 
 class PlayBody(LegBody):
@@ -105,13 +111,13 @@ class StreamBody(LegBody):
     action: Literal["start", "stop"]
     url: str | None = Field(
         None,
-        pattern=r"^wss?://[A-Za-z0-9_.:\[\]/@%-]+$",
+        pattern=STREAM_URL_PATTERN,
         max_length=512,
         description="worker WebSocket URL; default: the least-loaded healthy worker",
     )
     agent: str = Field(
         "default",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        pattern=CONTEXT_PATTERN,
         description="agent named in the metadata (default: the worker's shipped agent)",
     )
     rate: Literal[8000, 16000] | None = Field(None, description="sample rate (default: the leg's, 8k or 16k)")
@@ -122,18 +128,14 @@ class OriginateBody(_Body):
 
     target: Literal["user", "extension", "gateway"] = Field(description="what ``destination`` is")
     destination: str = Field(pattern=_NUMBER, description="SIP user, extension, or number via the gateway")
-    gateway: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="gateway (target gateway)"
-    )
+    gateway: str | None = Field(None, pattern=CONTEXT_PATTERN, description="gateway (target gateway)")
     context: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        pattern=CONTEXT_PATTERN,
         description="context (target extension; default: calls.context)",
     )
     node: str | None = Field(None, description="FreeSWITCH node (default: the first connected)")
-    agent: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="stream the call to this agent"
-    )
+    agent: str | None = Field(None, pattern=CONTEXT_PATTERN, description="stream the call to this agent")
     caller_id_number: str | None = Field(None, pattern=_NUMBER, description="caller id number presented")
     caller_id_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$", description="caller id name")
     timeout_s: int = Field(30, ge=1, le=300, description="ring time before giving up")
@@ -147,7 +149,7 @@ class OriginateBody(_Body):
         for key, item in value.items():
             if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
                 raise ValueError(f"variable name {key!r}: lower-case letters, digits and _ only")
-            if not re.fullmatch(_VAR_VALUE, item):
+            if not re.fullmatch(VAR_VALUE_PATTERN, item):
                 raise ValueError(f"variable {key}: value has characters FreeSWITCH would misparse")
         return value
 

@@ -18,26 +18,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from controller.freeswitch.commands import HANGUP_CAUSES  # re-exported: settings validate with it
 
 __all__ = ["HANGUP_CAUSES", "Action", "Route", "RouteDecision", "RouteTable", "parse_action"]
 
 ActionKind = Literal["agent", "user", "echo", "conference", "reject"]
-
-# Q.850 cause names FreeSWITCH knows (switch_channel.c CAUSE_CHART) that make sense for rejecting a call.
-HANGUP_CAUSES: Final = frozenset(
-    {
-        "UNALLOCATED_NUMBER", "NO_ROUTE_TRANSIT_NET", "NO_ROUTE_DESTINATION", "USER_BUSY",
-        "NO_USER_RESPONSE", "NO_ANSWER", "SUBSCRIBER_ABSENT", "CALL_REJECTED", "NUMBER_CHANGED",
-        "DESTINATION_OUT_OF_ORDER", "INVALID_NUMBER_FORMAT", "FACILITY_REJECTED", "NORMAL_CLEARING",
-        "NORMAL_UNSPECIFIED", "NORMAL_CIRCUIT_CONGESTION", "NETWORK_OUT_OF_ORDER", "NORMAL_TEMPORARY_FAILURE",
-        "SWITCH_CONGESTION", "SERVICE_UNAVAILABLE", "INCOMPATIBLE_DESTINATION", "OUTGOING_CALL_BARRED",
-        "INCOMING_CALL_BARRED", "BEARERCAPABILITY_NOTAUTH", "RECOVERY_ON_TIMER_EXPIRE", "ORIGINATOR_CANCEL",
-        "ALLOTTED_TIMEOUT", "MANAGER_REQUEST", "SYSTEM_SHUTDOWN",
-    }
-)  # fmt: skip
 
 _ARG = re.compile(r"^[A-Za-z0-9_.+#*@-]{1,64}$")
 _GROUP = re.compile(r"\$([1-9])")
