@@ -31,6 +31,7 @@ from controller.calls.model import CallModel
 from controller.calls.playback import AgentPlayback
 from controller.calls.router import CallRouter
 from controller.calls.routes import RouteDecision, RouteTable
+from controller.calls.sender import CommandSender
 from controller.calls.waiters import ChangeWaiters
 from controller.feed import EventFeed
 from controller.freeswitch.events import ChannelsResync
@@ -82,14 +83,15 @@ class Controller:
         # The Janus adapter (its Admin API: ``self.janus.admin``); None unless janus.enabled.
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
         self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
-        self.control = CallControl(self.model, self.nodes, self.waiters, calls.deadlines.confirm)
-        self.playback = AgentPlayback(self._run)
-        self.streams = AgentStreams(self.pool, self._run, settings.workers)
+        self.sender = CommandSender(self.nodes, self.waiters)  # every command to FreeSWITCH goes through it
+        self.control = CallControl(self.model, self.sender, calls.deadlines.confirm)
+        self.playback = AgentPlayback(self.sender)
+        self.streams = AgentStreams(self.pool, self.sender, settings.workers)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
         self.feed = EventFeed()
-        self.registrations = SipRegistrations(self._run, self.nodes)
+        self.registrations = SipRegistrations(self.sender, self.nodes)
         self.metrics = ControllerMetrics(
             registry or CollectorRegistry(),
             lambda: len(self.model.calls),
@@ -111,9 +113,6 @@ class Controller:
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
         self.api_port = 0
-
-    async def _run(self, node: str, command: str) -> str:
-        return await self.nodes[node].api(command)
 
     def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
         self.metrics.routed(decision, seconds)

@@ -31,21 +31,23 @@ journal is replayed on top (adding and removing are idempotent). The result is "
 event since the subscription", whether the reply came before or after those events. While a node is down
 its last known contacts stay.
 
-Exception tree: nothing is raised. A failed recount (any ``EslError``, including a reply that is not the
-JSON shape) is logged and the contacts kept from events stay.
+Exception tree: nothing is raised. A failed recount (the sender's ``CallError``, or a reply that is not the
+JSON shape: ``ProtocolError``) is logged and the contacts kept from events stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from controller.calls.sender import CallError, CommandSender
+from controller.freeswitch.commands import SHOW_REGISTRATIONS
 from controller.freeswitch.events import ChannelsResync, Event, OtherEvent
 from controller.freeswitch.node import NodeEvent, parse_show_json
-from controller.freeswitch.protocol import EslError
+from controller.freeswitch.protocol import ProtocolError
 
 __all__ = [
     "RECOUNT_COMMAND",
@@ -58,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RECOUNT_COMMAND: Final = "show registrations as json"
+RECOUNT_COMMAND: Final = SHOW_REGISTRATIONS
 
 RegistrationKind = Literal["register", "unregister", "expire"]
 
@@ -68,8 +70,6 @@ SUBCLASSES: Final[Mapping[str, RegistrationKind]] = {
     "sofia::expire": "expire",
 }
 """The CUSTOM subclasses the tracker reads (mod_sofia.h MY_EVENT_REGISTER / _UNREGISTER / _EXPIRE)."""
-
-RunCommand = Callable[[str, str], Awaitable[str]]  # (node, api command) -> reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ class SipRegistrations:
     """Registered SIP contacts per node and sofia profile (see the module docstring).
 
     Args:
-        run: Sends an API command to a node (``Controller._run``), used for the recount.
+        sender: Sends the recount's command to a node.
         nodes: The configured nodes; each shows ``profiles`` (at 0) before anything registers.
         profiles: Profiles to show from the start (the rendered config registers phones and Janus on
             ``internal``); others appear when a contact registers on them and stay, at 0 when empty.
@@ -169,13 +169,13 @@ class SipRegistrations:
 
     def __init__(
         self,
-        run: RunCommand,
+        sender: CommandSender,
         nodes: Iterable[str],
         *,
         profiles: Iterable[str] = ("internal",),
         multiple_registrations: bool = False,
     ) -> None:
-        self._run = run
+        self._sender = sender
         self._profiles = tuple(profiles)
         self._multiple = multiple_registrations
         self._nodes = {node: _NodeContacts(self._profiles) for node in nodes}
@@ -238,8 +238,8 @@ class SipRegistrations:
 
     async def _recount(self, node: str, contacts: _NodeContacts) -> None:
         try:
-            rows = parse_show_json(await self._run(node, RECOUNT_COMMAND))
-        except EslError as exc:
+            rows = parse_show_json(await self._sender.run(node, RECOUNT_COMMAND))
+        except (CallError, ProtocolError) as exc:
             log.warning("node %s: registrations not recounted (%s); keeping the counted ones", node, exc)
             contacts.journal = None
             return

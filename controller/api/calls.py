@@ -31,9 +31,10 @@ from controller.api.models import (
 )
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.channel import Call, Channel
-from controller.calls.control import CallControl, CallError, UnknownCall
+from controller.calls.control import CallControl
 from controller.calls.originate import Originate, originate
 from controller.calls.router import stream_request
+from controller.calls.sender import CallError, UnknownCall
 from controller.store import from_epoch_us
 from controller.workers.streams import NoWorkerAvailable
 
@@ -121,7 +122,9 @@ class _Calls:
             variables=dict(body.variables),
         )
         calls = self.c.settings.calls
-        uuid = await originate(self.control, request, calls.sip_domain, calls.deadlines.originate_margin)
+        uuid = await originate(
+            self.control.sender, request, calls.sip_domain, calls.deadlines.originate_margin
+        )
         return CallCreated(call_id=uuid, node=node)
 
     def _pick_node(self, name: str | None) -> str:

@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from controller.calls.control import (
+from controller.calls.sender import (
     CallConflict,
     CallError,
     CommandRefused,
@@ -31,6 +31,7 @@ from controller.calls.control import (
     NotConfirmed,
     UnknownCall,
 )
+from controller.freeswitch.commands import InvalidCommand
 
 __all__ = ["ACCESS_SUBJECT", "ApiError", "ApiSpec", "ErrorBody", "Operation", "Request", "check_token"]
 
@@ -167,6 +168,8 @@ class ApiSpec:
                 return exc.response()
             except CallError as exc:
                 return ApiError(_STATUS.get(type(exc), 409), exc.reason, exc.field).response()
+            except InvalidCommand as exc:  # a value the models let through but no command may carry
+                return ApiError(422, exc.reason, exc.field).response()
             if isinstance(result, web.StreamResponse):
                 return result
             return web.Response(

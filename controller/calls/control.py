@@ -14,22 +14,14 @@ Confirmation per operation (reply = the api reply was ``+OK``; event = the chang
     play        reply, then PlaybackChanged(playing) of the file unless the leg is playing something else
     record      event RecordingChanged of the file   stream  event AudioStreamChanged connected / stopped
 
-Exceptions::
-
-    CallError              base
-    ├── UnknownCall        no such call or leg (HTTP 404)
-    ├── CallConflict       the call is in a state that forbids the operation, e.g. already ended (409)
-    ├── CommandRefused     FreeSWITCH answered -ERR (409, with its text)
-    ├── NotConfirmed       no confirmation before the deadline (504)
-    └── NodeUnavailable    the node's ESL connection is down (503)
+Every command comes from ``controller.freeswitch.commands`` and goes through ``CommandSender``; its
+exceptions (``controller.calls.sender``: ``CallError`` and its subclasses) are the ones raised here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import Sequence
 
 from controller.calls.changes import (
     AudioStreamChanged,
@@ -47,74 +39,20 @@ from controller.calls.changes import (
 )
 from controller.calls.channel import AudioStreamState, Call, Channel, ChannelState
 from controller.calls.model import CallModel
-from controller.calls.waiters import ChangeWaiters, ChannelGone, Predicate
-from controller.freeswitch.connection import CommandError
-from controller.freeswitch.protocol import EslError
+from controller.calls.sender import CallConflict, CommandRefused, CommandSender, UnknownCall
+from controller.calls.waiters import ChannelGone, Predicate
+from controller.freeswitch import commands as fc
+from controller.freeswitch.commands import Command
 
-__all__ = [
-    "CallConflict",
-    "CallControl",
-    "CallError",
-    "CommandRefused",
-    "EslNode",
-    "NodeUnavailable",
-    "NotConfirmed",
-    "UnknownCall",
-]
-
-
-class CallError(Exception):
-    """Base of call-control errors; ``field`` names the request field at fault ('' for none)."""
-
-    def __init__(self, reason: str, field: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
-
-
-class UnknownCall(CallError):
-    """No such call or leg."""
-
-
-class CallConflict(CallError):
-    """The call's state forbids the operation."""
-
-
-class CommandRefused(CallError):
-    """FreeSWITCH refused the command."""
-
-
-class NotConfirmed(CallError):
-    """FreeSWITCH did not confirm in time."""
-
-
-class NodeUnavailable(CallError):
-    """The node is not connected."""
-
-
-class EslNode(Protocol):
-    """What control needs of a FreeSWITCH node (``FreeSwitchNode``)."""
-
-    name: str
-
-    async def api(self, command: str, timeout: float | None = None, *, check: bool = True) -> str: ...
-
-    async def bgapi(self, command: str, timeout: float | None = None, *, check: bool = True) -> str: ...
+__all__ = ["CallControl", "stream_answered"]
 
 
 class CallControl:
     """Call-control operations on the calls of the model, through the nodes' ESL connections."""
 
-    def __init__(
-        self,
-        model: CallModel,
-        nodes: Mapping[str, EslNode],
-        waiters: ChangeWaiters,
-        confirm_timeout: float = 5.0,
-    ) -> None:
+    def __init__(self, model: CallModel, sender: CommandSender, confirm_timeout: float = 5.0) -> None:
         self.model = model
-        self.nodes = nodes
-        self.waiters = waiters
+        self.sender = sender
         self.confirm_timeout = confirm_timeout
 
     # ---- lookups ---------------------------------------------------------------------------------------
@@ -159,41 +97,16 @@ class CallControl:
 
     # ---- the mechanism ---------------------------------------------------------------------------------
 
-    async def run(self, node: str, command: str, timeout: float | None = None) -> str:
-        """One api command; -ERR becomes ``CommandRefused``, a lost connection ``NodeUnavailable``."""
-        esl = self.nodes.get(node)
-        if esl is None:
-            raise NodeUnavailable(f"unknown node {node}", "node")
-        try:
-            return await esl.api(command, timeout or self.confirm_timeout)
-        except CommandError as exc:
-            name = command.split(" ", 1)[0]
-            raise CommandRefused(f"FreeSWITCH refused {name}: {exc.reply.strip()}") from exc
-        except EslError as exc:
-            raise NodeUnavailable(f"node {node}: {exc}") from exc
+    async def run(self, node: str, command: Command) -> str:
+        """One command, its reply within the confirmation deadline (see ``CommandSender.run``)."""
+        return await self.sender.run(node, command, self.confirm_timeout)
 
     async def confirmed(
-        self, ch: Channel, command: str, predicate: Predicate, legs: tuple[str, ...] = ()
+        self, ch: Channel, command: Command, predicate: Predicate, legs: tuple[str, ...] = ()
     ) -> ChannelChange:
         """Send ``command`` on ``ch``'s node and wait for the change ``predicate`` accepts."""
-        async with self._expect(legs or (ch.uuid,), predicate) as change:
-            await self.run(ch.node, command)
-            return await change
-
-    @contextlib.asynccontextmanager
-    async def _expect(
-        self, legs: tuple[str, ...], predicate: Predicate
-    ) -> AsyncIterator[asyncio.Future[ChannelChange]]:
-        future = self.waiters.expect(legs, predicate)
-        try:
-            async with asyncio.timeout(self.confirm_timeout):
-                yield future
-        except TimeoutError as exc:
-            raise NotConfirmed(f"FreeSWITCH did not confirm within {self.confirm_timeout}s") from exc
-        except ChannelGone as exc:
-            raise CallConflict(str(exc)) from exc
-        finally:
-            future.cancel()
+        legs = legs or (ch.uuid,)
+        return await self.sender.confirmed(ch.node, command, legs, predicate, self.confirm_timeout)
 
     # ---- operations ------------------------------------------------------------------------------------
 
@@ -201,20 +114,20 @@ class CallControl:
         """``uuid_answer``; confirmed by CHANNEL_ANSWER."""
         if ch.answered:
             raise CallConflict(f"leg {ch.uuid} is already answered")
-        await self.confirmed(ch, f"uuid_answer {ch.uuid}", lambda c: isinstance(c, ChannelAnswered))
+        await self.confirmed(ch, fc.answer(ch.uuid), lambda c: isinstance(c, ChannelAnswered))
 
     async def hangup(self, ch: Channel, cause: str = "NORMAL_CLEARING") -> None:
         """``uuid_kill <uuid> <cause>``; confirmed by CHANNEL_HANGUP."""
         self._alive(ch)
         await self.confirmed(
-            ch, f"uuid_kill {ch.uuid} {cause}", lambda c: isinstance(c, ChannelHungUp | ChannelRemoved)
+            ch, fc.kill(ch.uuid, cause), lambda c: isinstance(c, ChannelHungUp | ChannelRemoved)
         )
 
     async def park(self, ch: Channel) -> None:
         """``uuid_park``; confirmed by CHANNEL_PARK."""
         if ch.parked:
             raise CallConflict(f"leg {ch.uuid} is already parked")
-        await self.confirmed(self._alive(ch), f"uuid_park {ch.uuid}", lambda c: isinstance(c, ChannelParked))
+        await self.confirmed(self._alive(ch), fc.park(ch.uuid), lambda c: isinstance(c, ChannelParked))
 
     async def hold(self, ch: Channel, held: bool) -> None:
         """``uuid_hold [off] <uuid>``; confirmed by CHANNEL_HOLD / CHANNEL_UNHOLD."""
@@ -222,8 +135,9 @@ class CallControl:
             raise CallConflict(f"leg {ch.uuid} is {'already' if held else 'not'} on hold")
         if not ch.answered:
             raise CallConflict(f"leg {ch.uuid} is not answered")
-        command = f"uuid_hold {ch.uuid}" if held else f"uuid_hold off {ch.uuid}"
-        await self.confirmed(ch, command, lambda c: isinstance(c, ChannelHeld) and c.held == held)
+        await self.confirmed(
+            ch, fc.hold(ch.uuid, held), lambda c: isinstance(c, ChannelHeld) and c.held == held
+        )
 
     async def bridge(self, a: Channel, b: Channel) -> None:
         """``uuid_bridge <a> <b>``; confirmed by CHANNEL_BRIDGE (FreeSWITCH fires it on one leg only)."""
@@ -237,26 +151,30 @@ class CallControl:
         def bridged(c: ChannelChange) -> bool:
             return isinstance(c, ChannelBridged) and {c.uuid, c.other_uuid} == pair
 
-        await self.confirmed(a, f"uuid_bridge {a.uuid} {b.uuid}", bridged, (a.uuid, b.uuid))
+        await self.confirmed(a, fc.bridge(a.uuid, b.uuid), bridged, (a.uuid, b.uuid))
 
     async def transfer(self, ch: Channel, destination: str, context: str) -> None:
         """Blind transfer: ``uuid_transfer <uuid> <dest> XML <context>``; the dialplan runs again."""
         self._alive(ch)
-        command = f"uuid_transfer {ch.uuid} {destination} XML {context}"
+        command = fc.transfer(ch.uuid, destination, context)
         if not (ch.parked or ch.bridged_to):
             await self.run(ch.node, command)
             return
         left = ChannelUnparked if ch.parked else ChannelUnbridged
         await self.confirmed(ch, command, lambda c: isinstance(c, left))
 
+    async def transfer_inline(self, ch: Channel, apps: Sequence[tuple[str, str]]) -> None:
+        """``uuid_transfer <uuid> <app[:arg],...> inline``: the leg runs ``apps``; confirmed by the reply."""
+        await self.run(ch.node, fc.transfer_inline(ch.uuid, apps))
+
     async def send_dtmf(self, ch: Channel, digits: str) -> None:
         """``uuid_send_dtmf <uuid> <digits>``; confirmed by the reply (no event on the sending leg)."""
-        await self.run(self._alive(ch).node, f"uuid_send_dtmf {ch.uuid} {digits}")
+        await self.run(self._alive(ch).node, fc.send_dtmf(ch.uuid, digits))
 
     async def play(self, ch: Channel, file: str) -> bool:
         """``uuid_broadcast <uuid> <file> aleg``; True once PLAYBACK_START came, False if queued."""
         self._alive(ch)
-        command = f"uuid_broadcast {ch.uuid} {file} aleg"
+        command = fc.broadcast(ch.uuid, file)
         if ch.playing:
             await self.run(ch.node, command)  # FreeSWITCH queues it behind the current file
             return False
@@ -265,7 +183,7 @@ class CallControl:
 
     async def play_to_end(self, ch: Channel, file: str, timeout: float = 60.0) -> None:
         """Play ``file`` and wait (up to ``timeout`` s) until it stopped, played out or broken."""
-        ended = self.waiters.expect(ch.uuid, lambda c: _playback(c, file, started=False))
+        ended = self.sender.expect(ch.uuid, lambda c: _playback(c, file, started=False))
         try:
             await self.play(ch, file)
             async with asyncio.timeout(timeout):
@@ -280,7 +198,7 @@ class CallControl:
         if path in self._alive(ch).recordings:
             raise CallConflict(f"leg {ch.uuid} is already recording {path}")
         await self.confirmed(
-            ch, f"uuid_record {ch.uuid} start {path}", lambda c: _record_event(c, path, recording=True)
+            ch, fc.record_start(ch.uuid, path), lambda c: _record_event(c, path, recording=True)
         )
 
     async def record_stop(self, ch: Channel) -> list[str]:
@@ -289,7 +207,7 @@ class CallControl:
         if not paths:
             raise CallConflict(f"leg {ch.uuid} is not recording")
         await self.confirmed(
-            ch, f"uuid_record {ch.uuid} stop all", lambda c: _record_event(c, paths[-1], recording=False)
+            ch, fc.record_stop_all(ch.uuid), lambda c: _record_event(c, paths[-1], recording=False)
         )
         return paths
 
@@ -297,14 +215,8 @@ class CallControl:
         """``uuid_audio_stream <uuid> start <url> mono <8k|16k> <metadata>``; confirmed by ``::connect``."""
         if ch.audio_stream in (AudioStreamState.CONNECTED, AudioStreamState.DISCONNECTED):
             raise CallConflict(f"leg {ch.uuid} already has an audio stream; stop it first")
-        rate_arg = "16k" if rate == 16000 else "8k"
         change = await self.confirmed(
-            self._alive(ch),
-            f"uuid_audio_stream {ch.uuid} start {url} mono {rate_arg} {metadata}",
-            lambda c: (
-                isinstance(c, AudioStreamChanged)
-                and c.state in (AudioStreamState.CONNECTED, AudioStreamState.FAILED)
-            ),
+            self._alive(ch), fc.stream_start(ch.uuid, url, rate, metadata), stream_answered
         )
         if isinstance(change, AudioStreamChanged) and change.state is AudioStreamState.FAILED:
             raise CommandRefused(f"the stream did not connect: {change.code} {change.reason}", "url")
@@ -315,9 +227,17 @@ class CallControl:
             raise CallConflict(f"leg {ch.uuid} has no audio stream")
         await self.confirmed(
             ch,
-            f"uuid_audio_stream {ch.uuid} stop",
+            fc.stream_stop(ch.uuid),
             lambda c: isinstance(c, AudioStreamChanged) and c.state is AudioStreamState.STOPPED,
         )
+
+
+def stream_answered(change: ChannelChange) -> bool:
+    """A start's answer: ``::connect`` or ``::error`` (MEDIA_BUG_STOP of an earlier stop is none)."""
+    return isinstance(change, AudioStreamChanged) and change.state in (
+        AudioStreamState.CONNECTED,
+        AudioStreamState.FAILED,
+    )
 
 
 def _record_event(change: ChannelChange, path: str, *, recording: bool) -> bool:

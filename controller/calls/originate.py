@@ -18,9 +18,8 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from controller.calls.control import CallControl, CommandRefused, NodeUnavailable, NotConfirmed
-from controller.freeswitch.connection import JobTimeout
-from controller.freeswitch.protocol import EslError
+from controller.calls.sender import CommandRefused, CommandSender
+from controller.freeswitch import commands as fc
 
 __all__ = ["AGENT_VARIABLE", "Originate", "originate", "originate_command"]
 
@@ -46,53 +45,42 @@ class Originate:
     variables: dict[str, str] = field(default_factory=dict)
 
 
-def _dial_string(request: Originate, sip_domain: str | None) -> str:
-    if request.target == "user":
-        return f"user/{request.destination}@{sip_domain}" if sip_domain else f"user/{request.destination}"
-    if request.target == "gateway":
-        return f"sofia/gateway/{request.gateway}/{request.destination}"
-    return f"loopback/{request.destination}/{request.context}"
+def originate_command(request: Originate, uuid: str, sip_domain: str | None) -> fc.Command:
+    """The ``originate`` command of ``request`` (sent as bgapi) for the new leg ``uuid``.
 
-
-def originate_command(request: Originate, uuid: str, sip_domain: str | None) -> str:
-    """The ``originate`` argument line (without ``bgapi``)."""
-    variables = {
-        "origination_uuid": uuid,
-        "originate_timeout": str(request.timeout_s),
-        **request.variables,
-    }
-    if request.caller_id_number:
-        variables["origination_caller_id_number"] = request.caller_id_number
-    if request.caller_id_name:
-        # {} values end at ',' and the argument at a space: the API allows neither; quote-free underscores.
-        variables["origination_caller_id_name"] = request.caller_id_name
-    if request.agent:
-        variables[AGENT_VARIABLE] = request.agent
-    pairs = ",".join(f"{key}={value}" for key, value in variables.items())
-    return f"originate {{{pairs}}}{_dial_string(request, sip_domain)} &park()"
+    Raises:
+        InvalidCommand: a field holds what FreeSWITCH would misparse, or ``variables`` sets one of the
+            variables the builder sets itself (``origination_uuid``...).
+    """
+    return fc.originate(
+        request.target,
+        request.destination,
+        uuid=uuid,
+        timeout_s=request.timeout_s,
+        variables=request.variables,
+        caller_id_number=request.caller_id_number,
+        caller_id_name=request.caller_id_name,
+        tags={AGENT_VARIABLE: request.agent} if request.agent else {},
+        context=request.context,
+        gateway=request.gateway,
+        domain=sip_domain,
+    )
 
 
 async def originate(
-    control: CallControl, request: Originate, sip_domain: str | None, margin_s: float = 5.0
+    sender: CommandSender, request: Originate, sip_domain: str | None, margin_s: float = 5.0
 ) -> str:
     """Place the call; return its uuid (= call id) once answered.
 
     Raises:
         CommandRefused: FreeSWITCH's ``-ERR <CAUSE>`` (busy, no answer, not registered...).
         NotConfirmed: no BACKGROUND_JOB within the ring timeout plus ``margin_s``.
-        NodeUnavailable: the node is not connected.
+        NodeUnavailable: the node is unknown or not connected.
+        InvalidCommand: see ``originate_command``.
     """
-    node = control.nodes.get(request.node)
-    if node is None:
-        raise NodeUnavailable(f"unknown node {request.node}", "node")
     uuid = str(uuidlib.uuid4())
     command = originate_command(request, uuid, sip_domain)
-    try:
-        result = await node.bgapi(command, request.timeout_s + margin_s, check=False)
-    except JobTimeout as exc:
-        raise NotConfirmed(f"originate: no result within {request.timeout_s + margin_s}s") from exc
-    except EslError as exc:
-        raise NodeUnavailable(f"node {request.node}: {exc}") from exc
+    result = await sender.run(request.node, command, request.timeout_s + margin_s, check=False)
     result = result.strip()
     if not result.startswith("+OK"):
         cause = result.removeprefix("-ERR").strip() or result

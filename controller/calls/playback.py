@@ -14,8 +14,8 @@ play it (audio_stream_wire.txt, section 5). So, per channel and in order:
 * ``::json {"type":"action",…}`` (the agent asks for it) waits until everything queued before it has
   played, then: ``transfer`` → the stream is stopped and ``uuid_transfer <uuid> <ext>`` sends the call
   back through the dialplan (which parks it, and the router decides by the new destination); ``hangup`` →
-  ``uuid_kill <uuid> NORMAL_CLEARING``; ``dtmf`` → ``uuid_send_dtmf <uuid> <digits>``. Arguments are
-  checked against strict patterns (they end up in an API command line).
+  ``uuid_kill <uuid> NORMAL_CLEARING``; ``dtmf`` → ``uuid_send_dtmf <uuid> <digits>``. The command builders
+  (``controller.freeswitch.commands``) check the arguments; an action they refuse is not run.
 
 Commands of one channel run one at a time in arrival order (a per-channel queue) so broadcasts keep the
 worker's order; a failed command is logged and the next one still runs. mod_audio_stream deletes its files
@@ -27,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from controller.calls.changes import (
@@ -39,29 +37,28 @@ from controller.calls.changes import (
     DtmfReceived,
     PlaybackChanged,
 )
-from controller.freeswitch.protocol import EslError
+from controller.calls.sender import CallError, CommandSender
+from controller.freeswitch import commands as fc
+from controller.freeswitch.commands import Command, InvalidCommand
 
-__all__ = ["AgentPlayback", "RunCommand", "action_commands"]
-
-_EXTENSION = re.compile(r"^[0-9A-Za-z*#+_.@-]{1,64}$")
-_DIGITS = re.compile(r"^[0-9A-Da-d*#wW]{1,32}$")
-
-
-def action_commands(uuid: str, message: dict[str, object]) -> list[str] | None:
-    """The API commands of an agent's action message (None if it is not a valid action)."""
-    action, argument = message.get("action"), str(message.get("argument", ""))
-    if action == "hangup":
-        return [f"uuid_kill {uuid} NORMAL_CLEARING"]
-    if action == "transfer" and _EXTENSION.match(argument):
-        return [f"uuid_audio_stream {uuid} stop", f"uuid_transfer {uuid} {argument}"]
-    if action == "dtmf" and _DIGITS.match(argument):
-        return [f"uuid_send_dtmf {uuid} {argument}"]
-    return None
-
+__all__ = ["AgentPlayback", "action_commands"]
 
 log = logging.getLogger("switchyard.playback")
 
-RunCommand = Callable[[str, str], Awaitable[str]]  # (node, api command) -> reply
+
+def action_commands(uuid: str, message: dict[str, object]) -> list[Command] | None:
+    """The commands of an agent's action message (None if it is not a valid action)."""
+    action, argument = message.get("action"), str(message.get("argument", ""))
+    try:
+        if action == "hangup":
+            return [fc.kill(uuid, "NORMAL_CLEARING")]
+        if action == "transfer":
+            return [fc.stream_stop(uuid), fc.transfer(uuid, argument)]
+        if action == "dtmf":
+            return [fc.send_dtmf(uuid, argument)]
+    except InvalidCommand:
+        pass
+    return None
 
 
 @dataclass
@@ -70,16 +67,16 @@ class _Channel:
     uuid: str
     queued: deque[str] = field(default_factory=deque)  # broadcast, not yet started
     playing: str | None = None
-    commands: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    commands: asyncio.Queue[Command] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
-    actions: list[list[str]] = field(default_factory=list)  # waiting for the queue to play out
+    actions: list[list[Command]] = field(default_factory=list)  # waiting for the queue to play out
 
 
 class AgentPlayback:
     """Drives playback for every channel that streams to a worker; feed it the call model's changes."""
 
-    def __init__(self, run: RunCommand) -> None:
-        self._run = run
+    def __init__(self, sender: CommandSender) -> None:
+        self._sender = sender
         self._channels: dict[str, _Channel] = {}
 
     def queued(self, uuid: str) -> tuple[str | None, list[str]]:
@@ -111,14 +108,19 @@ class AgentPlayback:
     def _on_stream_message(self, node: str, change: AudioStreamMessage) -> None:
         ch = self._channel(node, change.uuid)
         if change.kind == "play":
+            try:
+                command = fc.broadcast(ch.uuid, change.data)
+            except InvalidCommand as exc:
+                log.warning("%s: not played: %s", ch.uuid, exc)
+                return
             ch.queued.append(change.data)
-            self._command(ch, f"uuid_broadcast {ch.uuid} {change.data} aleg")
+            self._command(ch, command)
             return
         message = change.message()
         if message.get("type") == "barge_in":
             log.info("%s: barge-in, dropping %d queued file(s)", ch.uuid, len(ch.queued))
             ch.queued.clear()
-            self._command(ch, f"uuid_break {ch.uuid} all")
+            self._command(ch, fc.break_all(ch.uuid))
         elif message.get("type") == "action":
             commands = action_commands(ch.uuid, message)
             if commands is None:
@@ -157,12 +159,14 @@ class AgentPlayback:
 
     def _send_text(self, ch: _Channel, message: dict[str, str]) -> None:
         text = json.dumps(message, separators=(",", ":"))
-        if any(c.isspace() for c in text):
+        try:
+            command = fc.stream_send_text(ch.uuid, text)
+        except InvalidCommand:
             log.warning("%s: not relayed to the worker (send_text cannot carry spaces): %s", ch.uuid, text)
             return
-        self._command(ch, f"uuid_audio_stream {ch.uuid} send_text {text}")
+        self._command(ch, command)
 
-    def _command(self, ch: _Channel, command: str) -> None:
+    def _command(self, ch: _Channel, command: Command) -> None:
         ch.commands.put_nowait(command)
         if ch.task is None or ch.task.done():
             ch.task = asyncio.create_task(self._drain(ch), name=f"playback {ch.uuid}")
@@ -171,9 +175,9 @@ class AgentPlayback:
         while not ch.commands.empty():
             command = ch.commands.get_nowait()
             try:
-                await self._run(ch.node, command)
-            except EslError as exc:
-                log.warning("%s: %s failed: %s", ch.uuid, command.split(" ", 1)[0], exc)
+                await self._sender.run(ch.node, command)
+            except CallError as exc:
+                log.warning("%s: %s failed: %s", ch.uuid, command.verb, exc)
 
     async def aclose(self) -> None:
         """Cancel the command queues (bounded wait)."""

@@ -27,9 +27,11 @@ from typing import Final, Literal
 
 from controller.calls.changes import CallChange, ChannelParked, ChannelRemoved
 from controller.calls.channel import Channel
-from controller.calls.control import CallControl, CallError
+from controller.calls.control import CallControl
 from controller.calls.originate import AGENT_VARIABLE
 from controller.calls.routes import Action, RouteDecision, RouteTable
+from controller.calls.sender import CallError
+from controller.freeswitch.commands import InvalidCommand
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from media_worker.wire import StreamMetadata
 
@@ -131,8 +133,8 @@ class CallRouter:
             log.warning("%s: no route for destination %r; rejecting", ch.uuid, ch.destination_number)
         try:
             await self._act(ch, decision, action)
-        except CallError as exc:
-            log.warning("%s: %s failed: %s", ch.uuid, action, exc.reason)
+        except (CallError, InvalidCommand) as exc:
+            log.warning("%s: %s failed: %s", ch.uuid, action, exc)
         if self._on_decision is not None:
             self._on_decision(ch, decision, time.perf_counter() - parked_at)
 
@@ -143,15 +145,16 @@ class CallRouter:
         elif action.kind == "reject":
             await control.hangup(ch, action.arg)
         else:
-            await control.run(ch.node, f"uuid_transfer {ch.uuid} {self._inline(action)} inline")
+            await control.transfer_inline(ch, self._inline(action))
 
-    def _inline(self, action: Action) -> str:
+    def _inline(self, action: Action) -> list[tuple[str, str]]:
+        """The applications of a user, conference or echo route (``transfer_inline``)."""
         if action.kind == "user":
             domain = f"@{self._sip_domain}" if self._sip_domain else ""
-            return f"bridge:user/{action.arg}{domain}"
+            return [("bridge", f"user/{action.arg}{domain}")]
         if action.kind == "conference":
-            return f"answer,conference:{action.arg}@default"
-        return "answer,echo"
+            return [("answer", ""), ("conference", f"{action.arg}@default")]
+        return [("answer", ""), ("echo", "")]
 
     async def _agent(self, ch: Channel, decision: RouteDecision, agent: str) -> None:
         if not ch.answered:

@@ -102,6 +102,7 @@ _VERBS: Final = frozenset(
 )  # fmt: skip
 _INLINE_APPS: Final = frozenset({"answer", "echo", "bridge", "conference"})
 _RATES: Final = {8000: "8k", 16000: "16k"}
+_NO_VARIABLES: Final[Mapping[str, str]] = {}
 
 
 class InvalidCommand(ValueError):
@@ -276,34 +277,62 @@ def stream_send_text(uuid: str, text: str) -> Command:
 
 Target = Literal["user", "extension", "gateway"]
 
+_ORIGINATE_OWN: Final = frozenset(
+    {"origination_uuid", "originate_timeout", "origination_caller_id_number", "origination_caller_id_name"}
+)
+"""Variables the builder sets from its own arguments: ``variables`` may not set them again."""
+
 
 def originate(
     target: Target,
     destination: str,
-    variables: Mapping[str, str],
     *,
+    uuid: str,
+    timeout_s: int,
+    variables: Mapping[str, str] = _NO_VARIABLES,
+    caller_id_number: str = "",
+    caller_id_name: str = "",
+    tags: Mapping[str, str] = _NO_VARIABLES,
     context: str = "",
     gateway: str = "",
     domain: str | None = None,
 ) -> Command:
-    """``originate {<variables>}<endpoint> &park()`` as bgapi; the endpoint by target::
+    """``originate {<variables>}<endpoint> &park()`` as bgapi, for the new leg ``uuid``.
 
-    user        user/<destination>[@<domain>]
-    extension   loopback/<destination>/<context>
-    gateway     sofia/gateway/<gateway>/<destination>
+    The variables are ``origination_uuid``, ``originate_timeout``, then ``variables``, the caller id ones
+    (when given) and ``tags`` (the controller's own, e.g. the agent). The endpoint by target::
+
+        user        user/<destination>[@<domain>]
+        extension   loopback/<destination>/<context>
+        gateway     sofia/gateway/<gateway>/<destination>
     """
+    clash = sorted(_ORIGINATE_OWN & variables.keys())
+    if clash:
+        raise InvalidCommand("variables", clash[0], "a variable the controller does not set itself")
+    if type(timeout_s) is not int or timeout_s < 1:
+        raise InvalidCommand("timeout_s", timeout_s, "a whole number of seconds")
+    pairs = {"origination_uuid": _uuid(uuid), "originate_timeout": str(timeout_s), **variables}
+    if caller_id_number:
+        pairs["origination_caller_id_number"] = caller_id_number
+    if caller_id_name:
+        pairs["origination_caller_id_name"] = caller_id_name
+    pairs.update(tags)
+    text = ",".join(_variable(key, value) for key, value in pairs.items())
+    endpoint = _endpoint(target, destination, context, gateway, domain)
+    return Command("originate", (f"{{{text}}}{endpoint}", "&park()"), background=True)
+
+
+def _endpoint(target: Target, destination: str, context: str, gateway: str, domain: str | None) -> str:
     number = _checked("destination", destination, _EXTENSION, "an extension or number")
     if target == "user":
-        at = f"@{_checked('domain', domain, _DOMAIN, 'a domain')}" if domain else ""
-        endpoint = f"user/{number}{at}"
-    elif target == "gateway":
-        endpoint = f"sofia/gateway/{_checked('gateway', gateway, _NAME, 'a gateway name')}/{number}"
-    elif target == "extension":
-        endpoint = f"loopback/{number}/{_checked('context', context, _NAME, 'a context name')}"
-    else:
-        raise InvalidCommand("target", target, "user, extension or gateway")
-    pairs = ",".join(_variable(key, value) for key, value in variables.items())
-    return Command("originate", (f"{{{pairs}}}{endpoint}", "&park()"), background=True)
+        return (
+            f"user/{number}@{_checked('domain', domain, _DOMAIN, 'a domain')}" if domain else f"user/{number}"
+        )
+    if target == "gateway":
+        return f"sofia/gateway/{_checked('gateway', gateway, _NAME, 'a gateway name')}/{number}"
+    if target == "extension":
+        return f"loopback/{number}/{_checked('context', context, _NAME, 'a context name')}"
+    raise InvalidCommand("target", target, "user, extension or gateway")
 
 
 def _variable(key: str, value: str) -> str:

@@ -29,6 +29,7 @@ from typing import Final, Self
 import orjson
 
 from controller.freeswitch.backoff import Backoff
+from controller.freeswitch.commands import SHOW_CALLS, SHOW_CHANNELS, STATUS, Command
 from controller.freeswitch.connection import AuthenticationError, ConnectionLost, EslConnection
 from controller.freeswitch.events import ChannelsResync, Event
 from controller.freeswitch.protocol import EslError, ProtocolError
@@ -219,8 +220,8 @@ class FreeSwitchNode:
     async def _resync(self, conn: EslConnection, placeholder: _Pending) -> None:
         timeout = self.settings.deadlines.resync
         try:
-            channels = parse_show_json(await conn.api("show channels as json", timeout))
-            calls = parse_show_json(await conn.api("show calls as json", timeout))
+            channels = parse_show_json(await conn.api(SHOW_CHANNELS.line, timeout))
+            calls = parse_show_json(await conn.api(SHOW_CALLS.line, timeout))
         except ProtocolError as exc:
             log.error("node %s: resync failed: %s", self.name, exc)
             placeholder.set_exception(exc)
@@ -237,7 +238,7 @@ class FreeSwitchNode:
         with contextlib.suppress(EslError):
             while conn.is_open:
                 await self._sleep(self.settings.keepalive)
-                await conn.api("status", self.settings.deadlines.command)
+                await conn.api(STATUS.line, self.settings.deadlines.command)
 
     # ---- events ----------------------------------------------------------------------------------------
 
@@ -280,6 +281,13 @@ class FreeSwitchNode:
             await self._event_ready.wait()
 
     # ---- commands --------------------------------------------------------------------------------------
+
+    async def execute(self, command: Command, timeout: float | None = None, *, check: bool = True) -> str:
+        """Send ``command``: as ``bgapi`` when it runs in the background (``timeout`` is then its job's
+        deadline), else as ``api``. Raises what ``api`` / ``bgapi`` raise."""
+        if command.background:
+            return await self.bgapi(command.line, timeout, check=check)
+        return await self.api(command.line, timeout, check=check)
 
     async def api(self, command: str, timeout: float | None = None, *, check: bool = True) -> str:
         """``api <command>`` on the current connection (waits up to the deadline for one).

@@ -8,9 +8,14 @@ Facts from audio_stream_wire.txt (section 6) this follows:
   until ``stop``; there is no reconnect. So on a failed start or a lost worker: ``stop`` first, then start on
   the next worker; a lost worker's call also hears a short apology prompt meanwhile instead of silence.
 
+Commands go through ``CommandSender``, and a start's ``::connect`` / ``::error`` is awaited with its
+waiters (``CommandSender.expect``) like every other confirmation. A leg that hangs up while its start waits
+ends the start (``CallConflict``): it is not the worker's fault, so no worker is marked suspect for it.
+
 Exceptions::
 
     NoWorkerAvailable   no healthy worker accepted the stream (the caller decides the fallback)
+    CallConflict        the leg was removed while its stream started (``controller.calls.sender``)
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from typing import TYPE_CHECKING
 
 from controller.calls.changes import AudioStreamChanged, CallChange, ChannelRemoved
 from controller.calls.channel import AudioStreamState
-from controller.calls.playback import RunCommand
-from controller.freeswitch.protocol import EslError
+from controller.calls.control import stream_answered
+from controller.calls.sender import CallConflict, CallError, CommandSender
+from controller.calls.waiters import ChannelGone
+from controller.freeswitch import commands as fc
+from controller.freeswitch.commands import Command, InvalidCommand
 from controller.workers.pool import WorkerInfo, WorkerPool
 
 if TYPE_CHECKING:
@@ -57,7 +65,6 @@ class StreamRequest:
 class _Stream:
     request: StreamRequest
     worker: WorkerInfo | None = None
-    waiter: asyncio.Future[AudioStreamState] | None = None
     failover: asyncio.Task[None] | None = None
     moves: int = 0
     tried: set[str] = field(default_factory=set)
@@ -66,9 +73,9 @@ class _Stream:
 class AgentStreams:
     """Starts, supervises and moves the audio streams of calls; feed it the call model's changes."""
 
-    def __init__(self, pool: WorkerPool, run: RunCommand, settings: WorkerPoolSettings) -> None:
+    def __init__(self, pool: WorkerPool, sender: CommandSender, settings: WorkerPoolSettings) -> None:
         self._pool = pool
-        self._run = run
+        self._sender = sender
         self._connect_timeout = settings.connect_timeout
         self._apology = settings.apology_prompt
         self._max_attempts = settings.max_attempts
@@ -90,6 +97,7 @@ class AgentStreams:
 
         Raises:
             NoWorkerAvailable: no worker connected within ``max_attempts`` tries.
+            CallConflict: the leg was removed meanwhile.
         """
         stream = self._streams.setdefault(request.uuid, _Stream(request))
         return await self._connect(stream)
@@ -101,10 +109,10 @@ class AgentStreams:
             return
         if stream.failover is not None:
             stream.failover.cancel()
-        await self._command(stream.request.node, f"uuid_audio_stream {uuid} stop")
+        await self._command(stream.request.node, fc.stream_stop(uuid))
 
     def apply(self, node: str, change: CallChange) -> None:
-        """Resolve a pending start, or move the call when its worker went away."""
+        """Move the call when its worker went away (a start in progress has no worker yet)."""
         if isinstance(change, ChannelRemoved):
             stream = self._streams.pop(change.uuid, None)
             if stream is not None and stream.failover is not None:
@@ -115,14 +123,7 @@ class AgentStreams:
         stream = self._streams.get(change.uuid)
         if stream is None:
             return
-        if stream.waiter is not None:
-            # A start ends in ::connect or ::error only; MEDIA_BUG_STOP of an earlier stop is not an answer.
-            if (
-                change.state in (AudioStreamState.CONNECTED, AudioStreamState.FAILED)
-                and not stream.waiter.done()
-            ):
-                stream.waiter.set_result(change.state)
-        elif change.state in _LOST and stream.failover is None and stream.worker is not None:
+        if change.state in _LOST and stream.failover is None and stream.worker is not None:
             worker = stream.worker.worker_id if stream.worker else "?"
             log.warning(
                 "%s: worker %s closed the stream (%s %s)", change.uuid, worker, change.code, change.reason
@@ -131,56 +132,59 @@ class AgentStreams:
 
     async def _connect(self, stream: _Stream) -> WorkerInfo:
         request = stream.request
-        loop = asyncio.get_running_loop()
         for _ in range(self._max_attempts):
+            if self._streams.get(request.uuid) is not stream:
+                raise CallConflict(f"{request.uuid}: the leg ended or its stream was stopped meanwhile")
             # Only a first pick waits: a failover moves on to the next worker or gives up at once.
             wait_s = 0.0 if stream.tried else self._wait_s
             worker = await self._pool.wait_pick(wait_s, exclude=stream.tried)
             if worker is None:
                 break
             stream.tried.add(worker.worker_id)
-            stream.waiter = loop.create_future()
-            rate = "16k" if request.rate == 16000 else "8k"
-            command = (
-                f"uuid_audio_stream {request.uuid} start {worker.stream_url(request.call_id)} mono {rate}"
+            url = worker.stream_url(request.call_id)
+            state = await self._attempt(
+                request, fc.stream_start(request.uuid, url, request.rate, request.metadata)
             )
-            state = await self._attempt(request.node, f"{command} {request.metadata}", stream.waiter)
             if state is AudioStreamState.CONNECTED:
-                stream.worker, stream.waiter = worker, None
+                stream.worker = worker
                 return worker
             log.warning("%s: worker %s did not take the stream (%s)", request.uuid, worker.worker_id, state)
             self._pool.suspect(worker.worker_id)
-            await self._command(request.node, f"uuid_audio_stream {request.uuid} stop")
-        stream.waiter = None
+            await self._command(request.node, fc.stream_stop(request.uuid))
         raise NoWorkerAvailable(
             f"{request.uuid}: no worker accepted the stream (tried {sorted(stream.tried)})"
         )
 
-    async def _attempt(
-        self, node: str, command: str, waiter: asyncio.Future[AudioStreamState]
-    ) -> AudioStreamState | str:
+    async def _attempt(self, request: StreamRequest, command: Command) -> AudioStreamState | str:
+        """Start, then wait for ``::connect`` / ``::error``; the reason as text when neither came."""
+        answered = self._sender.expect(request.uuid, stream_answered)
         try:
-            await self._run(node, command)
-        except EslError as exc:
-            return f"start refused: {exc}"
-        try:
+            try:
+                await self._sender.run(request.node, command)
+            except CallError as exc:
+                return f"start refused: {exc}"
             async with asyncio.timeout(self._connect_timeout):
-                return await waiter
+                change = await answered
         except TimeoutError:
             return "no ::connect within the deadline"
+        except ChannelGone as exc:
+            raise CallConflict(f"{request.uuid}: {exc} while its stream started") from exc
+        finally:
+            answered.cancel()
+        return change.state if isinstance(change, AudioStreamChanged) else f"unexpected {change}"
 
     async def _move(self, stream: _Stream) -> None:
         request = stream.request
         if self._apology:
-            await self._command(request.node, f"uuid_broadcast {request.uuid} {self._apology} aleg")
-        await self._command(request.node, f"uuid_audio_stream {request.uuid} stop")
+            await self._command(request.node, self._apology_command(request.uuid))
+        await self._command(request.node, fc.stream_stop(request.uuid))
         if stream.worker is not None:
             self._pool.suspect(stream.worker.worker_id)
         stream.tried = {stream.worker.worker_id} if stream.worker else set()
         stream.worker = None
         try:
             worker = await self._connect(stream)
-        except NoWorkerAvailable as exc:
+        except (NoWorkerAvailable, CallConflict) as exc:
             log.error("%s", exc)
             return
         finally:
@@ -188,11 +192,20 @@ class AgentStreams:
         stream.moves += 1
         log.info("%s: stream moved to worker %s", request.uuid, worker.worker_id)
 
-    async def _command(self, node: str, command: str) -> None:
+    def _apology_command(self, uuid: str) -> Command | None:
         try:
-            await self._run(node, command)
-        except EslError as exc:  # e.g. stop after ::error: the bug is already gone
-            log.debug("%s: %s", command.split(" ", 2)[:2], exc)
+            return fc.broadcast(uuid, self._apology or "")
+        except InvalidCommand as exc:
+            log.warning("%s: apology prompt not played: %s", uuid, exc)
+            return None
+
+    async def _command(self, node: str, command: Command | None) -> None:
+        if command is None:
+            return
+        try:
+            await self._sender.run(node, command)
+        except CallError as exc:  # e.g. stop after ::error: the bug is already gone
+            log.debug("%s: %s", command.args[:2], exc)
 
     async def aclose(self) -> None:
         """Cancel pending moves (bounded wait)."""

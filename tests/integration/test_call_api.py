@@ -20,6 +20,7 @@ from tests.controllerkit import RunningController, running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.fsemu.wire import Event
 
+B = "11111111-2222-3333-4444-555555555555"
 ROUTES = [{"destination": "^7102$", "action": "echo"}]
 
 
@@ -139,6 +140,10 @@ async def test_errors_are_json_and_name_the_field(tmp_path: Path) -> None:
         bad_var = await _post(
             rc, "/v1/calls", {"target": "user", "destination": "1001", "variables": {"a": "x,b=y"}}
         )
+        # Regression: a variable the controller sets itself replaced its value, so the call id returned
+        # (our origination_uuid) was not the uuid of the leg FreeSWITCH made.
+        own = {"target": "extension", "destination": "7104", "variables": {"origination_uuid": B}}
+        own_uuid = await _post(rc, "/v1/calls", own)
         no_gateway = await _post(rc, "/v1/calls", {"target": "gateway", "destination": "15551234"})
         bad_cause = await _post(rc, "/v1/calls/x/hangup", {"cause": "BECAUSE"})
         bad_cursor = await _get(rc, "/v1/cdrs?cursor=!!!")
@@ -164,6 +169,9 @@ async def test_errors_are_json_and_name_the_field(tmp_path: Path) -> None:
     assert injection[1]["error"]["field"] == "destination"
     assert bad_var[0] == 422
     assert bad_var[1]["error"]["field"] == "variables"
+    assert own_uuid[0] == 422
+    assert own_uuid[1]["error"]["field"] == "variables"
+    assert "origination_uuid" in own_uuid[1]["error"]["reason"]
     assert no_gateway[0] == 422
     assert no_gateway[1]["error"]["field"] == "gateway"
     assert bad_cause[0] == 422

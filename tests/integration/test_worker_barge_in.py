@@ -20,6 +20,8 @@ import pytest
 
 from controller.calls import AudioStreamMessage, CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
+from controller.calls.sender import CommandSender
+from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import FreeSwitchNodeSettings
 from media_worker.turns import TurnEnded
@@ -47,7 +49,7 @@ async def controller(fs: FreeSwitchEmulator) -> AsyncIterator[tuple[FreeSwitchNo
     model = CallModel()
     loop = asyncio.get_running_loop()
     async with FreeSwitchNode(settings) as node:
-        playback = AgentPlayback(lambda _, command: node.api(command))
+        playback = AgentPlayback(CommandSender({node.name: node}, ChangeWaiters()))
 
         async def follow() -> None:
             async for event in node.events():

@@ -1,9 +1,10 @@
 """The controller's worker pool: real worker processes heartbeat in; streams fail over and move.
 
 Workers run as their own processes (``python -m media_worker``) and heartbeat to the controller's API;
-the controller's ESL side is FreeSwitchNode + CallModel + AgentPlayback + AgentStreams against the
-emulator. A worker killed mid-call (SIGKILL, by the PID this test started) makes mod_audio_stream fire
-``::disconnect``; the call must be streaming to the other worker within 1 s, with the apology prompt.
+the controller's ESL side is FreeSwitchNode + CallModel + AgentPlayback + AgentStreams (one CommandSender)
+against the emulator. A worker killed mid-call (SIGKILL, by the PID this test started) makes
+mod_audio_stream fire ``::disconnect``; the call must be streaming to the other worker within 1 s, with the
+apology prompt.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from controller.api.spec import ApiSpec
 from controller.api.workers import add_worker_routes
 from controller.calls import CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
+from controller.calls.sender import CallConflict, CommandSender
+from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import FreeSwitchNodeSettings, WorkerPoolSettings
-from controller.workers.pool import WorkerPool
+from controller.workers.pool import Heartbeat, WorkerPool
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from tests.appkit import served
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
@@ -117,14 +120,17 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
     model = CallModel()
     loop = asyncio.get_running_loop()
     async with FreeSwitchNode(settings) as node:
-        playback = AgentPlayback(lambda _, command: node.api(command))
+        waiters = ChangeWaiters()
+        sender = CommandSender({node.name: node}, waiters)
+        playback = AgentPlayback(sender)
         pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
-        streams = AgentStreams(ctl.pool, lambda _, command: node.api(command), pool_settings)
+        streams = AgentStreams(ctl.pool, sender, pool_settings)
         ctl.node, ctl.streams = node, streams
 
         async def follow() -> None:
             async for event in node.events():
                 for change in model.apply(node.name, event):
+                    waiters.apply(node.name, change)
                     playback.apply(node.name, change)
                     streams.apply(node.name, change)
                     if isinstance(change, PlaybackChanged):
@@ -233,3 +239,36 @@ async def test_no_worker_means_a_clear_error(tmp_path: Path) -> None:
         uuid = await fs.inject_inbound_call()
         with pytest.raises(NoWorkerAvailable):
             await ctl.streams.start(StreamRequest("fs1", uuid, "none", 8000, '{"call_id":"none"}'))
+
+
+async def test_a_hangup_while_the_stream_starts_blames_no_worker(tmp_path: Path) -> None:
+    """A leg that hangs up while its start waits for ``::connect`` ends the start at once.
+
+    Regression: AgentStreams kept its own future beside the call-control waiters, which a hangup never
+    resolved, so the start ran out the connect deadline, marked the worker suspect, and went on to start
+    (and mark) every other worker on the dead leg.
+    """
+    hung = await _silent_server()
+    url = f"ws://127.0.0.1:{hung.sockets[0].getsockname()[1]}"
+    async with (
+        controller_api() as ctl,
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        controller_media(ctl, fs, "") as _,
+    ):
+        assert ctl.node is not None
+        assert ctl.streams is not None
+        for worker_id in ("h1", "h2"):
+            beat = Heartbeat(worker_id=worker_id, url=url, capacity=10, streams=0, heartbeat_s=60)
+            ctl.pool.heartbeat(beat)
+        uuid = await fs.inject_inbound_call()
+        await ctl.node.api(f"uuid_answer {uuid}")
+        meta = f'{{"call_id":"{uuid}","sample_rate":8000,"call_type":"sip"}}'
+        start = asyncio.create_task(ctl.streams.start(StreamRequest("fs1", uuid, uuid, 8000, meta)))
+        await fs.wait_for(lambda: uuid in fs.audio_stream_sessions)  # the start is out, connecting
+        await ctl.node.api(f"uuid_kill {uuid}")
+        with pytest.raises(CallConflict, match="ended"):
+            await asyncio.wait_for(start, 0.4)  # before the 0.5 s connect deadline
+        states = ctl.pool.count_by_state()
+    hung.close()
+    assert states["suspect"] == 0
+    assert states["healthy"] == 2

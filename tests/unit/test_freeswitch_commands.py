@@ -8,6 +8,7 @@ invariant: *build a line with the builder's word count and no control character,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -68,17 +69,40 @@ def test_lines_are_exact(command: Command, line: str) -> None:
     assert not command.background
 
 
+def originate(target: fc.Target, destination: str, **kw: Any) -> Command:
+    """``fc.originate`` for leg A with a 30 s ring timeout."""
+    return fc.originate(target, destination, uuid=A, timeout_s=30, **kw)
+
+
 def test_originate_lines_per_target() -> None:
-    variables = {"origination_uuid": A, "originate_timeout": "30", "switchyard_agent": "sales"}
-    pairs = f"origination_uuid={A},originate_timeout=30,switchyard_agent=sales"
-    extension = fc.originate("extension", "7104", variables, context="switchyard")
-    assert extension.line == f"originate {{{pairs}}}loopback/7104/switchyard &park()"
+    own = f"origination_uuid={A},originate_timeout=30"
+    extension = originate(
+        "extension",
+        "7104",
+        variables={"x": "1", "y": ""},
+        caller_id_number="4000",
+        caller_id_name="Front_Desk",
+        tags={"switchyard_agent": "sales"},
+        context="switchyard",
+    )
+    assert extension.line == (
+        f"originate {{{own},x=1,y=,origination_caller_id_number=4000,origination_caller_id_name=Front_Desk,"
+        "switchyard_agent=sales}loopback/7104/switchyard &park()"
+    )
     assert extension.background
-    user = fc.originate("user", "1001", {"origination_uuid": A}, domain="pbx.test")
-    assert user.line == f"originate {{origination_uuid={A}}}user/1001@pbx.test &park()"
-    assert fc.originate("user", "1001", {}).line == "originate {}user/1001 &park()"
-    gateway = fc.originate("gateway", "+15551234", {"x": ""}, gateway="trunk-1")
-    assert gateway.line == "originate {x=}sofia/gateway/trunk-1/+15551234 &park()"
+    user = originate("user", "1001", domain="pbx.test")
+    assert user.line == f"originate {{{own}}}user/1001@pbx.test &park()"
+    assert originate("user", "1001").line == f"originate {{{own}}}user/1001 &park()"
+    gateway = originate("gateway", "+15551234", gateway="trunk-1")
+    assert gateway.line == f"originate {{{own}}}sofia/gateway/trunk-1/+15551234 &park()"
+
+
+@pytest.mark.parametrize("name", ["origination_uuid", "originate_timeout", "origination_caller_id_name"])
+def test_originate_variables_cannot_replace_the_builders_own(name: str) -> None:
+    with pytest.raises(InvalidCommand) as info:
+        originate("user", "1001", variables={name: B})
+    assert info.value.field == "variables"
+    assert name in info.value.reason
 
 
 UNPRINTABLE = [" ", "a b", "a\nb", "a\r", "a\n", "\n", "a\tb", "a\x00", "a\x7f", "a\x85", "a\u2028", "é"]
@@ -100,12 +124,17 @@ BUILDERS: dict[str, tuple[Build, str, tuple[str, ...]]] = {
     "record": (lambda v: fc.record_start(A, f"/rec/{v}"), "path", (*UNPRINTABLE, *STRUCTURAL)),
     "stream url": (lambda v: fc.stream_start(A, f"ws://h/{v}", 8000, "{}"), "url", EVERYTHING),
     "send_text": (lambda v: fc.stream_send_text(A, "{" + v + "}"), "text", tuple(UNPRINTABLE)),  # JSON
-    "originate destination": (lambda v: fc.originate("user", v, {}), "destination", EVERYTHING),
-    "originate context": (lambda v: fc.originate("extension", "7", {}, context=v), "context", EVERYTHING),
-    "originate gateway": (lambda v: fc.originate("gateway", "7", {}, gateway=v), "gateway", EVERYTHING),
-    "originate domain": (lambda v: fc.originate("user", "7", {}, domain="d" + v), "domain", EVERYTHING),
-    "originate value": (lambda v: fc.originate("user", "7", {"k": v}), "k", EVERYTHING),
-    "originate name": (lambda v: fc.originate("user", "7", {"k" + v: "1"}), "variables", EVERYTHING),
+    "originate destination": (lambda v: originate("user", v), "destination", EVERYTHING),
+    "originate context": (lambda v: originate("extension", "7", context=v), "context", EVERYTHING),
+    "originate gateway": (lambda v: originate("gateway", "7", gateway=v), "gateway", EVERYTHING),
+    "originate domain": (lambda v: originate("user", "7", domain="d" + v), "domain", EVERYTHING),
+    "originate value": (lambda v: originate("user", "7", variables={"k": v}), "k", EVERYTHING),
+    "originate name": (lambda v: originate("user", "7", variables={"k" + v: "1"}), "variables", EVERYTHING),
+    "originate caller": (
+        lambda v: originate("user", "7", caller_id_name=v),
+        "origination_caller_id_name",
+        EVERYTHING,
+    ),
     "flush": (lambda v: fc.flush_inbound_reg(f"u{v}@d"), "address", EVERYTHING),
 }
 CASES = [(name, value) for name, (_, _, refused) in BUILDERS.items() for value in refused]
@@ -141,7 +170,10 @@ def test_each_argument_refuses_hostile_text(name: str, value: str) -> None:
         (lambda: fc.stream_send_text(A, "x" * 4097), "text"),
         (lambda: fc.transfer_inline(A, []), "apps"),
         (lambda: fc.transfer_inline(A, [("bridge", "sofia/gw/1:2")]), "bridge"),
-        (lambda: fc.originate("loopback", "7", {}), "target"),  # type: ignore[arg-type]
+        (lambda: originate("loopback", "7"), "target"),  # type: ignore[arg-type]
+        (lambda: originate("user", "7", caller_id_number="4000 x"), "origination_caller_id_number"),
+        (lambda: fc.originate("user", "7", uuid="x", timeout_s=30), "uuid"),
+        (lambda: fc.originate("user", "7", uuid=A, timeout_s=0), "timeout_s"),
         (lambda: fc.flush_inbound_reg("u@d", "in ternal"), "profile"),
         (lambda: Command("bgapi", ("x",)), "verb"),
         (lambda: Command("uuid_kill", ("a b",)), "uuid_kill"),
@@ -159,7 +191,7 @@ WORDS = {
     "answer uuid": 2, "kill cause": 3, "bridge other": 3, "transfer destination": 5, "transfer context": 5,
     "inline arg": 4, "inline app": 4, "dtmf": 3, "broadcast": 4, "record": 4, "send_text": 4,
     "originate destination": 3, "originate context": 3, "originate gateway": 3, "originate domain": 3,
-    "originate value": 3, "originate name": 3, "flush": 6, "stream url": 7,
+    "originate value": 3, "originate name": 3, "originate caller": 3, "flush": 6, "stream url": 7,
 }  # fmt: skip
 
 

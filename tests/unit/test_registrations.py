@@ -4,8 +4,8 @@ The register event is the one FreeSWITCH 1.10.12 sent for sipp's REGISTER of use
 (esl_inbound_session.txt SESSION 2), through our real parser and decoder. ``sofia::unregister`` and
 ``sofia::expire`` were not captured: they are built with the headers sofia_reg.c adds
 (sofia_reg_handle_register_token line 2213, sofia_reg_del_callback line 726), on the capture's core headers.
-The recount's ``run`` is a plain coroutine standing in for the node's ``api`` (the emulator test covers the
-real command).
+The recount goes through the real ``CommandSender``; a plain object stands in for the node's ``execute``
+(the emulator test covers the real command).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import pytest
 
+from controller.calls.sender import CommandSender
+from controller.calls.waiters import ChangeWaiters
+from controller.freeswitch.commands import Command
 from controller.freeswitch.connection import ConnectionLost
 from controller.freeswitch.decode import decode_event_json
 from controller.freeswitch.events import ChannelsResync, Event
@@ -96,14 +98,16 @@ def table(*rows: tuple[str, str, str]) -> str:
 
 
 class Node:
-    """Stands in for ``Controller._run``: records commands, answers with ``reply`` (awaited if a future)."""
+    """Stands in for ``FreeSwitchNode``: records commands, answers with ``reply`` (awaited if a future)."""
+
+    connected = True
 
     def __init__(self, reply: str | BaseException | asyncio.Future[str] = '{"row_count": 0}\n') -> None:
         self.reply = reply
-        self.commands: list[tuple[str, str]] = []
+        self.commands: list[str] = []
 
-    async def __call__(self, node: str, command: str) -> str:
-        self.commands.append((node, command))
+    async def execute(self, command: Command, timeout: float | None = None, *, check: bool = True) -> str:
+        self.commands.append(command.line)
         if isinstance(self.reply, BaseException):
             raise self.reply
         if isinstance(self.reply, asyncio.Future):
@@ -111,8 +115,8 @@ class Node:
         return self.reply
 
 
-def tracker(node: Callable[[str, str], Awaitable[str]] | None = None, **kw: Any) -> SipRegistrations:
-    return SipRegistrations(node or Node(), ["fs1"], **kw)
+def tracker(node: Node | None = None, **kw: Any) -> SipRegistrations:
+    return SipRegistrations(CommandSender({"fs1": node or Node()}, ChangeWaiters()), ["fs1"], **kw)
 
 
 async def recounted(regs: SipRegistrations, node: str = "fs1") -> None:
@@ -193,7 +197,7 @@ async def test_resync_recounts_from_show_registrations() -> None:
     regs.apply("fs1", register("1009", "gone-while-away"))
     regs.apply("fs1", RESYNC)
     await recounted(regs)
-    assert node.commands == [("fs1", RECOUNT_COMMAND)]
+    assert node.commands == ["show registrations as json"] == [RECOUNT_COMMAND.line]
     assert regs.counts() == {("fs1", "internal"): 1}
     assert regs.recounts == 1
     regs.apply("fs1", captured_register())  # the listed contact refreshing: still one
