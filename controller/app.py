@@ -1,9 +1,13 @@
 """The controller assembled: nodes, call model, consumers of its changes, and the HTTP API.
 
 Data flows one way (ARCHITECTURE.md): node events → ``CallModel.apply`` → changes → consumers, in this
-order: confirmation waiters, playback, agent streams, router, CDRs, metrics, event feed. API handlers only
-issue commands through ``CallControl``; the events those cause update the model. Every node event also
-goes to ``SipRegistrations`` (sofia's registration events; a recount after each resync).
+order: confirmation waiters, playback, agent streams, router, CDRs, metrics, event feed. Every command to
+FreeSWITCH goes through the one ``CommandSender``. Every node event also goes to ``SipRegistrations``
+(sofia's registration events; a recount after each resync).
+
+The HTTP API sees only the ports the controller builds for it (``controller.api.ports.ApiPorts``): API
+handlers issue commands through ``CallControl``, and the events those cause update the model. The
+controller owns every service behind them, the browser identities and their expiry timer included.
 
 ``Controller`` is used as ``async with Controller(settings) as c: await c.serve(stop)``; tests run it against
 the FreeSWITCH emulator with ``api.port: 0`` and read ``c.api_port``.
@@ -22,6 +26,7 @@ from typing import Protocol, Self
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from controller.api.ports import ApiPorts, JanusEvents
 from controller.api.server import build_app
 from controller.calls.cdr import CdrRecorder
 from controller.calls.changes import CallChange
@@ -37,7 +42,9 @@ from controller.feed import EventFeed
 from controller.freeswitch.events import ChannelsResync
 from controller.freeswitch.node import FreeSwitchNode
 from controller.janus.adapter import JanusAdapter
+from controller.janus.browsers import AdapterTokens, BrowserUsers
 from controller.janus.link import WebrtcLinks
+from controller.janus.metrics import JanusMetrics
 from controller.metrics import ControllerMetrics
 from controller.registrations import SipRegistrations
 from controller.settings import Settings
@@ -84,7 +91,13 @@ class Controller:
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
         self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
         self.sender = CommandSender(self.nodes, self.waiters)  # every command to FreeSWITCH goes through it
-        self.control = CallControl(self.model, self.sender, calls.deadlines.confirm)
+        self.control = CallControl(
+            self.model,
+            self.sender,
+            calls.deadlines.confirm,
+            sip_domain=calls.sip_domain,
+            originate_margin=calls.deadlines.originate_margin,
+        )
         self.playback = AgentPlayback(self.sender)
         self.streams = AgentStreams(self.pool, self.sender, settings.workers)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
@@ -96,7 +109,7 @@ class Controller:
             registry or CollectorRegistry(),
             lambda: len(self.model.calls),
             {name: _is_connected(node) for name, node in self.nodes.items()},
-            node_channels=lambda: _channels_per_node(self.model, self.nodes),
+            node_channels=self.node_channels,
             sip_registrations=self.registrations.counts,
             workers=self.pool.count_by_state,
         )
@@ -107,12 +120,52 @@ class Controller:
             sip_domain=calls.sip_domain,
             on_decision=self._routed,
         )
+        janus = settings.janus
+        self.janus_metrics = JanusMetrics(self.metrics.registry) if janus.events.enabled else None
+        # Browser identities (POST /v1/webrtc/session); their expired users' registrations are flushed.
+        self.browsers = (
+            BrowserUsers(
+                AdapterTokens(self.janus),
+                calls.sip_domain or settings.sip.domain,
+                janus.session_ttl_s,
+                unregister=self.registrations.flush,
+            )
+            if self.janus is not None and janus.directory.enabled
+            else None
+        )
         self.consumers: tuple[ChangeConsumer, ...] = (
             self.waiters, self.playback, self.streams, self.router, self.cdrs, self.metrics, self.feed,
         )  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
         self.api_port = 0
+
+    def node_channels(self) -> dict[str, int]:
+        """Live channels of the model per node (every configured node present)."""
+        return _channels_per_node(self.model, self.nodes)
+
+    def route_table(self) -> RouteTable:
+        """The route table in use."""
+        return self.router.table
+
+    def api_ports(self) -> ApiPorts:
+        """What the HTTP API may use of the controller."""
+        events = self.janus_metrics
+        return ApiPorts(
+            calls=self.control,
+            streams=self.streams,
+            workers=self.pool,
+            cdrs=self.store,
+            registrations=self.registrations,
+            nodes=self.nodes,
+            channels_per_node=self.node_channels,
+            routes=self,
+            feed=self.feed,
+            metrics=self.metrics.registry,
+            janus=self.janus,
+            janus_events=None if events is None else JanusEvents(events, self.webrtc_links.apply),
+            browsers=self.browsers,
+        )
 
     def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
         self.metrics.routed(decision, seconds)
@@ -143,6 +196,10 @@ class Controller:
             # Before the API, so the API's browser identities can still remove their Janus tokens when the
             # API shuts down; entering does not wait for Janus to be up.
             await stack.enter_async_context(self.janus)
+        if self.browsers is not None:
+            # Closed after the API, before Janus: expiring the identities removes their Janus tokens.
+            self.browsers.start()
+            stack.push_async_callback(self.browsers.aclose)
         await self._serve_api()
         for node in self.nodes.values():
             await stack.enter_async_context(node)
@@ -158,7 +215,8 @@ class Controller:
         await self._stack.aclose()
 
     async def _serve_api(self) -> None:
-        app = build_app(self)
+        s = self.settings
+        app = build_app(self.api_ports(), s.api, s.calls, s.janus)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -31,8 +31,15 @@ journal is replayed on top (adding and removing are idempotent). The result is "
 event since the subscription", whether the reply came before or after those events. While a node is down
 its last known contacts stay.
 
+Listing and flushing go through the same sender: ``table`` is every configured node's ``show
+registrations`` (``GET /v1/registrations``), ``flush`` removes a user's registrations on every connected
+node with ``sofia profile internal flush_inbound_reg <user>@<domain> reboot`` (mod_sofia.c ``cmd_profile``:
+a ``user@domain`` argument selects that user's rows in sofia_reg.c ``sofia_reg_expire_call_id``; ``reboot``
+also sends the client a reboot NOTIFY), e.g. when a browser identity expires.
+
 Exception tree: nothing is raised. A failed recount (the sender's ``CallError``, or a reply that is not the
-JSON shape: ``ProtocolError``) is logged and the contacts kept from events stay.
+JSON shape: ``ProtocolError``) is logged and the contacts kept from events stay; a node that cannot be
+listed is named in ``RegistrationTable.unreachable``; a failed flush is logged.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from controller.calls.sender import CallError, CommandSender
-from controller.freeswitch.commands import SHOW_REGISTRATIONS
+from controller.freeswitch.commands import SHOW_REGISTRATIONS, InvalidCommand, flush_inbound_reg
 from controller.freeswitch.events import ChannelsResync, Event, OtherEvent
 from controller.freeswitch.node import NodeEvent, parse_show_json
 from controller.freeswitch.protocol import ProtocolError
@@ -53,6 +60,7 @@ __all__ = [
     "RECOUNT_COMMAND",
     "SUBCLASSES",
     "RegistrationEvent",
+    "RegistrationTable",
     "SipRegistrations",
     "registration_event",
     "registrations_from_rows",
@@ -61,6 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RECOUNT_COMMAND: Final = SHOW_REGISTRATIONS
+_ASK_DEADLINE_S: Final = 5.0  # listing and flushing, per node
 
 RegistrationKind = Literal["register", "unregister", "expire"]
 
@@ -81,6 +90,14 @@ class RegistrationEvent:
     user: str
     host: str
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationTable:
+    """``show registrations`` of every configured node: (node, row) pairs, and the nodes not listed."""
+
+    rows: tuple[tuple[str, Mapping[str, str]], ...]
+    unreachable: tuple[str, ...]
 
 
 def _text(raw: Mapping[str, Any], name: str) -> str:
@@ -178,7 +195,8 @@ class SipRegistrations:
         self._sender = sender
         self._profiles = tuple(profiles)
         self._multiple = multiple_registrations
-        self._nodes = {node: _NodeContacts(self._profiles) for node in nodes}
+        self._configured = tuple(nodes)
+        self._nodes = {node: _NodeContacts(self._profiles) for node in self._configured}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.recounts = 0
 
@@ -204,6 +222,35 @@ class SipRegistrations:
             for node, contacts in self._nodes.items()
             for profile, n in contacts.counts().items()
         }
+
+    async def table(self) -> RegistrationTable:
+        """What every configured node lists now (a node down is waited for up to 5 s, then unreachable)."""
+        rows: list[tuple[str, Mapping[str, str]]] = []
+        unreachable: list[str] = []
+        for node in self._configured:
+            try:
+                listed = parse_show_json(await self._sender.run(node, SHOW_REGISTRATIONS, _ASK_DEADLINE_S))
+            except (CallError, ProtocolError) as exc:
+                log.warning("node %s: show registrations: %s", node, exc)
+                unreachable.append(node)
+                continue
+            rows += [(node, row) for row in listed]
+        return RegistrationTable(tuple(rows), tuple(unreachable))
+
+    async def flush(self, address: str) -> None:
+        """Remove the registrations of ``user@domain`` on every connected node (failures are logged)."""
+        try:
+            command = flush_inbound_reg(address)
+        except InvalidCommand as exc:
+            log.warning("registrations of %r not flushed: %s", address, exc)
+            return
+        for node, up in self._sender.connected().items():
+            if not up:
+                continue
+            try:
+                await self._sender.run(node, command, _ASK_DEADLINE_S)
+            except CallError as exc:
+                log.warning("node %s: %s: %s", node, command, exc)
 
     def recount_task(self, node: str) -> asyncio.Task[None] | None:
         """The recount of ``node`` in progress (None when there is none)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -29,17 +29,16 @@ from controller.api.models import (
     StreamBody,
     TransferBody,
 )
+from controller.api.ports import Calls, WorkerStreams
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.channel import Call, Channel
-from controller.calls.control import CallControl
-from controller.calls.originate import Originate, originate
+from controller.calls.originate import Originate
+from controller.calls.registry import CallRegistry
 from controller.calls.router import stream_request
 from controller.calls.sender import CallError, UnknownCall
+from controller.settings import CallSettings
 from controller.store import from_epoch_us
 from controller.workers.streams import NoWorkerAvailable
-
-if TYPE_CHECKING:
-    from controller.app import Controller
 
 __all__ = ["add_call_routes"]
 
@@ -65,9 +64,9 @@ def _leg_view(ch: Channel) -> LegView:
     )
 
 
-def call_view(control: CallControl, call: Call) -> CallView:
+def call_view(model: CallRegistry, call: Call) -> CallView:
     """The API view of a call (legs still in the model)."""
-    legs = [ch for uuid in call.legs if (ch := control.model.channel(uuid)) is not None]
+    legs = [ch for uuid in call.legs if (ch := model.channel(uuid)) is not None]
     return CallView(
         id=call.id,
         node=call.node,
@@ -81,9 +80,10 @@ def call_view(control: CallControl, call: Call) -> CallView:
 
 
 class _Calls:
-    def __init__(self, c: Controller) -> None:
-        self.c = c
-        self.control = c.control
+    def __init__(self, control: Calls, streams: WorkerStreams, settings: CallSettings) -> None:
+        self.control = control
+        self.streams = streams
+        self.settings = settings
 
     def _leg(self, req: Request) -> Channel:
         body: LegBody = req.body
@@ -93,16 +93,15 @@ class _Calls:
         return ActionResult(call_id=ch.call_id, leg=ch.uuid, result=result, files=files or [])
 
     async def list(self, req: Request) -> CallList:
-        return CallList(
-            items=[call_view(self.control, call) for call in list(self.control.model.calls.values())]
-        )
+        model = self.control.model
+        return CallList(items=[call_view(model, call) for call in list(model.calls.values())])
 
     async def get(self, req: Request) -> CallView:
         call_id = req.path["id"]
         call = self.control.model.call(call_id) or self.control.model.ended_call(call_id)
         if call is None:
             raise UnknownCall(f"no call {call_id}", "id")
-        return call_view(self.control, call)
+        return call_view(self.control.model, call)
 
     async def originate(self, req: Request) -> CallCreated:
         body: OriginateBody = req.body
@@ -114,27 +113,25 @@ class _Calls:
             target=body.target,
             destination=body.destination,
             gateway=body.gateway or "",
-            context=body.context or self.c.settings.calls.context,
+            context=body.context or self.settings.context,
             agent=body.agent or "",
             caller_id_number=body.caller_id_number or "",
             caller_id_name=body.caller_id_name or "",
             timeout_s=body.timeout_s,
             variables=dict(body.variables),
         )
-        calls = self.c.settings.calls
-        uuid = await originate(
-            self.control.sender, request, calls.sip_domain, calls.deadlines.originate_margin
-        )
+        uuid = await self.control.originate(request)
         return CallCreated(call_id=uuid, node=node)
 
     def _pick_node(self, name: str | None) -> str:
+        nodes = self.control.nodes()
         if name is not None:
-            if name not in self.c.nodes:
+            if name not in nodes:
                 raise ApiError(422, f"unknown node {name!r}", "node")
             return name
-        for node in self.c.nodes.values():
-            if node.connected:
-                return node.name
+        for node, connected in nodes.items():
+            if connected:
+                return node
         raise ApiError(503, "no FreeSWITCH node is connected", "node")
 
     async def answer(self, req: Request) -> ActionResult:
@@ -166,7 +163,7 @@ class _Calls:
     async def transfer(self, req: Request) -> ActionResult:
         body: TransferBody = req.body
         ch = self._leg(req)
-        context = body.context or self.c.settings.calls.context
+        context = body.context or self.settings.context
         await self.control.transfer(ch, body.destination, context)
         return self._done(ch, "transferred")
 
@@ -199,7 +196,7 @@ class _Calls:
         if body.action == "stop":
             return self._done(ch, "stopped", await self.control.record_stop(ch))
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = f"{self.c.settings.calls.recordings_dir}/{ch.call_id}/{ch.uuid}-{stamp}-{next(_COUNTER)}.wav"
+        path = f"{self.settings.recordings_dir}/{ch.call_id}/{ch.uuid}-{stamp}-{next(_COUNTER)}.wav"
         await self.control.record_start(ch, path)
         return self._done(ch, "recording", [path])
 
@@ -214,7 +211,7 @@ class _Calls:
             await self.control.stream_start(ch, body.url, request.rate, request.metadata)
             return self._done(ch, "streaming")
         try:
-            worker = await self.c.streams.start(request)
+            worker = await self.streams.start(request)
         except NoWorkerAvailable as exc:
             raise ApiError(409, str(exc), "url") from exc
         return self._done(ch, f"streaming to {worker.worker_id}")
@@ -223,9 +220,11 @@ class _Calls:
 Handler = Callable[[Request], Coroutine[Any, Any, BaseModel | web.StreamResponse]]
 
 
-def add_call_routes(app: web.Application, spec: ApiSpec, c: Controller) -> None:
-    """Mount the call routes."""
-    h = _Calls(c)
+def add_call_routes(
+    app: web.Application, spec: ApiSpec, calls: Calls, streams: WorkerStreams, settings: CallSettings
+) -> None:
+    """Mount the call routes: ``calls`` acts, ``streams`` picks workers, ``settings`` give the defaults."""
+    h = _Calls(calls, streams, settings)
     spec.add(app, Operation("GET", "/v1/calls", "List live calls", h.list, response=CallList))
     spec.add(
         app,

@@ -28,8 +28,9 @@ from xml.sax.saxutils import quoteattr
 from aiohttp import web
 
 from controller.api.janus_events import BasicAuth
+from controller.api.ports import BrowserIdentities
 from controller.api.spec import ApiError
-from controller.janus.browsers import BrowserUser, BrowserUsers
+from controller.janus.browsers import BrowserUser
 
 __all__ = ["DIAL_STRING", "NOT_FOUND", "add_directory_routes", "directory_answer"]
 
@@ -49,7 +50,7 @@ _REALM: Final = "switchyard-freeswitch-directory"
 _MAX_BODY: Final = 64 * 1024
 
 
-def directory_answer(form: Mapping[str, str], users: BrowserUsers, context: str) -> str:
+def directory_answer(form: Mapping[str, str], users: BrowserIdentities, context: str) -> str:
     """The XML answer to one mod_xml_curl lookup: the browser user (dialling in ``context``), or
     ``NOT_FOUND``."""
     if form.get("section") != "directory" or form.get("tag_name", "domain") != "domain":
@@ -85,7 +86,7 @@ def _user_document(domain: str, user: BrowserUser, context: str) -> str:
 
 
 def add_directory_routes(
-    app: web.Application, users: BrowserUsers, user: str, password: str, context: str
+    app: web.Application, users: BrowserIdentities, user: str, password: str, context: str
 ) -> None:
     """Add ``POST /freeswitch/directory`` to ``app``: basic auth ``user``/``password``; the users dial
     in the dialplan ``context``."""

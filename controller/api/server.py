@@ -1,22 +1,23 @@
-"""The controller's aiohttp application: every operation, and ``/openapi.json`` generated from them."""
+"""The controller's aiohttp application: every operation, and ``/openapi.json`` generated from them.
+
+``build_app`` mounts the routes on the ports the controller hands it (``controller.api.ports``); it builds
+no service of its own.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from controller.api.calls import add_call_routes
 from controller.api.janus_events import add_janus_event_routes
 from controller.api.phone import add_phone_routes
+from controller.api.ports import PORTS, ApiPorts
 from controller.api.spec import ApiSpec
 from controller.api.system import add_system_routes
 from controller.api.webrtc import add_webrtc_routes
 from controller.api.workers import add_worker_routes
-from controller.janus.metrics import JanusMetrics
-
-if TYPE_CHECKING:
-    from controller.app import Controller
+from controller.janus.settings import JanusSettings
+from controller.settings import ApiSettings, CallSettings
 
 __all__ = ["API_VERSION", "SPEC", "build_app"]
 
@@ -24,23 +25,29 @@ API_VERSION = "1.0.0"
 SPEC = web.AppKey("spec", ApiSpec)
 
 
-def build_app(c: Controller) -> web.Application:
-    """The API application of controller ``c`` (client body size capped at 64 KiB)."""
+def build_app(
+    ports: ApiPorts, api: ApiSettings, calls: CallSettings, janus: JanusSettings
+) -> web.Application:
+    """The API application on ``ports`` (client body size capped at 64 KiB).
+
+    Janus's event handler is mounted when ``ports.janus_events`` is given, the browser identities and
+    FreeSWITCH's directory lookups of them when ``ports.browsers`` is.
+    """
     app = web.Application(client_max_size=64 * 1024)
-    api = c.settings.api
     spec = ApiSpec("Switchyard controller", API_VERSION, api.tokens, api.worker_tokens)
     app[SPEC] = spec
-    add_system_routes(app, spec, c)
-    add_call_routes(app, spec, c)
-    add_worker_routes(app, spec, c.pool)
-    add_phone_routes(app, c.settings.janus)  # the browser demo page (no auth; it asks for a token)
-    events = c.settings.janus.events
-    if events.enabled:
+    app[PORTS] = ports
+    add_system_routes(app, spec, ports)
+    add_call_routes(app, spec, ports.calls, ports.streams, calls)
+    add_worker_routes(app, spec, ports.workers)
+    add_phone_routes(app, janus)  # the browser demo page (no auth; it asks for a token)
+    if ports.janus_events is not None:
         # Janus's event handler (basic auth, not in the OpenAPI document: see controller/api/janus_events.py).
-        metrics = JanusMetrics(c.metrics.registry)
-        add_janus_event_routes(app, metrics, events.user, events.secret(), c.webrtc_links.apply)
-    if c.janus is not None and c.settings.janus.directory.enabled:
-        add_webrtc_routes(app, spec, c, c.janus)  # browser identities, FreeSWITCH's directory lookups of them
+        events = janus.events
+        sink = ports.janus_events
+        add_janus_event_routes(app, sink.metrics, events.user, events.secret(), sink.apply)
+    if ports.browsers is not None:
+        add_webrtc_routes(app, spec, ports.browsers, ports.routes, janus=janus, context=calls.context)
     document = spec.document()
 
     async def openapi(request: web.Request) -> web.Response:

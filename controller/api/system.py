@@ -12,22 +12,18 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.api.ports import ApiPorts
 from controller.api.spec import ACCESS_SUBJECT, ApiError, ApiSpec, Operation, Request
 from controller.feed import CallerScope
-from controller.freeswitch.node import parse_show_json
-from controller.freeswitch.protocol import EslError
 from controller.janus.admin import JanusError
 from controller.settings import SettingsError
 from controller.store import CdrPage, CdrQuery, CdrRecord, CdrStatus, Disposition, InvalidCursor, cdrs_to_csv
-
-if TYPE_CHECKING:
-    from controller.app import Controller
 
 __all__ = ["add_system_routes"]
 
@@ -125,14 +121,14 @@ class CdrListQuery(BaseModel):
 
 
 class _System:
-    def __init__(self, c: Controller) -> None:
-        self.c = c
+    def __init__(self, ports: ApiPorts) -> None:
+        self.p = ports
 
     async def healthz(self, req: Request) -> Health:
         return Health()
 
     async def readyz(self, req: Request) -> web.StreamResponse:
-        nodes = {name: node.connected for name, node in self.c.nodes.items()}
+        nodes = {name: node.connected for name, node in self.p.nodes.items()}
         janus = self._janus_health()
         ready = bool(nodes) and all(nodes.values()) and (janus is None or janus.healthy)
         body = Readiness(ready=ready, nodes=nodes, janus=janus)
@@ -140,14 +136,14 @@ class _System:
         return web.Response(status=200 if body.ready else 503, text=text, content_type="application/json")
 
     def _janus_health(self) -> JanusHealth | None:
-        adapter = self.c.janus
+        adapter = self.p.janus
         if adapter is None:
             return None
         error = None if adapter.healthy else (adapter.last_error or "not connected yet")
         return JanusHealth(name=adapter.name, healthy=adapter.healthy, error=error)
 
     async def _janus_views(self) -> list[JanusView]:
-        health, adapter = self._janus_health(), self.c.janus
+        health, adapter = self._janus_health(), self.p.janus
         if health is None or adapter is None:
             return []
         try:
@@ -158,13 +154,11 @@ class _System:
         return [JanusView(**health.model_dump(), sessions=sessions, connects=adapter.connects)]
 
     async def metrics(self, req: Request) -> web.StreamResponse:
-        data = generate_latest(self.c.metrics.registry)
+        data = generate_latest(self.p.metrics)
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def nodes(self, req: Request) -> NodeList:
-        counts: dict[str, int] = {}
-        for ch in self.c.model.channels.values():
-            counts[ch.node] = counts.get(ch.node, 0) + 1
+        counts = self.p.channels_per_node()
         return NodeList(
             items=[
                 NodeView(
@@ -176,30 +170,23 @@ class _System:
                     overflows=n.overflows,
                     channels=counts.get(n.name, 0),
                 )
-                for n in self.c.nodes.values()
+                for n in self.p.nodes.values()
             ],
             janus=await self._janus_views(),
         )
 
     async def registrations(self, req: Request) -> RegistrationList:
-        items: list[Registration] = []
-        unreachable: list[str] = []
-        for node in self.c.nodes.values():
-            try:
-                rows = parse_show_json(await node.api("show registrations as json", 5.0))
-            except (EslError, ValueError) as exc:
-                log.warning("node %s: show registrations: %s", node.name, exc)
-                unreachable.append(node.name)
-                continue
-            items += [_registration(node.name, row) for row in rows]
-        return RegistrationList(items=items, unreachable=unreachable)
+        table = await self.p.registrations.table()
+        return RegistrationList(
+            items=[_registration(node, row) for node, row in table.rows], unreachable=list(table.unreachable)
+        )
 
     async def routes(self, req: Request) -> RouteList:
-        return RouteList(routes=[r.model_dump() for r in self.c.router.table.routes])
+        return RouteList(routes=[r.model_dump() for r in self.p.routes.route_table().routes])
 
     async def reload(self, req: Request) -> RouteList:
         try:
-            self.c.reload_routes()
+            self.p.routes.reload_routes()
         except SettingsError as exc:
             raise ApiError(422, f"routes not reloaded, the old table stays: {exc}", "routes") from exc
         return await self.routes(req)
@@ -208,7 +195,7 @@ class _System:
         q: CdrListQuery = req.query
         query = CdrQuery(**q.model_dump(exclude={"format"}))
         try:
-            page = await self.c.store.query(query)
+            page = await self.p.cdrs.query(query)
         except InvalidCursor as exc:
             raise ApiError(422, str(exc), "cursor") from exc
         if q.format == "csv":
@@ -219,7 +206,7 @@ class _System:
         return page
 
     async def cdr(self, req: Request) -> CdrRecord:
-        record = await self.c.store.get(req.path["id"])
+        record = await self.p.cdrs.get(req.path["id"])
         if record is None:
             raise ApiError(404, f"no CDR {req.path['id']}", "id")
         return record
@@ -228,7 +215,7 @@ class _System:
         ws = web.WebSocketResponse(heartbeat=30.0)
         await ws.prepare(req.http)
         subject = req.http.get(ACCESS_SUBJECT)  # a browser's feed token: its own calls only
-        sub = self.c.feed.subscribe(None if subject is None else CallerScope(self.c.model, subject))
+        sub = self.p.feed.subscribe(None if subject is None else CallerScope(self.p.calls.model, subject))
         closed = asyncio.create_task(_until_closed(ws), name="events reader")
         try:
             while True:
@@ -246,7 +233,7 @@ class _System:
                 except ConnectionResetError:
                     break
         finally:
-            self.c.feed.unsubscribe(sub)
+            self.p.feed.unsubscribe(sub)
             closed.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await closed
@@ -274,9 +261,9 @@ def _registration(node: str, row: Mapping[str, str]) -> Registration:
     )
 
 
-def add_system_routes(app: web.Application, spec: ApiSpec, c: Controller) -> None:
+def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> None:
     """Mount health, metrics, nodes, registrations, routes, events and CDR routes."""
-    h = _System(c)
+    h = _System(ports)
 
     def make(method: str, path: str, summary: str, handler: Any, tag: str, **kw: Any) -> Operation:
         return Operation(method, path, summary, handler, tag=tag, auth=tag != "health", **kw)

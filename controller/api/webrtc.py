@@ -6,42 +6,29 @@ up: ``controller.api.directory``). The identity lives ``janus.session_ttl_s`` se
 action is ``agent <name>``, whose destination is a literal number and that do not restrict the caller or
 come from another context than the internal profile's.
 
-At expiry the user's registrations are flushed on every connected node with ``sofia profile internal
-flush_inbound_reg <user>@<domain> reboot`` (mod_sofia/mod_sofia.c ``cmd_profile``: a ``user@domain``
-argument selects that user's rows in sofia_reg.c ``sofia_reg_expire_call_id``; ``reboot`` also sends the
-client a reboot NOTIFY).
+The identities (``BrowserIdentities``) are the controller's: it builds them, runs their expiry timer and
+flushes an expired user's registrations on the nodes (``SipRegistrations.flush``).
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.directory import add_directory_routes
+from controller.api.ports import BrowserIdentities, Routes
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.routes import RouteTable, parse_action
-from controller.freeswitch.protocol import EslError
-from controller.janus.admin import SIP_PLUGIN, JanusError, JanusUnavailable
-from controller.janus.browsers import BrowserUsers
-
-if TYPE_CHECKING:
-    from controller.app import Controller
-    from controller.janus.adapter import JanusAdapter
+from controller.janus.admin import JanusError
+from controller.janus.settings import JanusSettings
 
 __all__ = ["AgentExtension", "SipIdentity", "WebrtcSession", "WebrtcSessionBody", "add_webrtc_routes"]
 
-log = logging.getLogger("switchyard.api.webrtc")
-
-BROWSERS = web.AppKey("browsers", BrowserUsers)
 _LITERAL: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
-_FLUSH_DEADLINE_S: Final = 5.0
 
 
 class WebrtcSessionBody(BaseModel):
@@ -83,27 +70,6 @@ class WebrtcSession(BaseModel):
     expires_at: datetime = Field(description="when the identity and its tokens stop working (UTC)")
 
 
-class _AdapterTokens:
-    """The adapter's Admin API, looked up at each call: it exists only while the adapter is entered, which
-    happens after the API is built. A missing or closed Admin API (aiohttp's ``RuntimeError`` for a closed
-    session, at shutdown) is ``JanusUnavailable``."""
-
-    def __init__(self, adapter: JanusAdapter) -> None:
-        self._adapter = adapter
-
-    async def add_token(self, token: str, plugins: Sequence[str] = (SIP_PLUGIN,)) -> None:
-        try:
-            await self._adapter.admin.add_token(token, plugins)
-        except RuntimeError as exc:
-            raise JanusUnavailable(f"add_token: {exc}") from exc
-
-    async def remove_token(self, token: str) -> None:
-        try:
-            await self._adapter.admin.remove_token(token)
-        except RuntimeError as exc:
-            raise JanusUnavailable(f"remove_token: {exc}") from exc
-
-
 def agent_extensions(table: RouteTable, context: str) -> list[AgentExtension]:
     """The agent routes a browser dialling in ``context`` can reach (literal destination, no caller or
     other context limit)."""
@@ -118,8 +84,8 @@ def agent_extensions(table: RouteTable, context: str) -> list[AgentExtension]:
 
 
 class _Sessions:
-    def __init__(self, c: Controller, users: BrowserUsers) -> None:
-        self.c, self.users = c, users
+    def __init__(self, users: BrowserIdentities, routes: Routes, janus: JanusSettings, context: str) -> None:
+        self.users, self.routes, self.janus, self.context = users, routes, janus, context
 
     async def create(self, req: Request) -> WebrtcSession:
         body: WebrtcSessionBody = req.body
@@ -127,58 +93,39 @@ class _Sessions:
             user = await self.users.create(body.display_name)
         except JanusError as exc:
             raise ApiError(503, f"Janus did not add the token: {exc}", "janus") from exc
-        janus = self.c.settings.janus
         domain = self.users.domain
         return WebrtcSession(
-            janus_url=janus.browser_url,
+            janus_url=self.janus.browser_url,
             janus_token=user.janus_token,
             sip=SipIdentity(
                 username=user.username,
                 password=user.password,
-                proxy=f"sip:{janus.sip_proxy}",
+                proxy=f"sip:{self.janus.sip_proxy}",
                 identity=f"sip:{user.username}@{domain}",
                 domain=domain,
             ),
             feed_token=user.feed_token,
-            extensions=agent_extensions(self.c.router.table, self.c.settings.calls.context),
+            extensions=agent_extensions(self.routes.route_table(), self.context),
             expires_at=datetime.fromtimestamp(user.expires_at, UTC),
         )
 
 
-async def _flush_registrations(c: Controller, user_at_domain: str) -> None:
-    """Flush the user's registrations on every connected node (failures are logged)."""
-    command = f"sofia profile internal flush_inbound_reg {user_at_domain} reboot"
-    for node in c.nodes.values():
-        if not node.connected:
-            continue
-        try:
-            await node.api(command, _FLUSH_DEADLINE_S)
-        except EslError as exc:
-            log.warning("node %s: %s: %s", node.name, command, exc)
-
-
-def add_webrtc_routes(app: web.Application, spec: ApiSpec, c: Controller, adapter: JanusAdapter) -> None:
+def add_webrtc_routes(
+    app: web.Application,
+    spec: ApiSpec,
+    users: BrowserIdentities,
+    routes: Routes,
+    *,
+    janus: JanusSettings,
+    context: str,
+) -> None:
     """Mount ``POST /v1/webrtc/session`` and ``POST /freeswitch/directory``; feed tokens open ``/v1/events``.
 
-    The identities' expiry timer runs with the application (``cleanup_ctx``).
+    ``context`` is the dialplan context of browser users (``calls.context``).
     """
-    janus = c.settings.janus
-    domain = c.settings.calls.sip_domain or c.settings.sip.domain
-    users = BrowserUsers(
-        _AdapterTokens(adapter), domain, janus.session_ttl_s, unregister=partial(_flush_registrations, c)
-    )
-    h = _Sessions(c, users)
-    app[BROWSERS] = users
+    h = _Sessions(users, routes, janus, context)
     spec.query_token_check = users.feed_subject
-    context = c.settings.calls.context
     add_directory_routes(app, users, janus.directory.user, janus.directory.secret(), context)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        users.start()
-        yield
-        await users.aclose()
-
-    app.cleanup_ctx.append(lifecycle)
     spec.add(
         app,
         Operation(

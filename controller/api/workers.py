@@ -8,8 +8,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from controller.api.ports import Workers
 from controller.api.spec import ApiSpec, Operation, Request
-from controller.workers.pool import Heartbeat, WorkerPool
+from controller.workers.pool import Heartbeat
 
 __all__ = ["HeartbeatAccepted", "WorkerList", "WorkerView", "add_worker_routes"]
 
@@ -43,7 +44,7 @@ class WorkerList(BaseModel):
     workers: list[WorkerView]
 
 
-def add_worker_routes(app: web.Application, spec: ApiSpec, pool: WorkerPool) -> None:
+def add_worker_routes(app: web.Application, spec: ApiSpec, pool: Workers) -> None:
     """Mount the worker routes on ``app``."""
 
     async def heartbeat(req: Request) -> HeartbeatAccepted:

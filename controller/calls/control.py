@@ -13,6 +13,7 @@ Confirmation per operation (reply = the api reply was ``+OK``; event = the chang
     dtmf        reply                                      parked/bridged
     play        reply, then PlaybackChanged(playing) of the file unless the leg is playing something else
     record      event RecordingChanged of the file   stream  event AudioStreamChanged connected / stopped
+    originate   the background job's ``+OK <uuid>`` (the far end answered)
 
 Every command comes from ``controller.freeswitch.commands`` and goes through ``CommandSender``; its
 exceptions (``controller.calls.sender``: ``CallError`` and its subclasses) are the ones raised here.
@@ -39,6 +40,7 @@ from controller.calls.changes import (
 )
 from controller.calls.channel import AudioStreamState, Call, Channel, ChannelState
 from controller.calls.model import CallModel
+from controller.calls.originate import Originate, originate
 from controller.calls.sender import CallConflict, CommandRefused, CommandSender, UnknownCall
 from controller.calls.waiters import ChannelGone, Predicate
 from controller.freeswitch import commands as fc
@@ -50,10 +52,24 @@ __all__ = ["CallControl", "stream_answered"]
 class CallControl:
     """Call-control operations on the calls of the model, through the nodes' ESL connections."""
 
-    def __init__(self, model: CallModel, sender: CommandSender, confirm_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        model: CallModel,
+        sender: CommandSender,
+        confirm_timeout: float = 5.0,
+        *,
+        sip_domain: str | None = None,
+        originate_margin: float = 5.0,
+    ) -> None:
         self.model = model
         self.sender = sender
         self.confirm_timeout = confirm_timeout
+        self.sip_domain = sip_domain
+        self.originate_margin = originate_margin
+
+    def nodes(self) -> dict[str, bool]:
+        """Every configured node and whether it is connected."""
+        return self.sender.connected()
 
     # ---- lookups ---------------------------------------------------------------------------------------
 
@@ -109,6 +125,10 @@ class CallControl:
         return await self.sender.confirmed(ch.node, command, legs, predicate, self.confirm_timeout)
 
     # ---- operations ------------------------------------------------------------------------------------
+
+    async def originate(self, request: Originate) -> str:
+        """Place an outbound call (``controller.calls.originate``); its uuid (= call id) once answered."""
+        return await originate(self.sender, request, self.sip_domain, self.originate_margin)
 
     async def answer(self, ch: Channel) -> None:
         """``uuid_answer``; confirmed by CHANNEL_ANSWER."""

@@ -31,11 +31,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from controller.janus.admin import JanusError
+from controller.janus.admin import SIP_PLUGIN, JanusError, JanusUnavailable
 
-__all__ = ["USER_PREFIX", "BrowserUser", "BrowserUsers", "TokenAdmin"]
+if TYPE_CHECKING:
+    from controller.janus.adapter import JanusAdapter
+
+__all__ = ["USER_PREFIX", "AdapterTokens", "BrowserUser", "BrowserUsers", "TokenAdmin"]
 
 log = logging.getLogger("switchyard.janus.browsers")
 
@@ -53,6 +56,27 @@ class TokenAdmin(Protocol):
     async def add_token(self, token: str, plugins: Sequence[str] = ...) -> None: ...
 
     async def remove_token(self, token: str) -> None: ...
+
+
+class AdapterTokens:
+    """A ``TokenAdmin`` on the adapter's Admin API, looked up at each call: it exists only while the adapter
+    is entered. A missing or closed Admin API (aiohttp's ``RuntimeError`` for a closed session, at shutdown)
+    is ``JanusUnavailable``."""
+
+    def __init__(self, adapter: JanusAdapter) -> None:
+        self._adapter = adapter
+
+    async def add_token(self, token: str, plugins: Sequence[str] = (SIP_PLUGIN,)) -> None:
+        try:
+            await self._adapter.admin.add_token(token, plugins)
+        except RuntimeError as exc:
+            raise JanusUnavailable(f"add_token: {exc}") from exc
+
+    async def remove_token(self, token: str) -> None:
+        try:
+            await self._adapter.admin.remove_token(token)
+        except RuntimeError as exc:
+            raise JanusUnavailable(f"remove_token: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,17 +228,26 @@ async def test_start_fails_over_and_a_killed_worker_moves_the_call(tmp_path: Pat
     assert apologies[0][0] - killed_at < 1.0
 
 
-async def test_no_worker_means_a_clear_error(tmp_path: Path) -> None:
+@asynccontextmanager
+async def emulated_media(
+    tmp_path: Path, apology: str
+) -> AsyncIterator[tuple[Controller, FreeSwitchEmulator, AgentStreams, FreeSwitchNode]]:
+    """The registry, the emulator and the controller's media path on it, with no worker process."""
     async with (
         controller_api() as ctl,
         FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
-        controller_media(ctl, fs, "tone_stream://%(200,0,440)") as _,
+        controller_media(ctl, fs, apology) as _,
     ):
         assert ctl.node is not None
         assert ctl.streams is not None
+        yield ctl, fs, ctl.streams, ctl.node
+
+
+async def test_no_worker_means_a_clear_error(tmp_path: Path) -> None:
+    async with emulated_media(tmp_path, "tone_stream://%(200,0,440)") as (_, fs, streams, _node):
         uuid = await fs.inject_inbound_call()
         with pytest.raises(NoWorkerAvailable):
-            await ctl.streams.start(StreamRequest("fs1", uuid, "none", 8000, '{"call_id":"none"}'))
+            await streams.start(StreamRequest("fs1", uuid, "none", 8000, '{"call_id":"none"}'))
 
 
 async def test_a_hangup_while_the_stream_starts_blames_no_worker(tmp_path: Path) -> None:
@@ -250,22 +259,16 @@ async def test_a_hangup_while_the_stream_starts_blames_no_worker(tmp_path: Path)
     """
     hung = await _silent_server()
     url = f"ws://127.0.0.1:{hung.sockets[0].getsockname()[1]}"
-    async with (
-        controller_api() as ctl,
-        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
-        controller_media(ctl, fs, "") as _,
-    ):
-        assert ctl.node is not None
-        assert ctl.streams is not None
+    async with emulated_media(tmp_path, "") as (ctl, fs, streams, node):
         for worker_id in ("h1", "h2"):
             beat = Heartbeat(worker_id=worker_id, url=url, capacity=10, streams=0, heartbeat_s=60)
             ctl.pool.heartbeat(beat)
         uuid = await fs.inject_inbound_call()
-        await ctl.node.api(f"uuid_answer {uuid}")
+        await node.api(f"uuid_answer {uuid}")
         meta = f'{{"call_id":"{uuid}","sample_rate":8000,"call_type":"sip"}}'
-        start = asyncio.create_task(ctl.streams.start(StreamRequest("fs1", uuid, uuid, 8000, meta)))
+        start = asyncio.create_task(streams.start(StreamRequest("fs1", uuid, uuid, 8000, meta)))
         await fs.wait_for(lambda: uuid in fs.audio_stream_sessions)  # the start is out, connecting
-        await ctl.node.api(f"uuid_kill {uuid}")
+        await node.api(f"uuid_kill {uuid}")
         with pytest.raises(CallConflict, match="ended"):
             await asyncio.wait_for(start, 0.4)  # before the 0.5 s connect deadline
         states = ctl.pool.count_by_state()
