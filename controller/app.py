@@ -120,25 +120,26 @@ class Controller:
             sip_domain=calls.sip_domain,
             on_decision=self._routed,
         )
-        janus = settings.janus
-        self.janus_metrics = JanusMetrics(self.metrics.registry) if janus.events.enabled else None
-        # Browser identities (POST /v1/webrtc/session); their expired users' registrations are flushed.
-        self.browsers = (
-            BrowserUsers(
-                AdapterTokens(self.janus),
-                calls.sip_domain or settings.sip.domain,
-                janus.session_ttl_s,
-                unregister=self.registrations.flush,
-            )
-            if self.janus is not None and janus.directory.enabled
-            else None
-        )
+        events = settings.janus.events
+        self.janus_metrics = JanusMetrics(self.metrics.registry) if events.enabled else None
+        self.browsers = self._browser_users()
         self.consumers: tuple[ChangeConsumer, ...] = (
             self.waiters, self.playback, self.streams, self.router, self.cdrs, self.metrics, self.feed,
         )  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
         self.api_port = 0
+
+    def _browser_users(self) -> BrowserUsers | None:
+        """The browser identities (``POST /v1/webrtc/session``) when Janus and its directory are on; an
+        expired user's registrations are flushed on the nodes."""
+        janus, s = self.janus, self.settings
+        if janus is None or not s.janus.directory.enabled:
+            return None
+        domain = s.calls.sip_domain or s.sip.domain
+        return BrowserUsers(
+            AdapterTokens(janus), domain, s.janus.session_ttl_s, unregister=self.registrations.flush
+        )
 
     def node_channels(self) -> dict[str, int]:
         """Live channels of the model per node (every configured node present)."""
