@@ -55,6 +55,7 @@ from controller.freeswitch.commands import SHOW_REGISTRATIONS, InvalidCommand, f
 from controller.freeswitch.events import ChannelsResync, Event, OtherEvent
 from controller.freeswitch.node import NodeEvent, parse_show_json
 from controller.freeswitch.protocol import ProtocolError
+from switchyard.tasks import cancel_all
 
 __all__ = [
     "RECOUNT_COMMAND",
@@ -258,11 +259,7 @@ class SipRegistrations:
 
     async def aclose(self) -> None:
         """Cancel the recounts in progress (bounded wait)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        await cancel_all(self._tasks.values())
         self._tasks.clear()
 
     def _contacts(self, node: str) -> _NodeContacts:

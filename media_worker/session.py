@@ -32,6 +32,7 @@ from media_worker.wire import (
     barge_in_message,
     stream_audio_message,
 )
+from switchyard.tasks import cancel_all
 
 __all__ = ["CallSession"]
 
@@ -233,9 +234,5 @@ class CallSession:
 
     async def aclose(self) -> None:
         """Stop the generation and the sender (the socket is closing)."""
-        tasks = [t for t in (self._generation, self._sender) if t is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        await cancel_all(t for t in (self._generation, self._sender) if t is not None)
         await self._dialog.aclose()

@@ -40,6 +40,7 @@ from controller.calls.changes import (
 from controller.calls.sender import CallError, CommandSender
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
+from switchyard.tasks import cancel_all
 
 __all__ = ["AgentPlayback", "action_commands"]
 
@@ -181,9 +182,5 @@ class AgentPlayback:
 
     async def aclose(self) -> None:
         """Cancel the command queues (bounded wait)."""
-        tasks = [ch.task for ch in self._channels.values() if ch.task is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        await cancel_all(ch.task for ch in self._channels.values() if ch.task is not None)
         self._channels.clear()

@@ -19,7 +19,6 @@ again. The table is swapped whole on reload, so a call in progress keeps what it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from controller.calls.sender import CallError
 from controller.freeswitch.commands import InvalidCommand
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from media_worker.wire import StreamMetadata
+from switchyard.tasks import TaskSet
 
 __all__ = ["CallRouter", "DecisionHook", "call_type_of", "stream_request"]
 
@@ -94,7 +94,7 @@ class CallRouter:
         self._sip_domain = sip_domain
         self._on_decision = on_decision
         self._routed: dict[str, str] = {}  # uuid -> destination it was routed for
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def reload(self, table: RouteTable) -> None:
         """Use ``table`` for calls parked from now on."""
@@ -114,9 +114,7 @@ class CallRouter:
         if decision is None:
             return
         self._routed[ch.uuid] = ch.destination_number
-        task = asyncio.create_task(self._route(ch, decision, time.perf_counter()), name=f"route {ch.uuid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._route(ch, decision, time.perf_counter()), f"route {ch.uuid}")
 
     def _decide(self, ch: Channel) -> RouteDecision | None:
         if ch.direction == "outbound" and not ch.headers.get("variable_transfer_source"):
@@ -179,8 +177,4 @@ class CallRouter:
 
     async def aclose(self) -> None:
         """Cancel routing in progress (bounded wait)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        await self._tasks.aclose()

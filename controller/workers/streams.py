@@ -33,6 +33,7 @@ from controller.calls.waiters import ChannelGone
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
 from controller.workers.pool import WorkerInfo, WorkerPool
+from switchyard.tasks import cancel_all
 
 if TYPE_CHECKING:
     from controller.settings import WorkerPoolSettings
@@ -209,9 +210,5 @@ class AgentStreams:
 
     async def aclose(self) -> None:
         """Cancel pending moves (bounded wait)."""
-        tasks = [s.failover for s in self._streams.values() if s.failover is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
+        await cancel_all(s.failover for s in self._streams.values() if s.failover is not None)
         self._streams.clear()
