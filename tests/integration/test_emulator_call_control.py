@@ -226,12 +226,11 @@ async def test_bridge_to_user(fs: FreeSwitchEmulator, esl: Esl, after: str) -> N
     ]  # fmt: skip
     assert esl.last("CHANNEL_OUTGOING", callee).get("Other-Type") == "originator"
     assert await esl.api(f"uuid_kill {callee}") == "+OK\n"
-    await esl.until(lambda: "CHANNEL_EXECUTE_COMPLETE bridge" in esl.names(caller))
-    await asyncio.sleep(0.1)
-    tail = esl.names(caller)[esl.names(caller).index("CHANNEL_UNBRIDGE") :]
     expected = (
         ["CHANNEL_HANGUP"] if after == "hangup_after_bridge" else ["CHANNEL_EXECUTE park", "CHANNEL_PARK"]
     )
+    await esl.until(lambda: expected[-1] in esl.names(caller, start))
+    tail = esl.names(caller)[esl.names(caller).index("CHANNEL_UNBRIDGE") :]
     assert tail[: len(expected) + 2] == ["CHANNEL_UNBRIDGE", "CHANNEL_EXECUTE_COMPLETE bridge", *expected]
 
 

@@ -109,7 +109,8 @@ async def test_slow_listener_is_dropped_after_max_missed() -> None:
     async with FreeSwitchEmulator(cfg) as fs:
         reader, writer = await asyncio.open_connection("127.0.0.1", fs.port)
         writer.write(b"auth pw\n\nevent plain ALL\n\n")
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(5):  # subscribed: the emulator said so
+            await reader.readuntil(b"+OK event listener enabled plain")
         template = fs.build_event("HEARTBEAT", [("Event-Info", "x" * 4000)])
         await fs.emit_burst([template], repeat=5000)  # the client reads nothing
         await fs.wait_for(lambda: fs.connections == 0, timeout=5)
