@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 
 from controller.calls.changes import (
-    AudioStreamMessage,
     CallChange,
     CallEnded,
     CallMerged,
@@ -34,6 +33,7 @@ from controller.calls.changes import (
 )
 from controller.calls.channel import AudioStreamState, Channel
 from controller.calls.registry import CallRegistry
+from switchyard.messages import to_json
 
 __all__ = ["Accept", "CallerScope", "EventFeed", "Subscription", "change_to_json"]
 
@@ -62,10 +62,10 @@ def change_to_json(node: str, change: CallChange, now: float) -> dict[str, Any]:
             value = list(value)
         elif f.name in ("channel", "call"):
             continue
+        elif f.name == "message":  # a transcript turn or an agent action, decoded (None: not one we know)
+            value = None if value is None else to_json(value)
         out[f.name] = value
-    if isinstance(change, AudioStreamMessage) and change.kind == "json":
-        out["message"] = change.message()  # e.g. a transcript turn or an agent action, decoded
-    elif isinstance(change, ChannelRemoved):
+    if isinstance(change, ChannelRemoved):
         out["hangup_cause"] = change.channel.hangup_cause
     elif isinstance(change, CallEnded):
         out["hangup_cause"] = change.call.hangup_cause

@@ -12,7 +12,7 @@ from typing import get_args
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from media_worker.wire import CallType
+from switchyard.wire import CallType
 
 __all__ = ["COMPUTE_STAGES", "TURN_STAGES", "WorkerMetrics"]
 

@@ -4,7 +4,7 @@ A stream is refused with HTTP 503 before the upgrade when the worker is full (mo
 ``::error`` and the controller tries the next worker). After the upgrade the first text frame must be the
 metadata, within ``metadata_timeout_s`` (audio frames that race ahead of it are kept for the call); any
 frame that breaks the protocol closes that one socket with the code and reason from
-:mod:`media_worker.wire` and is logged; other sessions never notice.
+:mod:`switchyard.wire` and is logged; other sessions never notice.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from media_worker.vad.batcher import VadBatcher
 from media_worker.vad.model import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
-from media_worker.wire import (
+from switchyard.messages import parse_control
+from switchyard.wire import (
     CLOSE_BAD_DATA,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     WireError,
     check_audio_frame,
-    parse_control,
     parse_metadata,
 )
 

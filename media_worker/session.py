@@ -23,16 +23,9 @@ from media_worker.vad.batcher import VadStream
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE
 from media_worker.voice.base import Dialog, Output, Utterance, close_stream
-from media_worker.wire import (
-    BargeIn,
-    ControlMessage,
-    Dtmf,
-    PlaybackEvent,
-    StreamMetadata,
-    barge_in_message,
-    stream_audio_message,
-)
+from switchyard.messages import BargeIn, ControlMessage, Dtmf, PlaybackEvent, encode, stream_audio_message
 from switchyard.tasks import cancel_all
+from switchyard.wire import StreamMetadata
 
 __all__ = ["CallSession"]
 
@@ -146,7 +139,7 @@ class CallSession:
         self._metrics.barge_ins.inc()
         self._cancel_answer()
         self.speech.flushed()
-        self._outbox.appendleft(barge_in_message())
+        self._outbox.appendleft(encode(BargeIn()))
         self._wake.set()
 
     def _cancel_answer(self) -> None:

@@ -14,10 +14,11 @@ statistics and makes it ``call_type: webrtc`` (besides the Janus User-Agent, ``c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from pydantic import ValidationError
 
@@ -49,6 +50,7 @@ from controller.store import (
     epoch_us,
     from_epoch_us,
 )
+from switchyard.messages import BargeIn, TurnTranscript, WorkerMessage
 
 __all__ = ["CdrRecorder", "disposition_of"]
 
@@ -174,7 +176,7 @@ class CdrRecorder:
             if change.kind == "play":
                 draft.playbacks += 1
             else:
-                self._worker_message(draft, change.message())
+                self._worker_message(draft, change.message)
         elif isinstance(change, DtmfReceived):
             draft.dtmf += change.digit
         elif isinstance(change, RecordingChanged):
@@ -183,12 +185,12 @@ class CdrRecorder:
                 draft.recordings.append(change.path)
 
     @staticmethod
-    def _worker_message(draft: _Draft, message: dict[str, Any]) -> None:
-        if message.get("type") == "barge_in":
+    def _worker_message(draft: _Draft, message: WorkerMessage | None) -> None:
+        if isinstance(message, BargeIn):
             draft.barge_ins += 1
-        elif message.get("type") == "transcript":
+        elif isinstance(message, TurnTranscript):
             try:
-                fields = {k: v for k, v in message.items() if k != "type"}
+                fields = dataclasses.asdict(message)
                 draft.transcript.append(TranscriptTurn.model_validate(fields))
             except ValidationError as exc:
                 log.warning("a transcript from the worker is malformed: %s", exc.errors()[0]["msg"])

@@ -7,11 +7,10 @@ model's own state (``ChannelRemoved``, ``CallEnded``) carry the final ``Channel`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from controller.calls.channel import AudioStreamState, Call, Channel
+from switchyard.messages import WorkerMessage
 
 __all__ = [
     "AudioStreamChanged",
@@ -141,21 +140,14 @@ class AudioStreamChanged(ChannelChange):
 
 @dataclass(frozen=True, slots=True)
 class AudioStreamMessage(ChannelChange):
-    """Something the worker sent: ``kind`` ``json`` (``data`` = the text, verbatim) or ``play``
+    """Something the worker sent: ``kind`` ``json`` (``data`` = the text, verbatim; ``message`` = it
+    decoded, ``None`` for a type we do not know or, with ``problem`` saying why, a malformed one) or ``play``
     (``data`` = the file FreeSWITCH wrote; it does not play it)."""
 
     kind: str
     data: str
-
-    def message(self) -> dict[str, Any]:
-        """A ``json`` message as an object (``{}`` if it is not a JSON object, or for ``play``)."""
-        if self.kind != "json":
-            return {}
-        try:
-            value = json.loads(self.data)
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+    message: WorkerMessage | None = None
+    problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)

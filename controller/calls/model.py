@@ -82,6 +82,7 @@ from controller.freeswitch.events import (
     PlaybackStart,
     PlaybackStop,
 )
+from switchyard.messages import parse_worker_message
 
 __all__ = ["AudioStreamState", "Call", "CallModel", "Channel", "ChannelState", "PlaybackResult"]
 
@@ -350,7 +351,8 @@ class CallModel(CallRegistry):
     def _on_stream_json(
         self, ch: Channel, ev: AudioStreamJson, raw: Mapping[str, Any], out: list[CallChange]
     ) -> None:
-        out.append(AudioStreamMessage(ch.call_id, ch.uuid, "json", ev.body or ""))
+        message, problem = parse_worker_message(ev.body or "")
+        out.append(AudioStreamMessage(ch.call_id, ch.uuid, "json", ev.body or "", message, problem))
 
     def _on_stream_play(
         self, ch: Channel, ev: AudioStreamPlay, raw: Mapping[str, Any], out: list[CallChange]

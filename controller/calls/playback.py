@@ -25,7 +25,6 @@ when the stream stops or the channel hangs up.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from controller.calls.changes import (
 from controller.calls.sender import CallError, CommandSender
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
+from switchyard.messages import AgentAction, BargeIn, ControlMessage, Dtmf, PlaybackEvent, encode
 from switchyard.tasks import cancel_all
 
 __all__ = ["AgentPlayback", "action_commands"]
@@ -47,9 +47,9 @@ __all__ = ["AgentPlayback", "action_commands"]
 log = logging.getLogger("switchyard.playback")
 
 
-def action_commands(uuid: str, message: dict[str, object]) -> list[Command] | None:
-    """The commands of an agent's action message (None if it is not a valid action)."""
-    action, argument = message.get("action"), str(message.get("argument", ""))
+def action_commands(uuid: str, message: AgentAction) -> list[Command] | None:
+    """The commands of an agent's action (None when the builders refuse its argument)."""
+    action, argument = message.action, message.argument
     try:
         if action == "hangup":
             return [fc.kill(uuid, "NORMAL_CLEARING")]
@@ -94,7 +94,7 @@ class AgentPlayback:
         elif isinstance(change, DtmfReceived):
             ch = self._channels.get(change.uuid)
             if ch is not None:
-                self._send_text(ch, {"type": "dtmf", "digit": change.digit})
+                self._send_text(ch, Dtmf(change.digit))
         elif isinstance(change, ChannelRemoved):
             ch = self._channels.pop(change.uuid, None)
             if ch is not None and ch.task is not None:
@@ -117,19 +117,21 @@ class AgentPlayback:
             ch.queued.append(change.data)
             self._command(ch, command)
             return
-        message = change.message()
-        if message.get("type") == "barge_in":
+        message = change.message
+        if change.problem:
+            log.warning(
+                "%s: the worker sent a malformed message (%s): %s", ch.uuid, change.problem, change.data[:200]
+            )
+        if isinstance(message, BargeIn):
             log.info("%s: barge-in, dropping %d queued file(s)", ch.uuid, len(ch.queued))
             ch.queued.clear()
             self._command(ch, fc.break_all(ch.uuid))
-        elif message.get("type") == "action":
+        elif isinstance(message, AgentAction):
             commands = action_commands(ch.uuid, message)
             if commands is None:
                 log.warning("%s: the worker asked for an invalid action: %s", ch.uuid, change.data[:200])
                 return
-            log.info(
-                "%s: agent action %s (after %d queued file(s))", ch.uuid, message["action"], len(ch.queued)
-            )
+            log.info("%s: agent action %s (after %d queued file(s))", ch.uuid, message.action, len(ch.queued))
             ch.actions.append(commands)
             self._act_when_quiet(ch)
 
@@ -151,15 +153,15 @@ class AgentPlayback:
             if path in ch.queued:
                 ch.queued.remove(path)
             ch.playing = path
-            self._send_text(ch, {"type": "playback", "event": "start", "file": path})
+            self._send_text(ch, PlaybackEvent(True, path, None))
             return
         if ch.playing == path:
             ch.playing = None
-        self._send_text(ch, {"type": "playback", "event": "stop", "file": path, "status": change.status})
+        self._send_text(ch, PlaybackEvent(False, path, None, change.status))
         self._act_when_quiet(ch)
 
-    def _send_text(self, ch: _Channel, message: dict[str, str]) -> None:
-        text = json.dumps(message, separators=(",", ":"))
+    def _send_text(self, ch: _Channel, message: ControlMessage) -> None:
+        text = encode(message)
         try:
             command = fc.stream_send_text(ch.uuid, text)
         except InvalidCommand:

@@ -32,8 +32,8 @@ from controller.calls.routes import Action, RouteDecision, RouteTable
 from controller.calls.sender import CallError
 from controller.freeswitch.commands import InvalidCommand
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
-from media_worker.wire import StreamMetadata
 from switchyard.tasks import TaskSet
+from switchyard.wire import StreamMetadata
 
 __all__ = ["CallRouter", "DecisionHook", "call_type_of", "stream_request"]
 
@@ -62,7 +62,7 @@ def stream_rate(ch: Channel) -> int:
 
 def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | None = None) -> StreamRequest:
     """What to stream for ``ch`` (at ``rate``, default :func:`stream_rate`) and the metadata the worker
-    validates (``media_worker.wire.StreamMetadata``)."""
+    validates (``switchyard.wire.StreamMetadata``)."""
     rate = rate or stream_rate(ch)
     meta = StreamMetadata(
         call_id=ch.call_id,

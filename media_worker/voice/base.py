@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from media_worker.wire import StreamMetadata
+from switchyard.wire import StreamMetadata
 
 __all__ = ["Dialog", "Output", "Utterance", "VoicePipeline", "close_stream"]
 

@@ -24,7 +24,8 @@ from media_worker.voice.base import Dialog, Output, Utterance, VoicePipeline
 from media_worker.voice.latency import TurnTimings
 from media_worker.voice.settings import AgentSettings
 from media_worker.voice.speak import Reply, apologise, speak_text, stream_reply
-from media_worker.wire import StreamMetadata, action_message, transcript_message
+from switchyard.messages import AgentAction, TurnTranscript, encode
+from switchyard.wire import StreamMetadata
 
 __all__ = ["ConversationDialog", "ConversationPipeline", "Providers"]
 
@@ -123,7 +124,7 @@ class ConversationDialog(Dialog):
             yield out
         if reply.text:
             self.history.append(Message("assistant", reply.text))
-        yield transcript_message(self.turn, said, reply.text, timings.since_end_ms())
+        yield encode(TurnTranscript(self.turn, said, reply.text, timings.since_end_ms()))
 
     def silence(self) -> AsyncIterator[Output] | None:
         """The reprompt, or after ``max_reprompts`` the goodbye and a hangup."""
@@ -153,7 +154,7 @@ class ConversationDialog(Dialog):
             yield apologise("tts", exc, self._p.apology, self._p.metrics)
         self.history.append(Message("assistant", text))
         if hangup:
-            yield action_message("hangup")
+            yield encode(AgentAction("hangup"))
 
     async def _transcribe(self, utterance: Utterance) -> tuple[Transcript, float]:
         started = time.monotonic()

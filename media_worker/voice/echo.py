@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from media_worker.voice.base import Dialog, Output, Utterance, VoicePipeline
-from media_worker.wire import StreamMetadata
+from switchyard.wire import StreamMetadata
 
 __all__ = ["EchoPipeline"]
 

@@ -24,7 +24,7 @@ from media_worker.tts.base import TTS
 from media_worker.voice.base import Output, close_stream
 from media_worker.voice.latency import TurnTimings
 from media_worker.voice.sentences import SentenceSplitter
-from media_worker.wire import action_message
+from switchyard.messages import AgentAction, encode
 
 __all__ = ["Reply", "apologise", "speak_text", "stream_reply"]
 
@@ -81,7 +81,7 @@ async def stream_reply(
                 return
             if isinstance(item, ActionRequest):
                 reply.actions.append(item)
-                yield action_message(item.action, item.argument)
+                yield encode(AgentAction(item.action, item.argument))
                 continue
             try:
                 async for pcm in speak_text(item, tts, voice, timings):

@@ -20,7 +20,7 @@ from media_worker.voice.base import Dialog, Output, Utterance
 from media_worker.voice.conversation import ConversationPipeline
 from media_worker.voice.providers import ProviderRegistry
 from media_worker.voice.settings import AgentSettings
-from media_worker.wire import StreamMetadata
+from switchyard.wire import StreamMetadata
 from tests.providerkit import Reply, ScriptedServer, chunk, json_reply, sse, stall, status, streamed
 from tests.speech import tools_available
 

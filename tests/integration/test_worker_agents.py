@@ -12,7 +12,7 @@ import aiohttp
 from controller.settings import Settings
 from media_worker.__main__ import make_worker
 from media_worker.server import build_app
-from media_worker.wire import CLOSE_POLICY
+from switchyard.wire import CLOSE_POLICY
 from tests.appkit import served as served_app
 
 

@@ -6,12 +6,22 @@ builders refuse makes the whole action invalid: nothing of it runs.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from controller.calls.playback import action_commands
+from controller.freeswitch.commands import Command
+from switchyard.messages import AgentAction, parse_worker_message
 
 A = "5f0c2b7e-9c1d-4b0e-8f5a-2d8c1e3f4a5b"
 STOP = f"uuid_audio_stream {A} stop"
+
+
+def _commands(message: dict[str, object]) -> list[Command] | None:
+    """Decoded as the controller decodes a worker's ``::json``, then turned into commands."""
+    decoded, _ = parse_worker_message(json.dumps({"type": "action", **message}))
+    return action_commands(A, decoded) if isinstance(decoded, AgentAction) else None
 
 
 @pytest.mark.parametrize(
@@ -24,7 +34,7 @@ STOP = f"uuid_audio_stream {A} stop"
     ],
 )  # fmt: skip
 def test_valid_actions(message: dict[str, object], lines: list[str]) -> None:
-    commands = action_commands(A, message)
+    commands = _commands(message)
     assert commands is not None
     assert [c.line for c in commands] == lines
 
@@ -46,4 +56,4 @@ def test_valid_actions(message: dict[str, object], lines: list[str]) -> None:
     ids=repr,
 )
 def test_invalid_actions_run_nothing(message: dict[str, object]) -> None:
-    assert action_commands(A, message) is None
+    assert _commands(message) is None

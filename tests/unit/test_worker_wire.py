@@ -9,17 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media_worker.wire import (
-    BargeIn,
-    Dtmf,
-    PlaybackEvent,
-    WireError,
-    barge_in_message,
-    check_audio_frame,
-    parse_control,
-    parse_metadata,
-    stream_audio_message,
-)
+from switchyard.messages import BargeIn, Dtmf, PlaybackEvent, encode, parse_control, stream_audio_message
+from switchyard.wire import WireError, check_audio_frame, parse_metadata
 
 
 def test_metadata_round_trip() -> None:
@@ -87,5 +78,5 @@ def test_stream_audio_message_is_what_mod_audio_stream_expects() -> None:
     data = message["data"]
     assert (data["audioDataType"], data["sampleRate"]) == ("raw", 16000)
     assert base64.b64decode(data["audioData"]) == pcm
-    assert json.loads(barge_in_message()) == {"type": "barge_in"}
-    assert " " not in barge_in_message()
+    assert json.loads(encode(BargeIn())) == {"type": "barge_in"}
+    assert " " not in encode(BargeIn())

@@ -11,6 +11,8 @@ WebSocket close code and reason to use. Facts from ../shared/fixtures/freeswitch
 * the worker answers with ``streamAudio`` (FreeSWITCH writes ``<temp_dir>/<uuid>_<n>.tmp.r16`` for the n-th
   one and fires ``mod_audio_stream::play``) or any other JSON, relayed as ``mod_audio_stream::json``.
 
+The text messages after the metadata, both ways, are typed in :mod:`switchyard.messages`.
+
 Exceptions::
 
     WireError            a frame breaks the protocol; .code/.reason say how to close
@@ -18,12 +20,8 @@ Exceptions::
 
 from __future__ import annotations
 
-import base64
-import re
-from dataclasses import dataclass
 from typing import Final, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
@@ -32,20 +30,11 @@ __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_POLICY",
     "CLOSE_TOO_BIG",
-    "BargeIn",
     "CallType",
-    "ControlMessage",
-    "Dtmf",
-    "PlaybackEvent",
     "StreamMetadata",
     "WireError",
-    "action_message",
-    "barge_in_message",
     "check_audio_frame",
-    "parse_control",
     "parse_metadata",
-    "stream_audio_message",
-    "transcript_message",
 ]
 
 # RFC 6455 section 7.4.1 close codes.
@@ -57,8 +46,6 @@ CLOSE_FULL: Final = 1013  # "try again later": the worker is at capacity
 
 CallType = Literal["sip", "webrtc"]
 """Where a call comes from: a SIP phone or trunk, or a browser through Janus."""
-
-_PLAY_FILE = re.compile(r"_(\d+)\.tmp\.[A-Za-z0-9]+$")
 
 
 class WireError(Exception):
@@ -115,86 +102,3 @@ def check_audio_frame(data: bytes, max_bytes: int) -> None:
         raise WireError(CLOSE_TOO_BIG, f"audio frame of {size} bytes exceeds {max_bytes}")
     if size == 0 or size & 1:
         raise WireError(CLOSE_BAD_DATA, f"audio frame of {size} bytes is not whole L16 samples")
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackEvent:
-    """The controller saw PLAYBACK_START/STOP of the n-th ``streamAudio`` file (``index``)."""
-
-    started: bool
-    file: str
-    index: int | None
-    status: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Dtmf:
-    """A DTMF digit the caller pressed."""
-
-    digit: str
-
-
-@dataclass(frozen=True, slots=True)
-class BargeIn:
-    """The controller broke the playback itself (e.g. an API call)."""
-
-
-ControlMessage = PlaybackEvent | Dtmf | BargeIn
-
-
-def parse_control(text: str) -> ControlMessage | None:
-    """Decode a text frame after the metadata; ``None`` for a well-formed message of an unknown type.
-
-    Raises:
-        WireError: 1003 when the text is not a JSON object with a string ``type``.
-    """
-    try:
-        msg = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(CLOSE_BAD_DATA, "text frame is not JSON") from exc
-    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-        raise WireError(CLOSE_BAD_DATA, "text frame is not a JSON object with a type")
-    kind = msg["type"]
-    if kind == "playback":
-        event, file = msg.get("event"), msg.get("file")
-        if event not in ("start", "stop") or not isinstance(file, str):
-            raise WireError(CLOSE_BAD_DATA, "playback: needs event start|stop and file")
-        match = _PLAY_FILE.search(file)
-        index = int(match.group(1)) if match else None
-        return PlaybackEvent(event == "start", file, index, str(msg.get("status", "")))
-    if kind == "dtmf":
-        digit = msg.get("digit")
-        if not isinstance(digit, str) or len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
-            raise WireError(CLOSE_BAD_DATA, "dtmf: digit must be one of 0-9 * # A-D")
-        return Dtmf(digit.upper())
-    if kind == "barge_in":
-        return BargeIn()
-    return None
-
-
-def stream_audio_message(pcm16k: bytes) -> str:
-    """``streamAudio`` with raw 16 kHz L16 (FreeSWITCH writes it to a ``.r16`` file)."""
-    audio = base64.b64encode(pcm16k).decode("ascii")
-    return (
-        '{"type":"streamAudio","data":{"audioDataType":"raw","sampleRate":16000,"audioData":"' + audio + '"}}'
-    )
-
-
-def action_message(action: str, argument: str = "") -> str:
-    """Ask the controller to act on the call once the agent's queued speech has played
-    (``transfer`` to an extension, ``hangup``, ``dtmf`` digits)."""
-    body: dict[str, str] = {"type": "action", "action": action}
-    if argument:
-        body["argument"] = argument
-    return orjson.dumps(body).decode()
-
-
-def transcript_message(turn: int, caller: str, agent: str, latency_ms: dict[str, float]) -> str:
-    """One finished turn for the controller's event feed and the CDR."""
-    body = {"type": "transcript", "turn": turn, "caller": caller, "agent": agent, "latency_ms": latency_ms}
-    return orjson.dumps(body).decode()
-
-
-def barge_in_message() -> str:
-    """Tell the controller to break the agent's playback (relayed as ``mod_audio_stream::json``)."""
-    return '{"type":"barge_in"}'

@@ -1,0 +1,99 @@
+"""switchyard.messages: the stream's text messages both ways, byte-exact, and a hostile worker's refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switchyard.messages import (
+    AgentAction,
+    BargeIn,
+    Dtmf,
+    PlaybackEvent,
+    TurnTranscript,
+    WorkerMessage,
+    encode,
+    parse_control,
+    parse_worker_message,
+    to_json,
+)
+
+FILE = "/tmp/fs/5f0c2b7e-9c1d-4b0e-8f5a-2d8c1e3f4a5b_3.tmp.r16"
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        (PlaybackEvent(True, FILE, 3), f'{{"type":"playback","event":"start","file":"{FILE}"}}'),
+        (PlaybackEvent(False, FILE, 3, "break"),
+         f'{{"type":"playback","event":"stop","file":"{FILE}","status":"break"}}'),
+        (Dtmf("5"), '{"type":"dtmf","digit":"5"}'),
+        (BargeIn(), '{"type":"barge_in"}'),
+    ],
+)  # fmt: skip
+def test_controller_messages_are_one_word_and_decode_back(
+    message: PlaybackEvent | Dtmf | BargeIn, text: str
+) -> None:
+    assert encode(message) == text
+    assert parse_control(text) == message
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        (BargeIn(), '{"type":"barge_in"}'),
+        (AgentAction("hangup"), '{"type":"action","action":"hangup"}'),
+        (AgentAction("transfer", "1000"), '{"type":"action","action":"transfer","argument":"1000"}'),
+        (TurnTranscript(2, "pay my bill", "Sure.", {"asr_final": 120.5}),
+         '{"type":"transcript","turn":2,"caller":"pay my bill","agent":"Sure.",'
+         '"latency_ms":{"asr_final":120.5}}'),
+    ],
+)  # fmt: skip
+def test_worker_messages_round_trip(message: WorkerMessage, text: str) -> None:
+    assert encode(message) == text
+    assert parse_worker_message(text) == (message, "")
+    assert to_json(message) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("not json", "not JSON"),
+        ('["barge_in"]', "not a JSON object with a type"),
+        ('{"type":"action","action":"reboot"}', "action: must be transfer, hangup or dtmf"),
+        ('{"type":"action","action":"transfer"}', "action.argument: transfer needs one"),
+        ('{"type":"action","action":"dtmf","argument":5}', "action.argument: a string of at most 64"),
+        ('{"type":"action","action":"transfer","argument":"' + "1" * 65 + '"}', "at most 64"),
+        ('{"type":"transcript","turn":true,"caller":"a","agent":"b"}', "transcript.turn"),
+        ('{"type":"transcript","turn":1,"caller":null,"agent":"b"}', "transcript.caller/agent"),
+        ('{"type":"transcript","turn":1,"caller":"' + "x" * 4001 + '","agent":"b"}', "longer than 4000"),
+        ('{"type":"transcript","turn":1,"caller":"a","agent":"b","latency_ms":{"x":-1}}', "latency_ms"),
+        ('{"type":"transcript","turn":1,"caller":"a","agent":"b","latency_ms":[1]}', "latency_ms"),
+    ],
+)  # fmt: skip
+def test_a_malformed_worker_message_is_refused_with_its_reason(body: str, why: str) -> None:
+    message, problem = parse_worker_message(body)
+    assert message is None
+    assert why in problem
+
+
+def test_an_unknown_type_is_no_message_and_no_problem() -> None:
+    assert parse_worker_message('{"type":"note","text":"hi"}') == (None, "")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON, st.sampled_from(["action", "transcript", "barge_in", "other"]))
+def test_any_worker_json_decodes_to_a_valid_message_or_none(value: object, kind: str) -> None:
+    body = {"type": kind, **value} if isinstance(value, dict) else value
+    message, _ = parse_worker_message(json.dumps(body))
+    if message is not None:
+        assert parse_worker_message(encode(message)) == (message, "")
