@@ -8,7 +8,8 @@ OPTIONS → 200, INVITE → 200 with RTP echo, INFO → 200), standing in for Fr
 
 ``async with phone_page(ns, tmp_path, base) as phone:`` opens ``base``/phone; ``phone.wait(selector)`` waits
 for an element and, on timeout, fails with the page's states, console and uncaught errors, Janus's log
-(level 5), sipp's output and message trace.
+(level 5), sipp's output and message trace. With ``ns=None`` Chromium runs on this host, for a page served
+on loopback that talks to no real Janus (``tests/fakejanus.py``; ``browser_skip_reason``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ except ImportError:  # pragma: no cover - the dev extra brings it
     async_playwright = None  # type: ignore[assignment]
 
 __all__ = [
-    "API_PORT", "REFUSED_TOKEN", "SIP_PORT", "PhonePage", "phone_page", "sections", "skip_reason",
-    "start_peers",
+    "API_PORT", "REFUSED_TOKEN", "SIP_PORT", "PhonePage", "browser_skip_reason", "phone_page", "sections",
+    "skip_reason", "start_peers",
 ]  # fmt: skip
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,6 +76,13 @@ def skip_reason() -> str | None:
         or not os.path.exists(CHROMIUM)
     ):
         return "needs playwright (dev extra), janus, sipp (sip-tester) and chromium"
+    return None
+
+
+def browser_skip_reason() -> str | None:
+    """Why the page cannot run in Chromium on this host (``phone_page(None, ...)``), or None."""
+    if async_playwright is None or not os.path.exists(CHROMIUM):
+        return "needs playwright (dev extra) and chromium"
     return None
 
 
@@ -164,6 +172,10 @@ class PhonePage:
         """The console's error lines and the uncaught errors."""
         return [line for line in self.console if line.startswith(("error", "pageerror"))]
 
+    def unexpected(self) -> list[str]:
+        """The events the page's state machines had no row for (phone.js logs each as a warning)."""
+        return [line for line in self.console if line.startswith("warning: phone: Unexpected")]
+
 
 def _chromium_wrapper(ns: netnskit.Netns, tmp_path: Path) -> Path:
     """An executable running Debian's Chromium inside the namespace (exec keeps Playwright's PID, pipes)."""
@@ -175,18 +187,20 @@ def _chromium_wrapper(ns: netnskit.Netns, tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def phone_page(
-    ns: netnskit.Netns, tmp_path: Path, base: str, microphone: Path | None = None
+    ns: netnskit.Netns | None, tmp_path: Path, base: str, microphone: Path | None = None
 ) -> AsyncIterator[PhonePage]:
-    """A fresh Chromium in ``ns`` with the microphone allowed, one page recording its console; closed on
-    exit. ``base`` (plain http on the veth) is treated as a secure origin, which getUserMedia needs. The
-    fake microphone plays ``microphone`` (a WAV file, once) when given, else Chromium's beeps."""
+    """A fresh Chromium in ``ns`` (None: on this host) with the microphone allowed, one page recording its
+    console; closed on exit. ``base`` (plain http on the veth) is treated as a secure origin, which
+    getUserMedia needs. The fake microphone plays ``microphone`` (a WAV file, once) when given, else
+    Chromium's beeps."""
     assert async_playwright is not None
     args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={base}"]
     if microphone is not None:
         args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
+    executable = CHROMIUM if ns is None else str(_chromium_wrapper(ns, tmp_path))
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=str(_chromium_wrapper(ns, tmp_path)),
+            executable_path=executable,
             args=args,
             timeout=WAIT_MS,
         )

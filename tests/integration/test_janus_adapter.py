@@ -24,9 +24,9 @@ from controller.janus.adapter import JanusAdapter
 from controller.janus.admin import UNAUTHORIZED, JanusAdmin, JanusError, JanusUnavailable
 from controller.janus.reaper import has_live_call
 from controller.janus.settings import JanusSettings
-from controller.janus.sip import SipPlugin
 from tests.controllerkit import running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.janus_sip import SipPlugin
 from tests.januskit import ADMIN_SECRET, JanusProcess, free_ports, requires_janus, running_janus
 from tests.netnskit import stop_process
 

@@ -28,9 +28,9 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from janus_client import JanusSession
 
 from controller.janus.admin import JanusAdmin, JanusError
-from controller.janus.sip import SipPlugin
 from controller.render.janus import SIP_USER_AGENT
 from controller.settings import Settings
+from tests.janus_sip import SipPlugin
 from tests.januskit import start_janus_in
 from tests.netnskit import Netns, network_namespace, skip_reason, stop_process
 from tests.webrtckit import Pcm, ToneTrack, dominant_frequency, record

@@ -167,5 +167,7 @@ async def _run_browser(
         # The one error is the wrong token's 401: no missing file, no CSP violation, no uncaught error.
         assert phone.errors() == [phonekit.REFUSED_TOKEN], phone.console
         await _janus_refuses_a_revoked_token(phone, rc, tokens)
+        # Real Janus's events, in the order it sent them, all have rows in the page's state machines.
+        assert phone.unexpected() == [], phone.console
     await fs.caller_hangup(own)  # FreeSWITCH's leg of the same call ends with the browser's BYE
     return own

@@ -117,6 +117,7 @@ async def test_browser_answers_a_call_hangs_up_then_declines_one(tmp_path: Path)
             assert await asyncio.wait_for(caller.wait(), 15) == 0, (tmp_path / "declined.log").read_text()
             assert await phone.page.is_hidden("#error"), await phone.page.inner_text("#error")
             assert phone.errors() == [phonekit.REFUSED_TOKEN], phone.console
+            assert phone.unexpected() == [], phone.console  # every Janus event has a row in the page
         await stop_process(registrar)
     assert info["plugin_specific"]["callee"].startswith("sip:1000@")
     # Janus's WebRTC leg of the call, counted over the 2 s: the browser's audio in, the caller's echo out.

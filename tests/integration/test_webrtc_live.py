@@ -1,6 +1,6 @@
 """Live twin of the browser path: a WebRTC caller on a deployed stack hears the agent's greeting.
 
-    aiortc (this process, through janus-client and ``controller.janus.sip.SipPlugin``)
+    aiortc (this process, through janus-client and ``tests.janus_sip.SipPlugin``)
         ──WebSocket API, ICE + DTLS-SRTP──► Janus ──SIP plugin: REGISTER, INVITE──► FreeSWITCH
         ──park → controller routes it → uuid_audio_stream──► media worker (greeting) ──► back to the caller
 
@@ -31,7 +31,7 @@ import pytest
 from aiortc import MediaStreamTrack
 from janus_client import JanusSession
 
-from controller.janus.sip import SipPlugin
+from tests.janus_sip import SipPlugin
 from tests.live.stack import StackTarget
 from tests.webrtckit import ToneTrack, record_for, sound_seconds
 

@@ -1,7 +1,8 @@
 """A client of the Janus SIP plugin (``janus.plugin.sip``) for janus-client 0.9.0.
 
-janus-client ships no SIP plugin class; :class:`SipPlugin` subclasses its ``JanusPlugin``. Used by tests and
-tools that act as a browser would (register, call, accept, DTMF, hang up) over a ``JanusSession``.
+janus-client ships no SIP plugin class; :class:`SipPlugin` subclasses its ``JanusPlugin``. Used by the tests
+that act as a browser would (register, call, accept, DTMF, hang up) over a ``JanusSession``; the controller
+itself never talks to the SIP plugin (the browser's page does, through janus.js).
 
 How replies reach us (janus-client 0.9.0, ``transport.py``): a message whose ``transaction`` belongs to a
 live ``MessageTransaction`` goes to that transaction's queue, and only to it; after ``tx.done()`` the same
