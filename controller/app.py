@@ -81,10 +81,10 @@ class Controller:
         self.nodes = {name: FreeSwitchNode(s) for name, s in settings.freeswitch.items()}
         # The Janus adapter (its Admin API: ``self.janus.admin``); None unless janus.enabled.
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
-        self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
+        self.pool = WorkerPool(settings.worker_pool.missed_beats, settings.worker_pool.suspect_s)
         self.control = CallControl(self.model, self.nodes, self.waiters, calls.deadlines.confirm)
         self.playback = AgentPlayback(self._run)
-        self.streams = AgentStreams(self.pool, self._run, settings.workers)
+        self.streams = AgentStreams(self.pool, self._run, settings.worker_pool)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)

