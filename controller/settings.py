@@ -18,7 +18,6 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
-from controller.freeswitch.backoff import BackoffSettings
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
     EventSocketSettings,
@@ -30,6 +29,7 @@ from controller.render.settings import (
 )
 from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import Agents, default_agents
+from switchyard.retry import BackoffSettings
 from switchyard.sections import CONTROLLER_SECTIONS, SECTIONS
 from switchyard.settings import SettingsError, SettingsModel, load, unique
 

@@ -14,8 +14,8 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from controller.freeswitch.backoff import BackoffSettings
 from controller.render.settings import read_secret
+from switchyard.retry import BackoffSettings
 from switchyard.settings import SettingsModel
 
 __all__ = [

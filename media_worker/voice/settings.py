@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, HttpUrl, SecretStr, model_validator
 
+from switchyard.retry import RetrySettings
 from switchyard.settings import SettingsModel, unique
 
 __all__ = [
@@ -27,21 +28,12 @@ __all__ = [
     "OpenAiAsrSettings",
     "OpenAiTtsSettings",
     "PiperTtsSettings",
-    "RetrySettings",
     "ScriptedAgentSettings",
     "SilenceSettings",
     "TtsSettings",
     "WhisperAsrSettings",
     "default_agents",
 ]
-
-
-class RetrySettings(SettingsModel):
-    """Retries of a network provider: capped exponential backoff with full jitter."""
-
-    attempts: int = Field(3, ge=1, le=10, description="tries in all, the first included")
-    initial_s: float = Field(0.2, gt=0)
-    maximum_s: float = Field(2.0, gt=0)
 
 
 class _Network(SettingsModel):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
 from controller.settings import Settings, load_settings
 from media_worker.settings import WorkerProcessSettings, load_worker_settings
@@ -86,7 +87,7 @@ def test_an_unreadable_or_non_mapping_file_is_a_settings_error(tmp_path: Path) -
 
 
 class _Tiny(SettingsModel):
-    media_worker: dict[str, int] = {}
+    media_worker: dict[str, int] = Field(default_factory=dict)
 
 
 def test_any_root_model_loads_through_the_base_and_refuses_unknown_keys(tmp_path: Path) -> None:
