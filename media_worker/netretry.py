@@ -37,13 +37,16 @@ from typing import TypeVar
 
 import aiohttp
 import orjson
+from pydantic import Field, SecretStr
 
 from media_worker.errors import ProviderError, ProviderReplyError, ProviderTimeout, ProviderUnavailable
+from media_worker.registry import ProviderSettings
 from switchyard.retry import Backoff, RetrySettings
 
 __all__ = [
     "RETRYABLE",
     "LazySession",
+    "NetworkSettings",
     "Sleep",
     "WaitBudget",
     "check_status",
@@ -58,6 +61,15 @@ Sleep = Callable[[float], Awaitable[None]]
 
 RETRYABLE: tuple[type[ProviderError], ...] = (ProviderUnavailable, ProviderTimeout)
 _ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read to find its message
+
+
+class NetworkSettings(ProviderSettings):
+    """What every network provider has: credentials, a deadline per request, retries."""
+
+    api_key: SecretStr | None = Field(None, description="bearer token (none for local servers)")
+    timeout_s: float = Field(10.0, gt=0, description="deadline of one request, until the last byte")
+    connect_timeout_s: float = Field(3.0, gt=0)
+    retry: RetrySettings = RetrySettings()
 
 
 def _exhausted(exc: ProviderError, attempts: int) -> ProviderError:
