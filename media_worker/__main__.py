@@ -20,7 +20,8 @@ from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerProcessSettings, load_worker_settings
-from media_worker.vad.model import SileroModel, VadModelError
+from media_worker.vad.model import PROVIDERS as VAD_PROVIDERS
+from media_worker.vad.silero import VadModelError
 from media_worker.voice.echo import EchoPipeline
 from media_worker.voice.providers import ProviderRegistry
 from switchyard.settings import SettingsError
@@ -39,9 +40,9 @@ def named(settings: WorkerProcessSettings, hostname: str) -> WorkerProcessSettin
 def make_worker(settings: WorkerProcessSettings) -> Worker:
     """Load the models once for the process and assemble the worker and its agents' pipelines."""
     ws = settings.media_worker
-    model = SileroModel(ws.vad.model_path, ws.vad.threads)
     metrics = WorkerMetrics()
     executor = ThreadPoolExecutor(ws.inference_threads, thread_name_prefix="inference")
+    model = VAD_PROVIDERS.make(ws.vad, executor)
     providers = ProviderRegistry(executor)
     pipelines = providers.pipelines(settings.agents, metrics)
     default = EchoPipeline() if ws.echo_unknown_agents else None

@@ -69,12 +69,20 @@ class Catalog(Generic[T]):
         kind: what they provide (``asr``, ``tts``, ``agent``, ``vad``), for messages.
         package: the package whose modules are searched for ``PROVIDER``.
         implicit: the provider a settings block without ``provider`` means (None: it is required).
+        base: what every provider's settings extend (the settings all of the kind share).
     """
 
-    def __init__(self, kind: str, package: str, implicit: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        package: str,
+        implicit: str | None = None,
+        base: type[ProviderSettings] = ProviderSettings,
+    ) -> None:
         self.kind = kind
         self.package = package
         self.implicit = implicit
+        self.base = base
         self._found: dict[str, Provider[Any, T]] | None = None
 
     @property
@@ -92,8 +100,8 @@ class Catalog(Generic[T]):
             provider = getattr(module, "PROVIDER", None)
             if provider is None:
                 continue
-            if not isinstance(provider, Provider) or not issubclass(provider.settings, ProviderSettings):
-                raise RegistryError(f"{module.__name__}.PROVIDER is not a Provider of ProviderSettings")
+            if not isinstance(provider, Provider) or not issubclass(provider.settings, self.base):
+                raise RegistryError(f"{module.__name__}.PROVIDER is not a Provider of {self.base.__name__}")
             if provider.name in found:
                 raise RegistryError(f"{self.kind} provider {provider.name!r} is declared twice")
             found[provider.name] = provider

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, HttpUrl, SecretStr, model_validator
+from pydantic import Field, HttpUrl, PlainValidator, SecretStr, SerializeAsAny, model_validator
 
+from media_worker.vad.model import VadSettings, parse_vad
 from media_worker.voice.settings import Agents, default_agents
 from switchyard.sections import WORKER_SECTIONS
 from switchyard.settings import SettingsModel, load
@@ -44,13 +46,8 @@ class BargeInSettings(SettingsModel):
     )
 
 
-class VadSettings(SettingsModel):
-    """The shared Silero session."""
-
-    model_path: Path | None = Field(None, description="ONNX file (default: the silero-vad wheel's model)")
-    tick_ms: int = Field(20, ge=4, le=32, description="how often pending windows of all calls are scored")
-    threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
-    max_batch: int = Field(1024, ge=1)
+VadChoice = Annotated[SerializeAsAny[VadSettings], PlainValidator(parse_vad)]
+"""The ``vad:`` block: the settings of the VAD provider it names (Silero when it names none)."""
 
 
 class WorkerSettings(SettingsModel):
@@ -78,7 +75,7 @@ class WorkerSettings(SettingsModel):
         False,
         description="streams naming an agent not in agents: get the echo pipeline (tests), else refused",
     )
-    vad: VadSettings = VadSettings()
+    vad: VadChoice = Field(default_factory=lambda: parse_vad({}))
     sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
     webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)
     barge_in: BargeInSettings = BargeInSettings()

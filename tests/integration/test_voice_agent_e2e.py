@@ -23,7 +23,7 @@ import pytest
 from media_worker.asr.base import ASR
 from media_worker.asr.whisper import WhisperAsrSettings
 from media_worker.metrics import WorkerMetrics
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
 from media_worker.voice.settings import AgentSettings

@@ -7,7 +7,7 @@ from media_worker.announce import heartbeat_body, local_ip_towards
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker
 from media_worker.settings import WorkerProcessSettings, WorkerSettings
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 
 
 def _worker(**settings: object) -> Worker:

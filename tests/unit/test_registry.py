@@ -16,8 +16,11 @@ from pydantic import ValidationError
 from media_worker.agent.base import PROVIDERS as AGENT_PROVIDERS
 from media_worker.asr.base import PROVIDERS as ASR_PROVIDERS
 from media_worker.registry import Catalog, RegistryError
+from media_worker.settings import WorkerSettings
 from media_worker.tts.base import PROVIDERS as TTS_PROVIDERS
 from media_worker.tts.base import TTS
+from media_worker.vad.model import PROVIDERS as VAD_PROVIDERS
+from media_worker.vad.silero import SileroVadSettings
 from media_worker.voice.settings import AgentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +30,10 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 from media_worker.registry import Provider, ProviderSettings
+from media_worker.settings import WorkerSettings
 from media_worker.tts.base import TTS
+from media_worker.vad.model import PROVIDERS as VAD_PROVIDERS
+from media_worker.vad.silero import SileroVadSettings
 
 
 class LoudSettings(ProviderSettings):
@@ -126,3 +132,12 @@ def test_reading_settings_loads_no_engine() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_vad_is_a_provider_too_and_a_block_without_provider_is_silero() -> None:
+    assert list(VAD_PROVIDERS.providers) == ["silero"]
+    vad = WorkerSettings.model_validate({"vad": {"tick_ms": 10, "threads": 2}}).vad
+    assert isinstance(vad, SileroVadSettings)
+    assert (vad.provider, vad.tick_ms, vad.threads) == ("silero", 10, 2)
+    with pytest.raises(ValidationError, match="provider 'webrtcvad' is not a known vad provider"):
+        WorkerSettings.model_validate({"vad": {"provider": "webrtcvad"}})
