@@ -39,7 +39,7 @@ from bench.result import ImpossibleResult, figures_line, require_finite, run
 from media_worker.metrics import COMPUTE_STAGES, WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from media_worker.voice.providers import ProviderRegistry
 from media_worker.voice.settings import AgentSettings
 from tests.speech import synthesize

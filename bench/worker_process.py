@@ -29,14 +29,14 @@ QUIET_S = 86_400.0  # the silence reprompt's timeout in the bench: never within 
 
 
 def listening_agents() -> list[dict[str, Any]]:
-    """The worker's shipped default ``agents:`` (``Settings().agents``: ``default``, Whisper tiny.en, the
+    """The worker's shipped default ``agents:`` (``default_agents()``: ``default``, Whisper tiny.en, the
     scripted agent, Piper), each with the two things it would say unprompted turned off: the greeting
     at the start of every stream and the reprompt after 8 s of silence. Both are a Piper synthesis per
     stream, the speaking path, which ``bench.voice_turn`` measures; what the agent hears is unchanged."""
-    from controller.settings import Settings
+    from media_worker.voice.settings import default_agents
 
     agents = []
-    for agent in Settings().agents:
+    for agent in default_agents():
         silence = agent.silence.model_copy(update={"timeout_s": QUIET_S})
         quiet = agent.model_copy(update={"greeting": None, "silence": silence})
         agents.append(quiet.model_dump(mode="json", exclude_defaults=True))
@@ -60,10 +60,10 @@ class WorkerProcess:
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         env |= {
-            "SWITCHYARD_WORKER__HOST": HOST,
-            "SWITCHYARD_WORKER__PORT": str(self.port),
-            "SWITCHYARD_WORKER__CAPACITY": "4000",
-            "SWITCHYARD_WORKER__VAD__TICK_MS": "20",
+            "SWITCHYARD_MEDIA_WORKER__HOST": HOST,
+            "SWITCHYARD_MEDIA_WORKER__PORT": str(self.port),
+            "SWITCHYARD_MEDIA_WORKER__CAPACITY": "4000",
+            "SWITCHYARD_MEDIA_WORKER__VAD__TICK_MS": "20",
             "SWITCHYARD_AGENTS": json.dumps(listening_agents()),
         }
         taskset = shutil.which("taskset") if (os.cpu_count() or 1) > core + 1 else None

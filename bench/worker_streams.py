@@ -77,7 +77,8 @@ class Plan:
 
 def time_model(pcm: bytes, windows: int, batch: int) -> float:
     """µs per window of ``SileroModel.score``, ``batch`` streams per run, over real speech, state carried."""
-    from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, SileroModel
+    from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW
+    from media_worker.vad.silero import SileroModel
 
     model = SileroModel()
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0

@@ -89,7 +89,7 @@ class Controller:
         self.nodes = {name: FreeSwitchNode(s) for name, s in settings.freeswitch.items()}
         # The Janus adapter (its Admin API: ``self.janus.admin``); None unless janus.enabled.
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
-        self.pool = WorkerPool(settings.workers.missed_beats, settings.workers.suspect_s)
+        self.pool = WorkerPool(settings.worker_pool.missed_beats, settings.worker_pool.suspect_s)
         self.sender = CommandSender(self.nodes, self.waiters)  # every command to FreeSWITCH goes through it
         self.control = CallControl(
             self.model,
@@ -99,7 +99,7 @@ class Controller:
             originate_margin=calls.deadlines.originate_margin,
         )
         self.playback = AgentPlayback(self.sender)
-        self.streams = AgentStreams(self.pool, self.sender, settings.workers)
+        self.streams = AgentStreams(self.pool, self.sender, settings.worker_pool)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)

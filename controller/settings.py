@@ -1,26 +1,23 @@
 """Switchyard settings: one pydantic model, built once in ``main()`` and passed down by parts.
 
-Sources, lowest priority first: ``switchyard.yaml`` (path from ``SWITCHYARD_CONFIG``; ``${NAME}`` in its
-strings is taken from the environment), then environment variables ``SWITCHYARD_<FIELD>`` with ``__``
-between nested fields. Secrets (the ESL password) have no
-default: they come from the file, the environment or a ``*_file`` path, and a missing one fails at start
-with the field path. Library code never reads ``os.environ``; ``load_settings`` receives it.
+The file format, the ``SWITCHYARD_*`` overrides and the errors are :mod:`switchyard.settings`'s; this is the
+root model of the whole file (the controller reads all of it but ``users`` and ``trunks``; ``render`` and
+``check-config`` all of it). The media worker's sections (``media_worker``, ``agents``) are its own types,
+composed here; the worker loads them without this module. Secrets (the ESL password) have no default: they
+come from the file, the environment or a ``*_file`` path, and a missing one fails at start with the field
+path. Library code never reads ``os.environ``; ``load_settings`` receives it.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
-from controller.freeswitch.backoff import BackoffSettings
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
     EventSocketSettings,
@@ -31,11 +28,13 @@ from controller.render.settings import (
     read_secret,
 )
 from media_worker.settings import WorkerSettings
-from media_worker.voice.settings import AgentSettings
+from media_worker.voice.settings import Agents, default_agents
+from switchyard.retry import BackoffSettings
+from switchyard.sections import CONTROLLER_SECTIONS, SECTIONS
+from switchyard.settings import SettingsError, SettingsModel, load, unique
 
 __all__ = [
     "CONTROLLER_SECTIONS",
-    "WORKER_SECTIONS",
     "ApiSettings",
     "BackoffSettings",
     "CallSettings",
@@ -50,20 +49,11 @@ __all__ = [
 ]
 
 
-_ENV_PREFIX: Final = "SWITCHYARD_"
 MIN_TOKEN_LENGTH: Final = 16
 """Shortest API token accepted (deploy/check-env asks the same of every secret)."""
 
 
-class SettingsError(Exception):
-    """Settings are missing or invalid; the message names the field path and the reason."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Deadlines(_Strict):
+class Deadlines(SettingsModel):
     """How long each ESL step may take, in seconds."""
 
     connect: float = Field(5.0, gt=0)
@@ -74,7 +64,7 @@ class Deadlines(_Strict):
     close: float = Field(2.0, gt=0)
 
 
-class FreeSwitchNodeSettings(_Strict):
+class FreeSwitchNodeSettings(SettingsModel):
     """One FreeSWITCH node reached over inbound ESL."""
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9_.-]+$")
@@ -107,7 +97,7 @@ class FreeSwitchNodeSettings(_Strict):
             raise SettingsError(str(exc)) from exc
 
 
-class ApiSettings(_Strict):
+class ApiSettings(SettingsModel):
     """The controller's HTTP API."""
 
     host: str = "127.0.0.1"
@@ -129,7 +119,7 @@ class ApiSettings(_Strict):
         return self
 
 
-class WorkerPoolSettings(_Strict):
+class WorkerPoolSettings(SettingsModel):
     """How the controller uses the media workers."""
 
     missed_beats: int = Field(3, ge=1, description="a worker whose beats stop this many intervals is gone")
@@ -148,14 +138,14 @@ class WorkerPoolSettings(_Strict):
     )
 
 
-class ControlDeadlines(_Strict):
+class ControlDeadlines(SettingsModel):
     """How long a call-control operation waits for FreeSWITCH to confirm it, in seconds."""
 
     confirm: float = Field(5.0, gt=0, description="reply plus confirming event (answer, hangup, hold...)")
     originate_margin: float = Field(5.0, ge=0, description="added to an originate's ring timeout")
 
 
-class CallSettings(_Strict):
+class CallSettings(SettingsModel):
     """Routing and control of calls."""
 
     routes: tuple[Route, ...] = Field((), description="tried in order; the first match wins")
@@ -187,13 +177,13 @@ class CallSettings(_Strict):
         return self
 
 
-class CdrSettings(_Strict):
+class CdrSettings(SettingsModel):
     """Where call detail records are kept."""
 
     path: Path = Field(Path("var/cdrs.sqlite3"), description="SQLite database file (WAL mode)")
 
 
-class Settings(_Strict):
+class Settings(SettingsModel):
     """Everything Switchyard is configured with."""
 
     freeswitch: dict[str, FreeSwitchNodeSettings] = Field(
@@ -201,15 +191,14 @@ class Settings(_Strict):
         description="FreeSWITCH nodes by name (lower case: environment names fold case); the controller "
         "needs at least one",
     )
-    worker: WorkerSettings = WorkerSettings()
-    workers: WorkerPoolSettings = WorkerPoolSettings()
+    media_worker: WorkerSettings = Field(
+        default_factory=WorkerSettings, description="a media worker process's own settings"
+    )
+    worker_pool: WorkerPoolSettings = WorkerPoolSettings()
     api: ApiSettings = ApiSettings()
     calls: CallSettings = CallSettings()
     cdr: CdrSettings = CdrSettings()
-    agents: tuple[AgentSettings, ...] = Field(
-        default_factory=lambda: (AgentSettings(name="default"),),
-        description="the voice agents routes name (agent <name>); the default one works offline",
-    )
+    agents: Agents = Field(default_factory=default_agents)
     sip: SipSettings = SipSettings()
     event_socket: EventSocketSettings = EventSocketSettings()
     users: tuple[SipUser, ...] = Field((), description="SIP users of FreeSWITCH's directory")
@@ -236,11 +225,10 @@ class Settings(_Strict):
         for key, node in self.freeswitch.items():
             if key != node.name:
                 raise ValueError(f"freeswitch.{key}: name {node.name!r} differs from its key")
-        _unique("agents", [agent.name for agent in self.agents], "name")
-        _unique("users", [user.extension for user in self.users], "extension")
-        _unique("line_tests", [test.number for test in self.line_tests], "number")
-        _unique("trunks", [trunk.name for trunk in self.trunks], "name")
-        _unique("trunks", [did for trunk in self.trunks for did in trunk.dids], "DID")
+        unique([user.extension for user in self.users], "extension", "users")
+        unique([test.number for test in self.line_tests], "number", "line_tests")
+        unique([trunk.name for trunk in self.trunks], "name", "trunks")
+        unique([did for trunk in self.trunks for did in trunk.dids], "DID", "trunks")
         return self
 
     @model_validator(mode="after")
@@ -267,101 +255,10 @@ class Settings(_Strict):
         return self
 
 
-def _unique(field: str, values: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{field}: the {what} {value!r} is used twice")
-        seen.add(value)
-
-
-def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "<root>"
-        lines.append(f"{path}: {error['msg']}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``SWITCHYARD_A__B=v`` → ``{"a": {"b": v}}``; a value starting with ``[`` or ``{`` is JSON."""
-    tree: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(_ENV_PREFIX) or key == "SWITCHYARD_CONFIG":
-            continue
-        path = key[len(_ENV_PREFIX) :].lower().split("__")
-        node = tree
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise SettingsError(f"{key}: conflicts with another SWITCHYARD_ variable")
-            node = child
-        parsed: Any = value
-        if value[:1] in ("[", "{"):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise SettingsError(f"{key}: not valid JSON: {exc}") from exc
-        node[path[-1]] = parsed
-    return tree
-
-
-_REFERENCE: Final = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _substitute(value: Any, environ: Mapping[str, str], path: str) -> Any:
-    """``${NAME}`` in the file's strings replaced from the environment (``$$`` is a literal ``$``).
-
-    Raises:
-        SettingsError: a referenced variable is not set (names the field and the variable).
-    """
-    if isinstance(value, dict):
-        return {k: _substitute(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, environ, f"{path}.{i}") for i, v in enumerate(value)]
-    if not isinstance(value, str) or "$" not in value:
-        return value
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "$"
-        if name not in environ:
-            raise SettingsError(f"{path}: ${{{name}}} is not set in the environment")
-        return environ[name]
-
-    return _REFERENCE.sub(replace, value)
-
-
-def _only(tree: dict[str, Any], sections: Collection[str] | None) -> dict[str, Any]:
-    """``tree`` without the known sections outside ``sections`` (an unknown key stays, to be refused)."""
-    if sections is None:
-        return tree
-    dropped = set(Settings.model_fields) - set(sections)
-    return {key: value for key, value in tree.items() if key not in dropped}
-
-
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            merged[key] = _merge(current, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-WORKER_SECTIONS: Final = frozenset({"worker", "agents"})
-"""What a media worker reads; it is not given the other sections' secrets (the ESL password...)."""
-CONTROLLER_SECTIONS: Final = frozenset(Settings.model_fields) - {"users", "trunks"}
-"""What the controller reads: all but the SIP users' and trunks' credentials, which only FreeSWITCH needs."""
-
-
 def load_settings(
     environ: Mapping[str, str], path: Path | None = None, sections: Collection[str] | None = None
 ) -> Settings:
-    """Build the settings from the YAML file and the environment.
+    """Build the settings from the YAML file and the environment (see :func:`switchyard.settings.load`).
 
     Args:
         environ: the process environment (``os.environ`` in ``main()``; a dict in tests).
@@ -372,21 +269,4 @@ def load_settings(
     Raises:
         SettingsError: the file is unreadable or the settings are invalid (field path + reason).
     """
-    if path is None:
-        configured = environ.get("SWITCHYARD_CONFIG")
-        path = Path(configured) if configured else Path("switchyard.yaml")
-        if not configured and not path.exists():
-            path = None
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"cannot read {path}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise SettingsError(f"{path}: top level must be a mapping")
-        data = _substitute(_only(loaded or {}, sections), environ, "")
-    try:
-        return Settings.model_validate(_merge(data, _only(_env_overrides(environ), sections)))
-    except ValidationError as exc:
-        raise SettingsError(_format_errors(exc)) from exc
+    return load(Settings, environ, path, SECTIONS if sections is None else sections)

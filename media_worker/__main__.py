@@ -16,31 +16,33 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from controller.settings import WORKER_SECTIONS, Settings, SettingsError, load_settings
 from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
-from media_worker.vad.model import SileroModel, VadModelError
+from media_worker.settings import WorkerProcessSettings, load_worker_settings
+from media_worker.vad.model import PROVIDERS as VAD_PROVIDERS
+from media_worker.vad.silero import VadModelError
 from media_worker.voice.echo import EchoPipeline
 from media_worker.voice.providers import ProviderRegistry
+from switchyard.settings import SettingsError
 
 log = logging.getLogger("switchyard.worker")
 
 
-def named(settings: Settings, hostname: str) -> Settings:
-    """``worker.worker_id: auto`` resolved to ``hostname`` (each scaled replica has its own)."""
-    if settings.worker.worker_id != "auto":
+def named(settings: WorkerProcessSettings, hostname: str) -> WorkerProcessSettings:
+    """``media_worker.worker_id: auto`` resolved to ``hostname`` (each scaled replica has its own)."""
+    if settings.media_worker.worker_id != "auto":
         return settings
-    worker = settings.worker.model_copy(update={"worker_id": hostname})
-    return settings.model_copy(update={"worker": worker})
+    worker = settings.media_worker.model_copy(update={"worker_id": hostname})
+    return settings.model_copy(update={"media_worker": worker})
 
 
-def make_worker(settings: Settings) -> Worker:
+def make_worker(settings: WorkerProcessSettings) -> Worker:
     """Load the models once for the process and assemble the worker and its agents' pipelines."""
-    ws = settings.worker
-    model = SileroModel(ws.vad.model_path, ws.vad.threads)
+    ws = settings.media_worker
     metrics = WorkerMetrics()
     executor = ThreadPoolExecutor(ws.inference_threads, thread_name_prefix="inference")
+    model = VAD_PROVIDERS.make(ws.vad, executor)
     providers = ProviderRegistry(executor)
     pipelines = providers.pipelines(settings.agents, metrics)
     default = EchoPipeline() if ws.echo_unknown_agents else None
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(os.environ, args.config, WORKER_SECTIONS)
+        settings = load_worker_settings(os.environ, args.config)
         worker = make_worker(named(settings, socket.gethostname()))
     except (SettingsError, VadModelError, ValueError, OSError) as exc:
         print(f"switchyard-worker: {exc}", file=sys.stderr)

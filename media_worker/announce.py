@@ -4,7 +4,9 @@ Why announce rather than have the controller poll configured URLs: workers are s
 ``docker compose up --scale worker=N``, where only the worker knows its own address; a heartbeat carries
 fresh load (streams, VAD lag) at no cost to the controller; and a worker that stops is dropped after a few
 missed beats without anyone editing a list. ``POST {controller_url}/v1/workers/heartbeat`` every
-``heartbeat_s``; on shutdown one last beat says ``draining`` so no new call is sent here.
+``heartbeat_s``; on shutdown one last beat says ``draining`` so no new call is sent here. A beat that
+fails is retried by the one backoff policy (:mod:`switchyard.retry`): doubling from two periods up to
+30 s, with full jitter, so the workers of a restarted controller do not all come back in step.
 """
 
 from __future__ import annotations
@@ -15,17 +17,36 @@ import logging
 import random
 import socket
 import urllib.parse
+from collections.abc import Callable
 
 import aiohttp
 
 from media_worker.server import Worker
+from switchyard.retry import Backoff, BackoffSettings
 
-__all__ = ["announce", "heartbeat_body"]
+__all__ = ["announce", "heartbeat_backoff", "heartbeat_body", "next_beat"]
 
 log = logging.getLogger("switchyard.worker.announce")
 
 
 _WILDCARDS = ("0.0.0.0", "::", "")
+_MAX_WAIT_S = 30.0
+
+
+def heartbeat_backoff(heartbeat_s: float, rng: Callable[[], float] = random.random) -> Backoff:
+    """The waits after failed beats: from two periods, doubling, up to 30 s, full jitter."""
+    return Backoff(BackoffSettings(initial=2 * heartbeat_s, maximum=_MAX_WAIT_S, quick_failure=0), rng)
+
+
+def next_beat(
+    heartbeat_s: float, backoff: Backoff, failed: bool, rng: Callable[[], float] = random.random
+) -> float:
+    """Seconds until the next beat: after a delivered one the period, less up to a fifth (so the workers
+    drift apart); after a failed one the backoff's next wait."""
+    if failed:
+        return backoff.next_delay()
+    backoff.reset()
+    return heartbeat_s * (0.8 + 0.2 * rng())
 
 
 def heartbeat_body(worker: Worker, local_ip: str | None = None) -> dict[str, object]:
@@ -71,6 +92,7 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
     token = settings.controller_token.get_secret_value() if settings.controller_token else ""
     headers = {"Authorization": f"Bearer {token}"}
     failures = 0
+    backoff = heartbeat_backoff(settings.heartbeat_s)
     async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
         while not stop.is_set():
             try:
@@ -80,9 +102,9 @@ async def announce(worker: Worker, stop: asyncio.Event) -> None:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failures += 1
                 log.warning("heartbeat to %s failed (%d in a row): %s", target, failures, exc)
-            delay = settings.heartbeat_s if failures == 0 else min(30.0, settings.heartbeat_s * 2**failures)
+            delay = next_beat(settings.heartbeat_s, backoff, failures > 0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.0))
+                await asyncio.wait_for(stop.wait(), delay)
         worker.draining = True
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with http.post(target, json=heartbeat_body(worker, local_ip)) as response:

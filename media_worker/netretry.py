@@ -4,12 +4,11 @@ Every HTTP or WebSocket provider (OpenAI-compatible ASR/TTS/chat, Deepgram) goes
 policy lives in one place:
 
 - **Retries** (:func:`with_retries`, :func:`stream_with_retries`): up to ``RetrySettings.attempts`` tries
-  in all, with capped exponential backoff and *full jitter* — the n-th wait is uniform in
-  ``[0, min(maximum_s, initial_s * 2**(n-1))]`` (the "Full Jitter" scheme of the AWS architecture blog,
-  "Exponential Backoff And Jitter"). Only :class:`ProviderUnavailable` and :class:`ProviderTimeout` are
-  retried; a :class:`ProviderReplyError` (HTTP 4xx, a reply of the wrong shape) would fail the same way
-  again. A stream is retried only until its first item reached the caller: after that, a retry would repeat
-  words the caller already heard.
+  in all, waiting by the one backoff policy of :mod:`switchyard.retry` — the n-th wait is uniform in
+  ``[0, min(maximum_s, initial_s * 2**(n-1))]`` (full jitter). Only :class:`ProviderUnavailable` and
+  :class:`ProviderTimeout` are retried; a :class:`ProviderReplyError` (HTTP 4xx, a reply of the wrong
+  shape) would fail the same way again. A stream is retried only until its first item reached the caller:
+  after that, a retry would repeat words the caller already heard.
 - **Mapping** (:func:`mapped_errors`, :func:`check_status`): library exceptions become our tree of
   :mod:`media_worker.errors`, always ``from`` the original::
 
@@ -32,25 +31,28 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 import aiohttp
 import orjson
+from pydantic import Field, SecretStr
 
 from media_worker.errors import ProviderError, ProviderReplyError, ProviderTimeout, ProviderUnavailable
-from media_worker.voice.settings import RetrySettings
+from media_worker.registry import ProviderSettings
+from switchyard.retry import Backoff, RetrySettings
 
 __all__ = [
     "RETRYABLE",
     "LazySession",
+    "NetworkSettings",
     "Sleep",
     "WaitBudget",
-    "backoff_delays",
     "check_status",
     "error_for_status",
     "mapped_errors",
+    "posted",
     "stream_with_retries",
     "with_retries",
 ]
@@ -62,11 +64,13 @@ RETRYABLE: tuple[type[ProviderError], ...] = (ProviderUnavailable, ProviderTimeo
 _ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read to find its message
 
 
-def backoff_delays(settings: RetrySettings, rng: random.Random | None = None) -> Iterator[float]:
-    """The waits before the 2nd, 3rd, … attempt: full jitter over a capped exponential."""
-    draw = rng if rng is not None else random.Random()
-    for retry in range(settings.attempts - 1):
-        yield draw.uniform(0.0, min(settings.maximum_s, settings.initial_s * 2**retry))
+class NetworkSettings(ProviderSettings):
+    """What every network provider has: credentials, a deadline per request, retries."""
+
+    api_key: SecretStr | None = Field(None, description="bearer token (none for local servers)")
+    timeout_s: float = Field(10.0, gt=0, description="deadline of one request, until the last byte")
+    connect_timeout_s: float = Field(3.0, gt=0)
+    retry: RetrySettings = RetrySettings()
 
 
 def _exhausted(exc: ProviderError, attempts: int) -> ProviderError:
@@ -78,7 +82,7 @@ async def with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
     sleep: Sleep = asyncio.sleep,
-    rng: random.Random | None = None,
+    rng: Callable[[], float] = random.random,
 ) -> T:
     """Run ``attempt()`` until it succeeds, retrying :data:`RETRYABLE` errors with backoff.
 
@@ -86,7 +90,7 @@ async def with_retries(
         settings: how many attempts and how long to wait between them.
         attempt: makes a fresh awaitable per try (a request body cannot be sent twice).
         sleep: the backoff wait (tests pass a recording fake).
-        rng: the jitter's source.
+        rng: the jitter's uniform draw in ``[0, 1)``.
 
     Returns:
         What the first successful attempt returned.
@@ -94,7 +98,7 @@ async def with_retries(
     Raises:
         ProviderError: a non-retryable error at once, or the last retryable one after every attempt.
     """
-    delays = backoff_delays(settings, rng)
+    backoff = Backoff(settings.backoff(), rng)
     for tried in range(1, settings.attempts + 1):
         try:
             return await attempt()
@@ -103,7 +107,7 @@ async def with_retries(
                 raise
             if tried == settings.attempts:
                 raise _exhausted(exc, tried) from exc
-        await sleep(next(delays))
+        await sleep(backoff.next_delay())
     raise AssertionError("unreachable: attempts >= 1")  # pragma: no cover
 
 
@@ -112,7 +116,7 @@ async def stream_with_retries(
     attempt: Callable[[], AsyncGenerator[T, None]],
     *,
     sleep: Sleep = asyncio.sleep,
-    rng: random.Random | None = None,
+    rng: Callable[[], float] = random.random,
 ) -> AsyncGenerator[T, None]:
     """Iterate ``attempt()``, starting over on a retryable error only while nothing was yielded yet.
 
@@ -120,7 +124,7 @@ async def stream_with_retries(
         settings: how many attempts and how long to wait between them.
         attempt: opens one fresh stream per try.
         sleep: the backoff wait.
-        rng: the jitter's source.
+        rng: the jitter's uniform draw in ``[0, 1)``.
 
     Yields:
         The items of the first attempt that got one out (then of that attempt only).
@@ -128,7 +132,7 @@ async def stream_with_retries(
     Raises:
         ProviderError: a non-retryable error, any error after the first item, or the last retryable one.
     """
-    delays = backoff_delays(settings, rng)
+    backoff = Backoff(settings.backoff(), rng)
     started = False
     for tried in range(1, settings.attempts + 1):
         inner = attempt()
@@ -148,7 +152,7 @@ async def stream_with_retries(
                 yield item
         finally:
             await inner.aclose()
-        await sleep(next(delays))
+        await sleep(backoff.next_delay())
 
 
 class WaitBudget:
@@ -226,6 +230,29 @@ def mapped_errors(provider: str, what: str) -> Iterator[None]:
         raise ProviderUnavailable(provider, f"{what}: {exc!r}") from exc
     except aiohttp.ClientError as exc:
         raise ProviderReplyError(provider, f"{what}: {exc!r}") from exc
+
+
+@asynccontextmanager
+async def posted(
+    provider: str, what: str, request: Awaitable[aiohttp.ClientResponse], budget: WaitBudget
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A streamed POST's response, its status checked, within ``budget``; released on exit.
+
+    The block runs inside :func:`mapped_errors` too, so reading the body raises our errors.
+
+    Args:
+        provider: the provider's name, for the errors.
+        what: the operation, e.g. ``"POST /audio/speech"``.
+        request: the ``session.post(...)`` to await.
+        budget: the request's deadline, spent across the reads of the body.
+    """
+    with mapped_errors(provider, what):
+        response = await budget.wait(request)
+        try:
+            await budget.wait(check_status(provider, response))
+            yield response
+        finally:
+            response.release()  # back to the pool if the body was read to its end, else closed
 
 
 class LazySession:

@@ -23,7 +23,7 @@ from media_worker.metrics import WorkerMetrics
 from media_worker.session import CallSession
 from media_worker.settings import WorkerSettings
 from media_worker.vad.batcher import VadBatcher
-from media_worker.vad.model import SileroModel
+from media_worker.vad.model import BatchedVadModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
 from switchyard.messages import parse_control
@@ -50,7 +50,7 @@ class Worker:
     """What the app's handlers share: settings, model, batcher, pipelines, metrics and the open sessions."""
 
     settings: WorkerSettings
-    model: SileroModel
+    model: BatchedVadModel
     pipelines: dict[str, VoicePipeline]  # by agent name
     metrics: WorkerMetrics
     default: VoicePipeline | None = None  # for agents not in ``pipelines`` (None: refuse the stream)

@@ -1,4 +1,8 @@
-"""The media worker's part of the Switchyard settings (``Settings.worker``).
+"""The media worker's settings: its own section (``media_worker:``) and the agents it runs (``agents:``).
+
+A worker reads these two sections of the one ``switchyard.yaml`` through :mod:`switchyard.settings`
+(:func:`load_worker_settings`) and nothing of the controller's; the controller composes the same types into
+its ``Settings``, so ``switchyard check-config`` checks them too.
 
 Defaults are the seeds the design names: VAD threshold 0.6 and a 500 ms end-of-turn silence for SIP/PSTN
 legs, 0.5 / 300 ms for WebRTC legs; 512-sample (32 ms) Silero windows at 16 kHz scored in one batch per tick.
@@ -6,16 +10,19 @@ legs, 0.5 / 300 ms for WebRTC legs; 512-sample (32 ms) Silero windows at 16 kHz 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import Field, HttpUrl, PlainValidator, SecretStr, SerializeAsAny, model_validator
+
+from media_worker.vad.model import VadSettings, parse_vad
+from media_worker.voice.settings import Agents, default_agents
+from switchyard.sections import WORKER_SECTIONS
+from switchyard.settings import SettingsModel, load
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TurnProfile(_Strict):
+class TurnProfile(SettingsModel):
     """VAD and turn-taking thresholds for one kind of leg."""
 
     threshold: float = Field(gt=0, lt=1, description="speech probability that starts speech")
@@ -30,7 +37,7 @@ class TurnProfile(_Strict):
     max_turn_ms: int = Field(30_000, gt=0, description="a turn longer than this is cut and handed over")
 
 
-class BargeInSettings(_Strict):
+class BargeInSettings(SettingsModel):
     """When caller speech interrupts the agent."""
 
     enabled: bool = True
@@ -39,17 +46,12 @@ class BargeInSettings(_Strict):
     )
 
 
-class VadSettings(_Strict):
-    """The shared Silero session."""
-
-    model_path: Path | None = Field(None, description="ONNX file (default: the silero-vad wheel's model)")
-    tick_ms: int = Field(20, ge=4, le=32, description="how often pending windows of all calls are scored")
-    threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
-    max_batch: int = Field(1024, ge=1)
+VadChoice = Annotated[SerializeAsAny[VadSettings], PlainValidator(parse_vad)]
+"""The ``vad:`` block: the settings of the VAD provider it names (Silero when it names none)."""
 
 
-class WorkerSettings(_Strict):
-    """One media worker process."""
+class WorkerSettings(SettingsModel):
+    """One media worker process (the ``media_worker:`` section)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -73,7 +75,7 @@ class WorkerSettings(_Strict):
         False,
         description="streams naming an agent not in agents: get the echo pipeline (tests), else refused",
     )
-    vad: VadSettings = VadSettings()
+    vad: VadChoice = Field(default_factory=lambda: parse_vad({}))
     sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
     webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)
     barge_in: BargeInSettings = BargeInSettings()
@@ -85,3 +87,19 @@ class WorkerSettings(_Strict):
                 "controller_token is required with controller_url (the API needs a bearer token)"
             )
         return self
+
+
+class WorkerProcessSettings(SettingsModel):
+    """All a media worker process reads of the settings file."""
+
+    media_worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    agents: Agents = Field(default_factory=default_agents)
+
+
+def load_worker_settings(environ: Mapping[str, str], path: Path | None = None) -> WorkerProcessSettings:
+    """The worker's sections of the YAML file (``SWITCHYARD_CONFIG``) with the environment's overrides.
+
+    Raises:
+        SettingsError: the file is unreadable or the settings are invalid (field path + reason).
+    """
+    return load(WorkerProcessSettings, environ, path, WORKER_SECTIONS)

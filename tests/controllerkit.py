@@ -64,7 +64,7 @@ def controller_settings(
         "freeswitch": {"fs1": node},
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]},
         "cdr": {"path": str(tmp_path / "cdrs.sqlite3")},
-        "workers": {"connect_timeout": 1.0, "suspect_s": 30, "wait_s": 0.5},
+        "worker_pool": {"connect_timeout": 1.0, "suspect_s": 30, "wait_s": 0.5},
         "calls": {"recordings_dir": str(tmp_path / "recordings")},
     }
     for key, value in sections.items():

@@ -11,7 +11,7 @@ from typing import Any
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker, build_app
 from media_worker.settings import WorkerSettings
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.echo import EchoPipeline
 from tests.appkit import served

@@ -28,12 +28,12 @@ from typing import Final, Self
 
 import orjson
 
-from controller.freeswitch.backoff import Backoff
 from controller.freeswitch.commands import SHOW_CALLS, SHOW_CHANNELS, STATUS, Command
 from controller.freeswitch.connection import AuthenticationError, ConnectionLost, EslConnection
 from controller.freeswitch.events import ChannelsResync, Event
 from controller.freeswitch.protocol import EslError, ProtocolError
 from controller.settings import FreeSwitchNodeSettings
+from switchyard.retry import Backoff
 
 __all__ = ["CUSTOM_EVENTS", "SUBSCRIBED_EVENTS", "FreeSwitchNode", "NodeEvent", "parse_show_json"]
 

@@ -5,7 +5,7 @@ janus-client's ``JanusSession`` and creates a session; keeps it alive (``keepali
 ``janus.keepalive_s``, each answered by an ``ack`` within ``janus.request_timeout_s``: Janus drops a session
 silent for ``session_timeout``, 60 s by default, src/janus.c); and when the WebSocket closes or a keepalive
 goes unanswered (Janus stopped or restarted: its sessions and tokens live in memory only) it marks itself
-unhealthy and reconnects with capped, jittered backoff (``controller.freeswitch.backoff``). Its tasks (the
+unhealthy and reconnects with capped, jittered backoff (``switchyard.retry``). Its tasks (the
 connection and the stale-session ``SessionReaper``) run in one ``asyncio.TaskGroup``.
 
 Token auth (``janus.token_auth``): Janus then refuses every Janus API request without a stored token, the
@@ -36,10 +36,10 @@ from typing import Any, Self
 import aiohttp
 from janus_client import JanusSession
 
-from controller.freeswitch.backoff import Backoff
 from controller.janus.admin import JanusAdmin, JanusError, JanusUnavailable
 from controller.janus.reaper import SessionReaper
 from controller.janus.settings import JanusSettings
+from switchyard.retry import Backoff
 
 __all__ = ["JanusAdapter"]
 

@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from controller.freeswitch.backoff import BackoffSettings
 from controller.render.settings import read_secret
+from switchyard.retry import BackoffSettings
+from switchyard.settings import SettingsModel
 
 __all__ = [
     "JanusDirectorySettings",
@@ -25,10 +26,6 @@ __all__ = [
 ]
 
 _HOST = r"^[A-Za-z0-9.-]+$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _address(value: str | None) -> str | None:
@@ -42,7 +39,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class JanusNatSettings(_Strict):
+class JanusNatSettings(SettingsModel):
     """ICE and NAT: which interfaces gather candidates and what address is announced."""
 
     public_ip: str | None = Field(None, description="nat_1_1_mapping: the public address in front of Janus")
@@ -78,7 +75,7 @@ class JanusNatSettings(_Strict):
         return self
 
 
-class _BasicAuthPeer(_Strict):
+class _BasicAuthPeer(SettingsModel):
     """A service that calls the controller with HTTP basic auth: a password is required once enabled."""
 
     enabled: bool = False
@@ -126,7 +123,7 @@ class JanusDirectorySettings(_BasicAuthPeer):
         return read_secret(self.password, self.password_file, "janus.directory.password_file")
 
 
-class JanusSettings(_Strict):
+class JanusSettings(SettingsModel):
     """One Janus instance: its transports, Admin API, SIP plugin and event handler."""
 
     enabled: bool = Field(False, description="render janus/conf and let the controller use Janus")

@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from switchyard.settings import SettingsModel
 
 __all__ = [
     "CODECS",
@@ -32,10 +34,6 @@ CODECS: Final = ("OPUS", "G722", "PCMU", "PCMA")
 _HOST = r"^[A-Za-z0-9.-]+$"
 _TEXT = r"^[^\"'<>&\\]{1,64}$"
 _NUMBER = r"^\+?[0-9]{2,20}$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def read_secret(value: SecretStr | None, path: Path | None, field: str) -> str:
@@ -70,7 +68,7 @@ def _cidr(value: str) -> str:
         raise ValueError(f"{value!r} is not an address or CIDR block") from exc
 
 
-class SipProfileSettings(_Strict):
+class SipProfileSettings(SettingsModel):
     """One sofia profile: where it listens and what it announces."""
 
     listen_ip: str = Field("127.0.0.1", description="address SIP and RTP bind to (sip-ip, rtp-ip)")
@@ -87,7 +85,7 @@ class SipProfileSettings(_Strict):
         return value
 
 
-class SipSettings(_Strict):
+class SipSettings(SettingsModel):
     """FreeSWITCH's SIP side: the internal profile (phones, Janus) and the external one (trunks)."""
 
     domain: str = Field("switchyard.local", pattern=_HOST, description="directory domain of the SIP users")
@@ -124,7 +122,7 @@ class SipSettings(_Strict):
         return self
 
 
-class EventSocketSettings(_Strict):
+class EventSocketSettings(SettingsModel):
     """mod_event_socket of the rendered FreeSWITCH; its password is the one of ``freeswitch.<node>``."""
 
     node: str = Field("main", description="the freeswitch node whose password this server uses")
@@ -146,7 +144,7 @@ class EventSocketSettings(_Strict):
         return tuple(_cidr(item) for item in value)
 
 
-class SipUser(_Strict):
+class SipUser(SettingsModel):
     """A SIP user of the directory (a phone, or a browser through Janus)."""
 
     extension: str = Field(pattern=r"^[0-9]{2,10}$")
@@ -165,7 +163,7 @@ class SipUser(_Strict):
         return read_secret(self.password, self.password_file, f"users.{self.extension}.password_file")
 
 
-class LineTest(_Strict):
+class LineTest(SettingsModel):
     """A number FreeSWITCH answers itself with a steady tone: a line check that needs no controller.
 
     The classic milliwatt test (1004 Hz): a caller or a monitoring probe hears the switch's audio path
@@ -177,7 +175,7 @@ class LineTest(_Strict):
     max_s: int = Field(3600, ge=1, le=86_400, description="hung up after this long (ALLOTTED_TIMEOUT)")
 
 
-class OutboundRule(_Strict):
+class OutboundRule(SettingsModel):
     """Calls from users whose dialled number matches ``pattern`` go out through the trunk."""
 
     pattern: str = Field(description="regular expression on the dialled number (whole match)")
@@ -208,7 +206,7 @@ class OutboundRule(_Strict):
         return self
 
 
-class Trunk(_Strict):
+class Trunk(SettingsModel):
     """A SIP trunk to the PSTN (Twilio, Telnyx, Vonage...): a gateway on the external profile.
 
     ``auth: registration`` registers with username/password (and answers the trunk's digest challenges);

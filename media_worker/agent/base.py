@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ActionRequest", "Agent", "AgentEvent", "Message", "TextDelta"]
+from media_worker.registry import Catalog
+
+__all__ = ["PROVIDERS", "ActionRequest", "Agent", "AgentEvent", "Message", "TextDelta"]
 
 Role = Literal["system", "user", "assistant"]
 ActionKind = Literal["transfer", "hangup", "dtmf"]
@@ -59,3 +61,7 @@ class Agent(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the agent holds (HTTP sessions)."""
+
+
+PROVIDERS: Catalog[Agent] = Catalog("agent", "media_worker.agent")
+"""The agent providers: the modules of ``media_worker/agent/`` with a ``PROVIDER``."""

@@ -27,19 +27,20 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
+from pydantic import Field, HttpUrl
 
 from media_worker.agent.base import ActionRequest, Agent, AgentEvent, Message, TextDelta
 from media_worker.errors import ProviderReplyError, ProviderUnavailable
-from media_worker.netretry import LazySession, WaitBudget, check_status, mapped_errors, stream_with_retries
-from media_worker.voice.settings import OpenAiAgentSettings
+from media_worker.netretry import LazySession, NetworkSettings, WaitBudget, posted, stream_with_retries
+from media_worker.registry import Provider
 
-__all__ = ["TOOLS", "ChatStreamParser", "OpenAiAgent", "SseFramer"]
+__all__ = ["PROVIDER", "TOOLS", "ChatStreamParser", "OpenAiAgent", "OpenAiAgentSettings", "SseFramer"]
 
-PROVIDER = "openai-agent"
+NAME = "openai-agent"
 _MAX_LINE = 1 << 20  # an SSE line longer than this is not a chat chunk
 _EXTENSION = re.compile(r"[0-9A-Za-z*#+_.-]+")  # as OpenAiAgentSettings.transfer_extension
 _DTMF = re.compile(r"[0-9A-Da-d*#]+")  # RFC 4733 events 0-15
@@ -82,6 +83,18 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
+class OpenAiAgentSettings(NetworkSettings):
+    """An OpenAI-compatible ``POST {base_url}/chat/completions`` with ``stream: true`` and tools (OpenAI,
+    vLLM, Ollama, llama.cpp server)."""
+
+    provider: Literal["openai"]
+    base_url: HttpUrl
+    model: str
+    temperature: float = Field(0.3, ge=0, le=2)
+    max_tokens: int = Field(300, ge=1)
+    transfer_extension: str = Field("1000", pattern=r"^[0-9A-Za-z*#+_.-]+$", description="default target")
+
+
 class SseFramer:
     """Server-sent events framing, sans-IO: bytes in, the ``data`` payload of each complete event out.
 
@@ -120,7 +133,7 @@ class SseFramer:
                     self._data = self._data if self._data is not None else []
                     self._data.append(value.removeprefix(b" "))
         if len(self._buffer) > _MAX_LINE:
-            raise ProviderReplyError(PROVIDER, "an event-stream line longer than 1 MiB")
+            raise ProviderReplyError(NAME, "an event-stream line longer than 1 MiB")
         return payloads
 
     def _next_line(self) -> bytes | None:
@@ -139,7 +152,7 @@ class _ToolCall:
 
 
 def _fail(reason: str) -> ProviderReplyError:
-    return ProviderReplyError(PROVIDER, reason)
+    return ProviderReplyError(NAME, reason)
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
@@ -267,7 +280,7 @@ class OpenAiAgent(Agent):
         chunk_timeout_s: the longest wait for the next piece of the stream once the response started.
     """
 
-    name = PROVIDER
+    name = NAME
 
     def __init__(self, settings: OpenAiAgentSettings, *, chunk_timeout_s: float = 5.0) -> None:
         self.settings = settings
@@ -299,19 +312,13 @@ class OpenAiAgent(Agent):
     async def _attempt(self, body: bytes) -> AsyncGenerator[AgentEvent, None]:
         budget = WaitBudget(self.settings.timeout_s)
         parser = ChatStreamParser(self.settings.transfer_extension)
-        with mapped_errors(PROVIDER, "POST /chat/completions"):
-            response = await budget.wait(
-                self._session.get().post(self._url, data=body, headers=self._headers)
-            )
-            try:
-                await budget.wait(check_status(PROVIDER, response))
-                while not parser.done and (chunk := await self._read(response, budget, parser)):
-                    for event in parser.feed(chunk):
-                        yield event
-            finally:
-                response.release()  # back to the pool if the body was read to its end, else closed
+        request = self._session.get().post(self._url, data=body, headers=self._headers)
+        async with posted(NAME, "POST /chat/completions", request, budget) as response:
+            while not parser.done and (chunk := await self._read(response, budget, parser)):
+                for event in parser.feed(chunk):
+                    yield event
         if not parser.answered:
-            raise ProviderUnavailable(PROVIDER, "the stream ended before the answer was complete")
+            raise ProviderUnavailable(NAME, "the stream ended before the answer was complete")
 
     async def _read(
         self, response: aiohttp.ClientResponse, budget: WaitBudget, parser: ChatStreamParser
@@ -328,3 +335,6 @@ class OpenAiAgent(Agent):
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self._session.aclose()
+
+
+PROVIDER = Provider(OpenAiAgentSettings, lambda settings, _executor: OpenAiAgent(settings))

@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from media_worker.errors import ProviderReplyError
+from media_worker.registry import Catalog
 
-__all__ = ["ASR", "BufferedRecognizeStream", "RecognizeStream", "Transcript", "Word"]
+__all__ = ["ASR", "PROVIDERS", "BufferedRecognizeStream", "RecognizeStream", "Transcript", "Word"]
 
 RATE = 16000  # every provider takes 16 kHz mono L16
 
@@ -89,6 +90,10 @@ class ASR(ABC):  # noqa: B024 - a provider overrides transcribe, stream or both;
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the provider holds (HTTP sessions)."""
+
+
+PROVIDERS: Catalog[ASR] = Catalog("asr", "media_worker.asr")
+"""The ASR providers: the modules of ``media_worker/asr/`` with a ``PROVIDER``."""
 
 
 class BufferedRecognizeStream(RecognizeStream):

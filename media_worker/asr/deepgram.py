@@ -38,20 +38,34 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Literal
 
 import aiohttp
-import orjson
+from pydantic import Field
 from yarl import URL
 
-from media_worker.asr.base import ASR, RATE, RecognizeStream, Transcript, Word
-from media_worker.errors import ProviderError, ProviderReplyError, ProviderUnavailable
-from media_worker.netretry import LazySession, error_for_status, mapped_errors, with_retries
-from media_worker.voice.settings import DeepgramAsrSettings
+from media_worker.asr.base import ASR, RATE, RecognizeStream, Transcript
+from media_worker.asr.deepgram_messages import (
+    NAME,
+    DeepgramResult,
+    UtteranceGatherer,
+    parse_message,
+    reply_error,
+)
+from media_worker.errors import ProviderError, ProviderUnavailable
+from media_worker.netretry import LazySession, NetworkSettings, error_for_status, mapped_errors, with_retries
+from media_worker.registry import Provider
 
-__all__ = ["DeepgramASR", "DeepgramResult", "DeepgramStream", "UtteranceGatherer", "parse_message"]
+__all__ = [
+    "PROVIDER",
+    "DeepgramASR",
+    "DeepgramAsrSettings",
+    "DeepgramResult",
+    "DeepgramStream",
+    "UtteranceGatherer",
+    "parse_message",
+]
 
-PROVIDER: Final = "deepgram"
 FINALIZE: Final = '{"type":"Finalize"}'
 KEEPALIVE: Final = '{"type":"KeepAlive"}'
 CLOSE_STREAM: Final = '{"type":"CloseStream"}'
@@ -60,102 +74,12 @@ _COVERED_S: Final = 0.1  # a final piece ending this close to the flush point ha
 _POLICY_CLOSE: Final = 1008  # RFC 6455: the server refused what we sent (e.g. Deepgram's DATA-0000)
 
 
-@dataclass(frozen=True, slots=True)
-class DeepgramResult:
-    """One ``Results`` message: the first alternative's text and words, and where it lies."""
+class DeepgramAsrSettings(NetworkSettings):
+    """Deepgram's streaming API shape: ``{url}?encoding=linear16&sample_rate=16000…`` over WebSocket."""
 
-    text: str
-    words: tuple[Word, ...]
-    is_final: bool
-    from_finalize: bool
-    start_s: float
-    end_s: float
-
-
-def _fail(reason: str) -> ProviderReplyError:
-    return ProviderReplyError(PROVIDER, reason)
-
-
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(f"{what} is not a number")
-    return float(value)
-
-
-def _word(item: object) -> Word:
-    if not isinstance(item, dict):
-        raise _fail("a word is not an object")
-    text = item.get("punctuated_word", item.get("word"))
-    if not isinstance(text, str):
-        raise _fail("a word has no text")
-    return Word(text, _number(item.get("start"), "word start"), _number(item.get("end"), "word end"))
-
-
-def _result(message: dict[str, Any]) -> DeepgramResult:
-    channel = message.get("channel")
-    alternatives = channel.get("alternatives") if isinstance(channel, dict) else None
-    if not isinstance(alternatives, list) or not alternatives or not isinstance(alternatives[0], dict):
-        raise _fail("Results without channel.alternatives")
-    best = alternatives[0]
-    text, words = best.get("transcript", ""), best.get("words", [])
-    if not isinstance(text, str) or not isinstance(words, list):
-        raise _fail("an alternative without transcript or words")
-    start_s = _number(message.get("start", 0.0), "start")
-    return DeepgramResult(
-        text=text.strip(),
-        words=tuple(_word(word) for word in words),
-        is_final=message.get("is_final") is True,
-        from_finalize=message.get("from_finalize") is True,
-        start_s=start_s,
-        end_s=start_s + _number(message.get("duration", 0.0), "duration"),
-    )
-
-
-def parse_message(data: str | bytes) -> DeepgramResult | None:
-    """A server message: the ``Results`` it carries, or ``None`` for the kinds we skip.
-
-    Raises:
-        ProviderReplyError: not JSON, or a malformed ``Results``.
-    """
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _fail(f"a message is not JSON: {data[:80]!r}") from exc
-    if not isinstance(message, dict):
-        raise _fail("a message is not a JSON object")
-    if message.get("type") == "Results":
-        return _result(message)
-    return None  # Metadata, SpeechStarted, UtteranceEnd, and kinds added later
-
-
-class UtteranceGatherer:
-    """The final pieces of the utterance under way (sans-IO): results in, transcripts out."""
-
-    def __init__(self) -> None:
-        self._pieces: list[DeepgramResult] = []
-
-    def partial(self, result: DeepgramResult) -> Transcript:
-        """Take a result that does not end the utterance; the partial transcript so far."""
-        if result.is_final:
-            self._pieces.append(result)
-            return self._transcript(self._pieces, final=False)
-        return self._transcript([*self._pieces, result], final=False)
-
-    def final(self, result: DeepgramResult | None = None) -> Transcript:
-        """The utterance's final transcript (with ``result``, its last piece); the next one starts empty."""
-        pieces = [*self._pieces, *([result] if result is not None else [])]
-        self._pieces.clear()
-        return self._transcript(pieces, final=True)
-
-    @staticmethod
-    def _transcript(pieces: list[DeepgramResult], *, final: bool) -> Transcript:
-        spoken = [piece for piece in pieces if piece.text]
-        if not spoken:
-            return Transcript("", final)
-        words = tuple(word for piece in spoken for word in piece.words)
-        return Transcript(
-            " ".join(piece.text for piece in spoken), final, spoken[0].start_s, spoken[-1].end_s, words
-        )
+    provider: Literal["deepgram"]
+    url: str = Field(pattern=r"^wss?://", description="e.g. wss://api.deepgram.com/v1/listen")
+    model: str = "nova-2"
 
 
 @dataclass(slots=True)
@@ -277,7 +201,7 @@ class DeepgramStream(RecognizeStream):
                     item = await self._outbox.get()
             except TimeoutError:
                 item = KEEPALIVE
-            with mapped_errors(PROVIDER, "WebSocket send"):
+            with mapped_errors(NAME, "WebSocket send"):
                 async with asyncio.timeout(self._asr.settings.timeout_s):
                     if isinstance(item, bytes):
                         await ws.send_bytes(item)
@@ -305,16 +229,16 @@ class DeepgramStream(RecognizeStream):
                 raise _closed_early(ws.close_code, message.extra)
             elif message.type is aiohttp.WSMsgType.ERROR:
                 error = ws.exception()
-                with mapped_errors(PROVIDER, "WebSocket receive"):
+                with mapped_errors(NAME, "WebSocket receive"):
                     if isinstance(error, Exception):
                         raise error
-                raise ProviderUnavailable(PROVIDER, f"WebSocket receive: {error!r}")
+                raise ProviderUnavailable(NAME, f"WebSocket receive: {error!r}")
             # binary messages and pongs: nothing for us
 
 
 def _closed_early(code: int | None, reason: object) -> ProviderError:
     text = f"the server closed the stream ({code} {reason or ''})".replace(" )", ")")
-    return _fail(text) if code == _POLICY_CLOSE else ProviderUnavailable(PROVIDER, text)
+    return reply_error(text) if code == _POLICY_CLOSE else ProviderUnavailable(NAME, text)
 
 
 def _first(group: BaseExceptionGroup[ProviderError]) -> ProviderError:
@@ -336,7 +260,7 @@ class DeepgramASR(ASR):
         close_timeout_s: how long ``aclose`` waits for the server to finish and close.
     """
 
-    name = PROVIDER
+    name = NAME
 
     def __init__(
         self,
@@ -379,7 +303,7 @@ class DeepgramASR(ASR):
         headers = {}
         if self.settings.api_key is not None:
             headers["Authorization"] = f"Token {self.settings.api_key.get_secret_value()}"
-        with mapped_errors(PROVIDER, "WebSocket connect"):
+        with mapped_errors(NAME, "WebSocket connect"):
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
                     return await self._session.get().ws_connect(
@@ -390,8 +314,11 @@ class DeepgramASR(ASR):
                     )
             except aiohttp.WSServerHandshakeError as exc:  # Deepgram says why in a dg-error header
                 reason = exc.headers.get("dg-error", "") if exc.headers is not None else ""
-                raise error_for_status(PROVIDER, exc.status, reason or exc.message) from exc
+                raise error_for_status(NAME, exc.status, reason or exc.message) from exc
 
     async def aclose(self) -> None:
         """Close the HTTP session (streams still open lose their connection)."""
         await self._session.aclose()
+
+
+PROVIDER = Provider(DeepgramAsrSettings, lambda settings, _executor: DeepgramASR(settings))

@@ -23,19 +23,28 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
+from pydantic import Field, HttpUrl
 
 from media_worker.asr.base import ASR, RATE, Transcript, Word
 from media_worker.errors import ProviderReplyError
-from media_worker.netretry import LazySession, check_status, mapped_errors, with_retries
-from media_worker.voice.settings import OpenAiAsrSettings
+from media_worker.netretry import LazySession, NetworkSettings, check_status, mapped_errors, with_retries
+from media_worker.registry import Provider
 
-__all__ = ["OpenAiASR", "parse_transcription", "wav_file"]
+__all__ = ["PROVIDER", "OpenAiASR", "OpenAiAsrSettings", "parse_transcription", "wav_file"]
 
-PROVIDER = "openai-asr"
+NAME = "openai-asr"
+
+
+class OpenAiAsrSettings(NetworkSettings):
+    """An OpenAI-compatible ``POST {base_url}/audio/transcriptions``."""
+
+    provider: Literal["openai"]
+    base_url: HttpUrl = Field(description="e.g. https://api.openai.com/v1")
+    model: str = "whisper-1"
 
 
 def wav_file(pcm: bytes) -> bytes:
@@ -51,17 +60,17 @@ def wav_file(pcm: bytes) -> bytes:
 
 def _number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProviderReplyError(PROVIDER, f"{what} is not a number")
+        raise ProviderReplyError(NAME, f"{what} is not a number")
     return float(value)
 
 
 def _words(items: object) -> list[Word]:
     if not isinstance(items, list):
-        raise ProviderReplyError(PROVIDER, "words is not a list")
+        raise ProviderReplyError(NAME, "words is not a list")
     words: list[Word] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("word"), str):
-            raise ProviderReplyError(PROVIDER, "a word is not {word, start, end}")
+            raise ProviderReplyError(NAME, "a word is not {word, start, end}")
         words.append(
             Word(item["word"].strip(), _number(item.get("start"), "start"), _number(item.get("end"), "end"))
         )
@@ -71,7 +80,7 @@ def _words(items: object) -> list[Word]:
 def _segments(reply: dict[str, Any]) -> list[dict[str, Any]]:
     segments = reply.get("segments") or []
     if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
-        raise ProviderReplyError(PROVIDER, "segments is not a list of objects")
+        raise ProviderReplyError(NAME, "segments is not a list of objects")
     return segments
 
 
@@ -84,9 +93,9 @@ def parse_transcription(body: bytes) -> Transcript:
     try:
         reply = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ProviderReplyError(PROVIDER, f"the reply is not JSON: {body[:80]!r}") from exc
+        raise ProviderReplyError(NAME, f"the reply is not JSON: {body[:80]!r}") from exc
     if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
-        raise ProviderReplyError(PROVIDER, "the reply has no text")
+        raise ProviderReplyError(NAME, "the reply has no text")
     segments = _segments(reply)
     if "words" in reply:
         words = _words(reply["words"])
@@ -109,7 +118,7 @@ class OpenAiASR(ASR):
         settings: where the server is, the model, deadlines and retries.
     """
 
-    name = PROVIDER
+    name = NAME
 
     def __init__(self, settings: OpenAiAsrSettings) -> None:
         self.settings = settings
@@ -135,15 +144,18 @@ class OpenAiASR(ASR):
         form.add_field("language", language)
         form.add_field("response_format", "verbose_json")
         form.add_field("timestamp_granularities[]", "word")
-        with mapped_errors(PROVIDER, "POST /audio/transcriptions"):
+        with mapped_errors(NAME, "POST /audio/transcriptions"):
             async with (
                 asyncio.timeout(self.settings.timeout_s),
                 self._session.get().post(self._url, data=form, headers=self._headers) as response,
             ):
-                await check_status(PROVIDER, response)
+                await check_status(NAME, response)
                 body = await response.read()
         return parse_transcription(body)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self._session.aclose()
+
+
+PROVIDER = Provider(OpenAiAsrSettings, lambda settings, _executor: OpenAiASR(settings))

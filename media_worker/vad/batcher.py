@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media_worker.resample import Upsampler
-from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, SileroModel
+from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, BatchedVadModel
 
 __all__ = ["TickStats", "VadBatcher", "VadListener", "VadStream"]
 
@@ -138,7 +138,7 @@ class VadBatcher:
 
     def __init__(
         self,
-        model: SileroModel,
+        model: BatchedVadModel,
         tick_s: float,
         stats: TickStats,
         max_batch: int = 1024,

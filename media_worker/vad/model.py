@@ -1,29 +1,32 @@
-"""Silero VAD run with onnxruntime directly (no torch), batched across calls.
+"""What the VAD batcher needs of a model (:class:`BatchedVadModel`), its settings base and its catalog.
 
-The ``silero-vad`` wheel ships ``silero_vad/data/silero_vad.onnx`` (opset 16). Its inputs are
-``input[B, 576]`` (64 samples of context from the previous window + 512 new samples at 16 kHz, float32 in
-[-1, 1)), ``state[2, B, 128]`` (the recurrent state, one row per stream) and ``sr`` (int64 scalar); its
-outputs ``output[B, 1]`` (speech probability) and ``stateN[2, B, 128]``. Rows are independent, so the
-windows of many calls are scored in one run with each call's own state row.
-
-The wheel's Python package imports torch on import, so the model file is located without importing it.
-
-Exceptions::
-
-    VadModelError       the model file is missing or does not have the expected signature
+The geometry is Silero VAD's (v5/v6, the only model so far): 16 kHz audio scored in windows of 512 new
+samples, each row preceded by the last 64 samples of the stream's previous window, with a recurrent state of
+``[2, B, 128]`` float32 per batch (zeros for a new stream). Rows are independent, so the windows of many
+calls go through one run, each with its own state row (``media_worker.vad.batcher``). A VAD provider is a
+module of ``media_worker/vad/`` with a ``PROVIDER`` whose settings extend :class:`VadSettings`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
+from pydantic import Field
 
-__all__ = ["CONTEXT", "RATE", "STATE_SIZE", "WINDOW", "SileroModel", "VadModelError", "default_model_path"]
+from media_worker.registry import Catalog, ProviderSettings
+
+__all__ = [
+    "CONTEXT",
+    "PROVIDERS",
+    "RATE",
+    "STATE_SIZE",
+    "WINDOW",
+    "BatchedVadModel",
+    "VadSettings",
+    "parse_vad",
+]
 
 RATE: Final = 16000
 WINDOW: Final = 512  # samples scored per decision (32 ms)
@@ -33,50 +36,33 @@ STATE_SIZE: Final = 128
 F32 = npt.NDArray[np.float32]
 
 
-class VadModelError(Exception):
-    """The Silero model cannot be loaded or does not look like Silero VAD v5/v6."""
-
-
-def default_model_path() -> Path:
-    """``silero_vad/data/silero_vad.onnx`` inside the installed wheel.
-
-    Raises:
-        VadModelError: the ``silero-vad`` package is not installed.
-    """
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise VadModelError("the silero-vad package is not installed (pip install --no-deps silero-vad)")
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
-
-
-class SileroModel:
-    """One inference session; :meth:`score` runs a batch of windows with their state rows."""
-
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
-        model = path or default_model_path()
-        if not model.is_file():
-            raise VadModelError(f"VAD model not found: {model}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(model), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
-            raise VadModelError(f"cannot load VAD model {model}: {exc}") from exc
-        names = {i.name for i in self._session.get_inputs()}
-        if names != {"input", "state", "sr"}:
-            raise VadModelError(f"{model}: inputs {sorted(names)}, expected input, state, sr")
-        self._sr = np.array(RATE, dtype=np.int64)
+class BatchedVadModel(Protocol):
+    """A VAD model scoring a batch of windows of different streams in one run."""
 
     def score(self, windows: F32, state: F32) -> tuple[F32, F32]:
-        """Score ``windows[B, 576]`` with ``state[2, B, 128]``; returns ``(prob[B], new_state[2, B, 128])``.
+        """Score ``windows[B, CONTEXT + WINDOW]`` (floats in [-1, 1)) with ``state[2, B, STATE_SIZE]``.
 
-        Blocks for the length of the run (onnxruntime releases the GIL meanwhile): call it off the loop.
+        Returns:
+            ``(prob[B], new_state[2, B, STATE_SIZE])``: each row's speech probability and next state.
+
+        May block for the length of the run: the batcher calls it off the event loop.
         """
-        output, new_state = self._session.run(None, {"input": windows, "state": state, "sr": self._sr})
-        probs: F32 = np.asarray(output, dtype=np.float32).reshape(-1)
-        return probs, np.asarray(new_state, dtype=np.float32)
+        ...
+
+
+class VadSettings(ProviderSettings):
+    """The ``media_worker.vad`` section: how windows are batched, and (in subclasses) the model's own."""
+
+    tick_ms: int = Field(20, ge=4, le=32, description="how often pending windows of all calls are scored")
+    max_batch: int = Field(1024, ge=1)
+
+
+PROVIDERS: Catalog[BatchedVadModel] = Catalog("vad", "media_worker.vad", "silero", VadSettings)
+"""The VAD providers: the modules of ``media_worker/vad/`` with a ``PROVIDER``."""
+
+
+def parse_vad(value: object) -> VadSettings:
+    """A ``vad:`` block as the settings of the provider it names (Silero when it names none)."""
+    settings = PROVIDERS.parse(value)
+    assert isinstance(settings, VadSettings)  # the catalog admits only VadSettings subclasses
+    return settings

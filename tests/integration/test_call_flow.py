@@ -114,11 +114,11 @@ async def test_agent_route_without_worker_falls_back_to_reject(tmp_path: Path) -
 
 async def test_a_call_waits_for_a_worker_to_heartbeat_in(tmp_path: Path) -> None:
     """A restarted controller knows no worker until their next beats: an agent call arriving first waits
-    (``workers.wait_s``) and streams to the first worker that beats, instead of falling back."""
+    (``worker_pool.wait_s``) and streams to the first worker that beats, instead of falling back."""
     async with (
         FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
         StandInWorker() as worker,
-        running_controller(fs, tmp_path, calls={"routes": ROUTES}, workers={"wait_s": 3}) as rc,
+        running_controller(fs, tmp_path, calls={"routes": ROUTES}, worker_pool={"wait_s": 3}) as rc,
     ):
         events = fs.record_events()
         uuid = await fs.inject_inbound_call(destination="7150")

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from tests.controllerkit import register_worker, running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.januskit import free_ports, janus_event

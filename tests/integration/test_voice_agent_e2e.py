@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 
 from media_worker.asr.base import ASR
+from media_worker.asr.whisper import WhisperAsrSettings
 from media_worker.metrics import WorkerMetrics
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
-from media_worker.voice.settings import AgentSettings, WhisperAsrSettings
+from media_worker.voice.settings import AgentSettings
 from tests.controllerkit import RunningController, register_worker, running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.fsemu.wire import Event

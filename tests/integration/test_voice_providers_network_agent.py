@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from media_worker.agent.base import ActionRequest, AgentEvent, Message, TextDelta
-from media_worker.agent.openai import OpenAiAgent
+from media_worker.agent.openai import OpenAiAgent, OpenAiAgentSettings
 from media_worker.errors import ProviderReplyError, ProviderTimeout, ProviderUnavailable
-from media_worker.voice.settings import OpenAiAgentSettings
 from tests.integration.voicenetkit import FAST_RETRY, drain
 from tests.providerkit import ScriptedServer, chunk, split, sse, stall, status, streamed, tool_call
 

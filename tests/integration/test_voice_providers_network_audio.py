@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 
 from media_worker.asr.base import Transcript, Word
-from media_worker.asr.deepgram import DeepgramASR
-from media_worker.asr.openai import OpenAiASR
+from media_worker.asr.deepgram import DeepgramASR, DeepgramAsrSettings
+from media_worker.asr.openai import OpenAiASR, OpenAiAsrSettings
 from media_worker.errors import ProviderReplyError, ProviderUnavailable
-from media_worker.tts.openai import OpenAiTTS
-from media_worker.voice.settings import DeepgramAsrSettings, OpenAiAsrSettings, OpenAiTtsSettings
+from media_worker.tts.openai import OpenAiTTS, OpenAiTtsSettings
 from tests.integration.voicenetkit import FAST_RETRY, drain
 from tests.providerkit import DeepgramServer, ScriptedServer, json_reply, split, status, streamed
 

@@ -22,11 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from media_worker.asr.whisper import AsrModelError, WhisperASR
+from media_worker.asr.whisper import AsrModelError, WhisperASR, WhisperAsrSettings
 from media_worker.errors import ProviderError, ProviderUnavailable
-from media_worker.tts.espeak import EspeakTTS, WavFormatError, WavStream
-from media_worker.tts.piper import PiperTTS, TtsModelError
-from media_worker.voice.settings import EspeakTtsSettings, PiperTtsSettings, WhisperAsrSettings
+from media_worker.tts.espeak import EspeakTTS, EspeakTtsSettings, WavFormatError, WavStream
+from media_worker.tts.piper import PiperTTS, PiperTtsSettings, TtsModelError
 from tests.speech import tools_available
 
 P = ParamSpec("P")

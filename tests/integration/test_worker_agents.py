@@ -9,22 +9,22 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
-from controller.settings import Settings
 from media_worker.__main__ import make_worker
 from media_worker.server import build_app
+from media_worker.settings import WorkerProcessSettings
 from switchyard.wire import CLOSE_POLICY
 from tests.appkit import served as served_app
 
 
 @asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[str]:
+async def served(settings: WorkerProcessSettings) -> AsyncIterator[str]:
     """The worker ``make_worker`` builds, on an ephemeral loopback port; yields its ws:// base."""
     async with served_app(build_app(make_worker(settings))) as port:
         yield f"ws://127.0.0.1:{port}"
 
 
 async def test_default_agent_greets_and_unknown_agent_is_refused() -> None:
-    settings = Settings.model_validate({})
+    settings = WorkerProcessSettings.model_validate({})
     assert [a.name for a in settings.agents] == ["default"]
     async with served(settings) as base, aiohttp.ClientSession() as http:
         greeted = await http.ws_connect(f"{base}/stream/c1", timeout=aiohttp.ClientWSTimeout(ws_close=5))

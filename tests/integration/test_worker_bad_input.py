@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from media_worker.vad.model import RATE, SileroModel
+from media_worker.vad.model import RATE
+from media_worker.vad.silero import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.workerkit import RunningWorker, running_worker
 

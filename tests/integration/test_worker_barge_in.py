@@ -25,7 +25,7 @@ from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import FreeSwitchNodeSettings
 from media_worker.turns import TurnEnded
-from media_worker.vad.model import SileroModel
+from media_worker.vad.silero import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.speech import build_call
 from tests.workerkit import RunningWorker, running_worker

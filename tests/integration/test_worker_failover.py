@@ -68,13 +68,13 @@ def worker_processes(api_port: int, cwd: Path, ids: list[str]) -> Iterator[list[
             port = _free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
             env.update(
-                SWITCHYARD_WORKER__PORT=str(port),
-                SWITCHYARD_WORKER__WORKER_ID=worker_id,
-                SWITCHYARD_WORKER__HEARTBEAT_S="0.3",
-                SWITCHYARD_WORKER__CONTROLLER_URL=f"http://127.0.0.1:{api_port}",
-                SWITCHYARD_WORKER__CONTROLLER_TOKEN=TOKEN,
+                SWITCHYARD_MEDIA_WORKER__PORT=str(port),
+                SWITCHYARD_MEDIA_WORKER__WORKER_ID=worker_id,
+                SWITCHYARD_MEDIA_WORKER__HEARTBEAT_S="0.3",
+                SWITCHYARD_MEDIA_WORKER__CONTROLLER_URL=f"http://127.0.0.1:{api_port}",
+                SWITCHYARD_MEDIA_WORKER__CONTROLLER_TOKEN=TOKEN,
                 SWITCHYARD_AGENTS="[]",  # no models to load: every stream gets the echo pipeline
-                SWITCHYARD_WORKER__ECHO_UNKNOWN_AGENTS="true",
+                SWITCHYARD_MEDIA_WORKER__ECHO_UNKNOWN_AGENTS="true",
             )
             cmd = [sys.executable, "-m", "media_worker", "--log-level", "WARNING"]
             proc = subprocess.Popen(cmd, cwd=cwd, env=env)

@@ -14,7 +14,8 @@ import pytest
 from media_worker.session import CallSession
 from media_worker.turns import TurnEnded
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
-from media_worker.vad.model import RATE, SileroModel
+from media_worker.vad.model import RATE
+from media_worker.vad.silero import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.speech import CallAudio, build_call, noise_call
 from tests.workerkit import RunningWorker, running_worker

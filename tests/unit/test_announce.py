@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from controller.settings import Settings
 from media_worker.__main__ import named
 from media_worker.announce import heartbeat_body, local_ip_towards
 from media_worker.metrics import WorkerMetrics
 from media_worker.server import Worker
-from media_worker.settings import WorkerSettings
-from media_worker.vad.model import SileroModel
+from media_worker.settings import WorkerProcessSettings, WorkerSettings
+from media_worker.vad.silero import SileroModel
 
 
 def _worker(**settings: object) -> Worker:
@@ -35,7 +34,7 @@ async def test_controller_url_without_a_host_gives_no_address() -> None:
 
 
 def test_auto_worker_id_is_the_host_name() -> None:
-    settings = Settings.model_validate({"worker": {"worker_id": "auto"}})
-    assert named(settings, "3f2a9c1b7d0e").worker.worker_id == "3f2a9c1b7d0e"
-    fixed = Settings.model_validate({"worker": {"worker_id": "w7"}})
-    assert named(fixed, "3f2a9c1b7d0e").worker.worker_id == "w7"
+    settings = WorkerProcessSettings.model_validate({"media_worker": {"worker_id": "auto"}})
+    assert named(settings, "3f2a9c1b7d0e").media_worker.worker_id == "3f2a9c1b7d0e"
+    fixed = WorkerProcessSettings.model_validate({"media_worker": {"worker_id": "w7"}})
+    assert named(fixed, "3f2a9c1b7d0e").media_worker.worker_id == "w7"

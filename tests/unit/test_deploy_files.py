@@ -4,6 +4,7 @@ and the addresses it names are the ones docker-compose.yml gives the bridge netw
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import yaml
 
 from controller.render.freeswitch import render_freeswitch
 from controller.render.janus import render_janus
-from controller.settings import CONTROLLER_SECTIONS, WORKER_SECTIONS, SettingsError, load_settings
+from controller.settings import CONTROLLER_SECTIONS, SettingsError, load_settings
+from media_worker.settings import load_worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,7 @@ def test_addresses_match_the_compose_network() -> None:
     assert settings.event_socket.listen_ip == gateway == settings.freeswitch["main"].host
     assert settings.event_socket.acl == (str(subnet),)
     assert settings.janus.admin_ip == gateway
-    assert str(settings.worker.controller_url).startswith(f"http://{controller_ip}:8080")
+    assert str(settings.media_worker.controller_url).startswith(f"http://{controller_ip}:8080")
     assert settings.janus.events.url.startswith(f"http://{controller_ip}:8080/")
 
 
@@ -81,24 +83,28 @@ def _service_env(name: str) -> dict[str, str]:
     return {key: full[key] for key in service["environment"]}
 
 
+def _controller_loads(environ: dict[str, str], path: Path) -> object:
+    return load_settings(environ, path, CONTROLLER_SECTIONS)
+
+
 @pytest.mark.parametrize(
-    ("service", "sections"), [("controller", CONTROLLER_SECTIONS), ("worker", WORKER_SECTIONS)]
+    ("service", "loads"), [("controller", _controller_loads), ("worker", load_worker_settings)]
 )
 def test_each_process_gets_only_the_variables_of_the_sections_it_reads(
-    service: str, sections: frozenset[str]
+    service: str, loads: Callable[[dict[str, str], Path], object]
 ) -> None:
     env = _service_env(service)
-    load_settings(env, ROOT / "deploy" / "switchyard.yaml", sections)
+    loads(env, ROOT / "deploy" / "switchyard.yaml")
     for name in env:  # each one is needed: without it, loading fails naming it
         fewer = {k: v for k, v in env.items() if k != name}
         with pytest.raises(SettingsError, match=rf"\$\{{{name}\}} is not set"):
-            load_settings(fewer, ROOT / "deploy" / "switchyard.yaml", sections)
+            loads(fewer, ROOT / "deploy" / "switchyard.yaml")
 
 
 def test_a_worker_holds_no_secret_but_its_heartbeat_token() -> None:
     assert set(_service_env("worker")) == {"WORKER_TOKEN"}
     settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
-    worker_token = settings.worker.controller_token
+    worker_token = settings.media_worker.controller_token
     assert worker_token is not None
     assert worker_token in settings.api.worker_tokens
     assert worker_token not in settings.api.tokens
@@ -109,10 +115,10 @@ def test_a_worker_holds_no_secret_but_its_heartbeat_token() -> None:
 
 def test_sections_leave_out_known_sections_and_still_refuse_unknown_ones(tmp_path: Path) -> None:
     path = tmp_path / "switchyard.yaml"
-    path.write_text("freeswitch: {main: {password: '${ESL}'}}\nworker: {port: 8001}\n")
-    assert load_settings({}, path, WORKER_SECTIONS).worker.port == 8001  # ${ESL} not needed
+    path.write_text("freeswitch: {main: {password: '${ESL}'}}\nmedia_worker: {port: 8001}\n")
+    assert load_worker_settings({}, path).media_worker.port == 8001  # ${ESL} not needed
     with pytest.raises(SettingsError, match=r"freeswitch.main.password: \$\{ESL\} is not set"):
         load_settings({}, path)
-    path.write_text("worker: {port: 8001}\nagnets: []\n")
+    path.write_text("media_worker: {port: 8001}\nagnets: []\n")
     with pytest.raises(SettingsError, match="agnets"):
-        load_settings({}, path, WORKER_SECTIONS)
+        load_worker_settings({}, path)

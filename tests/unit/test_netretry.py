@@ -15,13 +15,12 @@ import pytest
 from media_worker.errors import ProviderError, ProviderReplyError, ProviderTimeout, ProviderUnavailable
 from media_worker.netretry import (
     WaitBudget,
-    backoff_delays,
     error_for_status,
     mapped_errors,
     stream_with_retries,
     with_retries,
 )
-from media_worker.voice.settings import RetrySettings
+from switchyard.retry import Backoff, RetrySettings
 
 RETRY = RetrySettings(attempts=4, initial_s=0.1, maximum_s=0.25)
 
@@ -53,10 +52,10 @@ def failing(*errors: BaseException) -> tuple[Callable[[], asyncio.Future[str]], 
 
 
 def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
-    rng = random.Random(7)
+    draw = random.Random(7).random
     for _ in range(200):
-        delays = list(backoff_delays(RETRY, rng))
-        assert len(delays) == RETRY.attempts - 1
+        backoff = Backoff(RETRY.backoff(), draw)
+        delays = [backoff.next_delay() for _ in range(RETRY.attempts - 1)]
         for n, delay in enumerate(delays):
             assert 0.0 <= delay <= min(0.25, 0.1 * 2**n)
 
@@ -64,7 +63,7 @@ def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
 async def test_retryable_errors_are_retried_with_backoff() -> None:
     sleeps = Sleeps()
     attempt, calls = failing(ProviderUnavailable("p", "reset"), ProviderTimeout("p", "slow"))
-    assert await with_retries(RETRY, attempt, sleep=sleeps, rng=random.Random(1)) == "ok"
+    assert await with_retries(RETRY, attempt, sleep=sleeps, rng=random.Random(1).random) == "ok"
     assert calls[0] == 3
     assert len(sleeps.waits) == 2
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from controller.api.models import StreamBody
-from controller.settings import CONTROLLER_SECTIONS, WORKER_SECTIONS, Settings, SettingsError, load_settings
+from controller.settings import CONTROLLER_SECTIONS, Settings, SettingsError, load_settings
+from media_worker.settings import load_worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TWO_AGENTS = [{"name": "default"}, {"name": "support"}]
@@ -80,7 +81,7 @@ def test_the_controller_and_its_route_reload_refuse_it_and_the_worker_does_not_r
 ) -> None:
     path = _write(tmp_path, [{"destination": "^7000$", "action": "agent sales"}], TWO_AGENTS)
     assert "calls.routes.0.action: agent 'sales'" in _refusal(path, CONTROLLER_SECTIONS)  # run, SIGHUP reload
-    assert [agent.name for agent in load_settings({}, path, WORKER_SECTIONS).agents] == ["default", "support"]
+    assert [agent.name for agent in load_worker_settings({}, path).agents] == ["default", "support"]
 
 
 def test_the_environment_can_add_the_missing_agent(tmp_path: Path) -> None:

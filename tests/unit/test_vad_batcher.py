@@ -8,7 +8,8 @@ import pytest
 
 from media_worker.metrics import WorkerMetrics
 from media_worker.vad.batcher import VadBatcher, VadStream
-from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, SileroModel
+from media_worker.vad.model import CONTEXT, STATE_SIZE, WINDOW, BatchedVadModel
+from media_worker.vad.silero import SileroModel
 
 F32 = np.ndarray
 
@@ -120,3 +121,27 @@ async def test_frames_beyond_the_backlog_are_dropped_and_counted(model: SileroMo
     results = [stream.push(frame, 0.0) for _ in range(8)]
     assert results == [True] * 5 + [False] * 3
     assert stream.dropped == 3
+
+
+class CountingModel:
+    """A stand-in :class:`BatchedVadModel`: a row's probability is how many windows its stream has had
+    (carried in its state row), so a row fed another stream's state shows up at once."""
+
+    def score(self, windows: F32, state: F32) -> tuple[F32, F32]:
+        assert windows.shape[1] == CONTEXT + WINDOW
+        assert state.shape == (2, len(windows), STATE_SIZE)
+        new_state = state.copy()
+        new_state[0, :, 0] += 1.0
+        return new_state[0, :, 0].astype(np.float32), new_state
+
+
+async def test_any_batched_model_serves_the_batcher_with_a_state_row_per_stream() -> None:
+    model: BatchedVadModel = CountingModel()
+    recorders = [Recorder() for _ in range(3)]
+    async with VadBatcher(model, tick_s=3600, stats=WorkerMetrics(), max_batch=2) as batcher:
+        streams = [VadStream(16000, r) for r in recorders]
+        for i, stream in enumerate(streams):
+            batcher.add(stream)
+            stream.push(np.zeros(WINDOW * (i + 1), dtype="<i2").tobytes(), 0.0)
+        await batcher.tick()
+    assert [[p for p, _, _ in r.windows] for r in recorders] == [[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]]
