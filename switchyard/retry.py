@@ -14,14 +14,21 @@ the caller, with its own (injectable) clock.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from pydantic import Field
 
 from switchyard.settings import SettingsModel
 
-__all__ = ["Backoff", "BackoffSettings", "RetrySettings"]
+__all__ = ["Backoff", "BackoffSettings", "Reconnect", "RetrySettings"]
+
+C = TypeVar("C")
 
 
 class BackoffSettings(SettingsModel):
@@ -82,3 +89,47 @@ class Backoff:
         """Record how long the last connection lived; only a long enough life resets the backoff."""
         if lived >= self._settings.quick_failure:
             self.reset()
+
+
+@dataclass
+class Reconnect(Generic[C]):
+    """The reconnect loop of one supervised connection (the FreeSWITCH node, the Janus adapter).
+
+    ``run`` opens a connection, holds it until it ends (``hold`` returns why, for the log), waits by
+    ``backoff`` and opens again, until ``stopped()``. An ``open`` failing with one of ``retryable`` is
+    retried after a wait, unless it is also one of ``fatal`` (a wrong password); anything else
+    (cancellation included) ends the loop by propagating.
+    ``sleep`` and ``monotonic`` are injectable for tests.
+    """
+
+    name: str
+    open: Callable[[], Awaitable[C]]
+    hold: Callable[[C], Awaitable[str]]
+    backoff: Backoff
+    retryable: tuple[type[Exception], ...]
+    log: logging.Logger
+    fatal: tuple[type[Exception], ...] = ()
+    stopped: Callable[[], bool] = lambda: False
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    async def run(self) -> None:
+        """Connect, hold, back off, again, until stopped."""
+        while not self.stopped():
+            try:
+                conn = await self.open()
+            except self.retryable as exc:
+                if isinstance(exc, self.fatal):
+                    raise
+                await self._wait("connect failed (%s); retry in %.2fs", exc)
+                continue
+            started = self.monotonic()
+            why = await self.hold(conn)
+            self.backoff.connection_ended(self.monotonic() - started)
+            if not self.stopped():
+                await self._wait("connection lost (%s); reconnect in %.2fs", why or "closed")
+
+    async def _wait(self, message: str, why: object) -> None:
+        delay = self.backoff.next_delay()
+        self.log.warning("%s: " + message, self.name, why, delay)
+        await self.sleep(delay)

@@ -33,7 +33,7 @@ from controller.freeswitch.connection import AuthenticationError, ConnectionLost
 from controller.freeswitch.events import ChannelsResync, Event
 from controller.freeswitch.protocol import EslError, ProtocolError
 from controller.settings import FreeSwitchNodeSettings
-from switchyard.retry import Backoff
+from switchyard.retry import Backoff, Reconnect
 
 __all__ = ["CUSTOM_EVENTS", "SUBSCRIBED_EVENTS", "FreeSwitchNode", "NodeEvent", "parse_show_json"]
 
@@ -159,27 +159,18 @@ class FreeSwitchNode:
             raise ConnectionLost(f"node {self.name}: not connected within {timeout}s") from exc
 
     async def _supervise(self) -> None:
-        while not self._stopped:
-            try:
-                conn = await self._open()
-            except AuthenticationError as exc:
-                log.error("node %s: %s; not retrying", self.name, exc)
-                self._failure = exc
-                self._connected.set()
-                self._event_ready.set()
-                return
-            except EslError as exc:
-                delay = self._backoff.next_delay()
-                log.warning("node %s: connect failed (%s); retry in %.2fs", self.name, exc, delay)
-                await self._sleep(delay)
-                continue
-            started = self._monotonic()
-            await self._run_session(conn)
-            self._backoff.connection_ended(self._monotonic() - started)
-            if not self._stopped:
-                delay = self._backoff.next_delay()
-                log.warning("node %s: connection lost; reconnect in %.2fs", self.name, delay)
-                await self._sleep(delay)
+        loop = Reconnect(
+            f"node {self.name}", self._open, self._run_session, self._backoff, (EslError,), log,
+            fatal=(AuthenticationError,), stopped=lambda: self._stopped, sleep=self._sleep,
+            monotonic=self._monotonic,
+        )  # fmt: skip
+        try:
+            await loop.run()
+        except AuthenticationError as exc:
+            log.error("node %s: %s; not retrying", self.name, exc)
+            self._failure = exc
+            self._connected.set()
+            self._event_ready.set()
 
     async def _open(self) -> EslConnection:
         s = self.settings
@@ -194,7 +185,9 @@ class FreeSwitchNode:
             raise
         return conn
 
-    async def _run_session(self, conn: EslConnection) -> None:
+    async def _run_session(self, conn: EslConnection) -> str:
+        """Hold one connection until it ends; returns why it ended ('' when it just closed)."""
+        why = ""
         placeholder: _Pending = asyncio.get_running_loop().create_future()
         self._push(placeholder)
         self._conn = conn
@@ -206,8 +199,10 @@ class FreeSwitchNode:
                 tasks = [tg.create_task(self._resync(conn, placeholder))]
                 if self.settings.keepalive > 0:
                     tasks.append(tg.create_task(self._keepalive(conn)))
-                with contextlib.suppress(EslError):
+                try:
                     await asyncio.shield(conn.closed)
+                except EslError as exc:
+                    why = str(exc)
                 for task in tasks:
                     task.cancel()
         finally:
@@ -216,6 +211,7 @@ class FreeSwitchNode:
             placeholder.exception()  # retrieved here: events() skips a failed resync
             self._conn = None
             await conn.close(self.settings.deadlines.close)
+        return why
 
     async def _resync(self, conn: EslConnection, placeholder: _Pending) -> None:
         timeout = self.settings.deadlines.resync

@@ -39,7 +39,7 @@ from janus_client import JanusSession
 from controller.janus.admin import JanusAdmin, JanusError, JanusUnavailable
 from controller.janus.reaper import SessionReaper
 from controller.janus.settings import JanusSettings
-from switchyard.retry import Backoff
+from switchyard.retry import Backoff, Reconnect
 
 __all__ = ["JanusAdapter"]
 
@@ -169,27 +169,30 @@ class JanusAdapter:
     # ---- the connection --------------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        while True:
-            try:
-                session = await self._open()
-            except JanusError as exc:
-                self._lost(exc)
-                delay = self._backoff.next_delay()
-                log.warning("janus %s: connect failed (%s); retry in %.2fs", self.name, exc, delay)
-                await self._sleep(delay)
-                continue
-            started = self._monotonic()
-            try:
-                await self._hold(session)
-            except JanusError as exc:
-                self._lost(exc)
-            finally:
-                self._lost(None)
-                await self._close(session)
-            self._backoff.connection_ended(self._monotonic() - started)
-            delay = self._backoff.next_delay()
-            log.warning("janus %s: session lost (%s); reconnect in %.2fs", self.name, self.last_error, delay)
-            await self._sleep(delay)
+        loop = Reconnect(
+            f"janus {self.name}", self._connect, self._held, self._backoff, (JanusError,), log,
+            sleep=self._sleep, monotonic=self._monotonic,
+        )  # fmt: skip
+        await loop.run()
+
+    async def _connect(self) -> Any:
+        """``_open``, marking the adapter unhealthy with the reason when it fails."""
+        try:
+            return await self._open()
+        except JanusError as exc:
+            self._lost(exc)
+            raise
+
+    async def _held(self, session: Any) -> str:
+        """Hold the session until it is lost; returns why."""
+        try:
+            await self._hold(session)
+        except JanusError as exc:
+            self._lost(exc)
+        finally:
+            self._lost(None)
+            await self._close(session)
+        return self.last_error or ""
 
     async def _open(self) -> Any:
         """Add the token, connect, create a session and learn its id; returns the ``JanusSession``."""
