@@ -109,6 +109,7 @@ class Reconnect(Generic[C]):
     retryable: tuple[type[Exception], ...]
     log: logging.Logger
     fatal: tuple[type[Exception], ...] = ()
+    lost: str = "connection lost"  # how the log says a held connection ended ("session lost" for Janus)
     stopped: Callable[[], bool] = lambda: False
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     monotonic: Callable[[], float] = time.monotonic
@@ -127,7 +128,7 @@ class Reconnect(Generic[C]):
             why = await self.hold(conn)
             self.backoff.connection_ended(self.monotonic() - started)
             if not self.stopped():
-                await self._wait("connection lost (%s); reconnect in %.2fs", why or "closed")
+                await self._wait(self.lost + " (%s); reconnect in %.2fs", why or "closed")
 
     async def _wait(self, message: str, why: object) -> None:
         delay = self.backoff.next_delay()

@@ -171,7 +171,7 @@ class JanusAdapter:
     async def _supervise(self) -> None:
         loop = Reconnect(
             f"janus {self.name}", self._connect, self._held, self._backoff, (JanusError,), log,
-            sleep=self._sleep, monotonic=self._monotonic,
+            lost="session lost", sleep=self._sleep, monotonic=self._monotonic,
         )  # fmt: skip
         await loop.run()
 
