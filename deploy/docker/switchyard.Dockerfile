@@ -26,13 +26,14 @@ RUN update-ca-certificates >/dev/null
 # Dependencies first (a layer that survives source edits), then the source.
 RUN python3 -m venv /opt/switchyard
 COPY pyproject.toml README.md /src/
-RUN mkdir -p /src/controller /src/media_worker \
-    && touch /src/controller/__init__.py /src/media_worker/__init__.py \
+RUN mkdir -p /src/controller /src/media_worker /src/switchyard \
+    && touch /src/controller/__init__.py /src/media_worker/__init__.py /src/switchyard/__init__.py \
     && pip install -q /src \
     && pip install -q --no-deps 'silero-vad==6.2.3' \
     && pip uninstall -q -y switchyard
 COPY controller /src/controller
 COPY media_worker /src/media_worker
+COPY switchyard /src/switchyard
 RUN pip install -q --no-deps /src && rm -rf /src
 
 RUN useradd --uid 10001 --no-log-init --home-dir /var/lib/switchyard --create-home switchyard \

@@ -122,3 +122,15 @@ def test_sections_leave_out_known_sections_and_still_refuse_unknown_ones(tmp_pat
     path.write_text("media_worker: {port: 8001}\nagnets: []\n")
     with pytest.raises(SettingsError, match="agnets"):
         load_worker_settings({}, path)
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """A package missing from the Dockerfile installs nowhere: every process in the image fails to import."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    dockerfile = (ROOT / "deploy/docker/switchyard.Dockerfile").read_text()
+    for package in packages:
+        assert f"COPY {package} /src/{package}\n" in dockerfile, package
+        assert f"/src/{package}/__init__.py" in dockerfile, package
