@@ -18,6 +18,7 @@ from typing import Any, Final, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from controller.calls.contexts import MAX_BASE_LENGTH
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
 from controller.calls.variables import VARIABLE_NAME
 from controller.janus.settings import JanusSettings
@@ -154,9 +155,13 @@ class CallSettings(SettingsModel):
     unknown_cause: str = Field("UNALLOCATED_NUMBER", description="hangup cause for unrouted destinations")
     context: str = Field(
         "switchyard",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="dialplan context of phones, browser users and DIDs (rendered), and of originates to "
-        "an extension and transfers that name none",
+        pattern=rf"^[A-Za-z0-9_.-]{{1,{MAX_BASE_LENGTH}}}$",
+        description="dialplan context of desk users without outbound, and of originates to an extension "
+        "and transfers that name none; the other dialing classes are <context>-pstn, -browser, -agent, "
+        "-inbound (controller.calls.contexts)",
+    )
+    browser_outbound: bool = Field(
+        False, description="browser users may dial the PSTN (the trunks' outbound rules)"
     )
     sip_domain: str | None = Field(
         None,
