@@ -46,6 +46,14 @@ async def _agent_leg(rc: RunningController, call_id: str) -> dict[str, str]:
     return streaming[0] if streaming else {}
 
 
+async def _streaming_leg(rc: RunningController, call_id: str) -> dict[str, str]:
+    """The leg streaming to the agent, once the API shows it."""
+    async with asyncio.timeout(DEADLINE_S):
+        while not (leg := await _agent_leg(rc, call_id)):  # noqa: ASYNC110 - polls the API
+            await asyncio.sleep(0.02)
+    return leg
+
+
 async def _ask_transfer(session: StandInSession, destination: str) -> None:
     assert session.ws is not None
     await session.ws.send_str(json.dumps({"type": "action", "action": "transfer", "argument": destination}))
@@ -71,7 +79,7 @@ async def test_agent_transfer_to_a_premium_number_is_refused(esl_target: EslTarg
             assert resp.status == 201, await resp.text()
             call_id = (await resp.json())["call_id"]
         await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
-        leg = await _agent_leg(rc, call_id)
+        leg = await _streaming_leg(rc, call_id)
         await _ask_transfer(worker.sessions[call_id], PREMIUM)
         await asyncio.sleep(1.0)  # a transfer that got through would have stopped the stream by now
         after = await _agent_leg(rc, call_id)
@@ -99,7 +107,7 @@ async def test_allowed_agent_transfer_runs_in_the_agent_class(esl_target: EslTar
             assert resp.status == 201, await resp.text()
             call_id = (await resp.json())["call_id"]
         await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
-        leg = (await _agent_leg(rc, call_id))["uuid"]
+        leg = (await _streaming_leg(rc, call_id))["uuid"]
         await _ask_transfer(worker.sessions[call_id], ECHO)
 
         def transferred() -> bool:
@@ -113,3 +121,34 @@ async def test_allowed_agent_transfer_runs_in_the_agent_class(esl_target: EslTar
             assert resp.status == 200
         await rc.call_ended(call_id, timeout=10)
     assert context == f"{esl_target.context}-agent"  # controller.calls.contexts: routes only, no trunk
+
+
+async def test_the_agent_class_cannot_reach_a_trunk(esl_target: EslTarget, tmp_path: Path) -> None:
+    """The dialplan fence alone: a premium number sent into the agent class (here through the API, past
+    the controller's check) finds no trunk rule; no leg to a gateway is ever made."""
+    target = (esl_target.host, esl_target.port, esl_target.password)
+    calls = {"routes": _routes(esl_target), "context": esl_target.context}
+    async with (
+        StandInWorker(None, host=esl_target.worker_host) as worker,
+        running_controller(target, tmp_path, calls=calls) as rc,
+    ):
+        await register_worker(rc, "w1", worker.url)
+        body = {"target": "extension", "destination": esl_target.park_extension}
+        async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            call_id = (await resp.json())["call_id"]
+        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        leg = (await _streaming_leg(rc, call_id))["uuid"]
+        transfer = {"leg": leg, "destination": PREMIUM, "context": f"{esl_target.context}-agent"}
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/transfer", json=transfer) as resp:
+            transferred = resp.status
+        await asyncio.sleep(1.0)
+        names = [ch.name for ch in rc.controller.model.channels.values()]
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/hangup", json={}):
+            pass  # the unrouted extension may have hung the call up already (then 409)
+        await rc.call_ended(call_id, timeout=10)
+        record = await rc.controller.store.get(call_id)
+    assert transferred == 200
+    assert record is not None
+    assert not [n for n in names if "gateway" in n]
+    assert not [leg.name for leg in record.legs if "gateway" in leg.name]
