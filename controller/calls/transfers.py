@@ -30,7 +30,8 @@ class AgentTransfers:
         context: the agent dialing class, where allowed transfers go.
         patterns: agent name → its ``transfers`` patterns (agents without any take the default).
         table: the current route table (it is reloaded whole, so it is asked for each time).
-        users: the directory's extensions.
+        users: the directory's extensions (none in a controller started on its own sections, which do not
+            include ``users``: there users are reached through their ``user`` routes).
     """
 
     def __init__(
