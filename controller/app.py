@@ -31,12 +31,14 @@ from controller.api.server import build_app
 from controller.calls.cdr import CdrRecorder
 from controller.calls.changes import CallChange
 from controller.calls.channel import Channel
+from controller.calls.contexts import DialingContexts
 from controller.calls.control import CallControl
 from controller.calls.model import CallModel
 from controller.calls.playback import AgentPlayback
 from controller.calls.router import CallRouter
 from controller.calls.routes import RouteDecision, RouteTable
 from controller.calls.sender import CommandSender
+from controller.calls.transfers import AgentTransfers
 from controller.calls.waiters import ChangeWaiters
 from controller.feed import EventFeed
 from controller.freeswitch.events import ChannelsResync
@@ -98,11 +100,20 @@ class Controller:
             sip_domain=calls.sip_domain,
             originate_margin=calls.deadlines.originate_margin,
         )
-        self.playback = AgentPlayback(self.sender)
         self.streams = AgentStreams(self.pool, self.sender, settings.worker_pool)
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
+        self.playback = AgentPlayback(
+            self.sender,
+            AgentTransfers(
+                DialingContexts(calls.context).agent,
+                {agent.name: agent.transfers for agent in settings.agents},
+                lambda: self.router.table,
+                [user.extension for user in settings.users],
+            ),
+            on_refused=self.cdrs.note,
+        )
         self.feed = EventFeed()
         self.registrations = SipRegistrations(self.sender, self.nodes)
         self.metrics = ControllerMetrics(
@@ -170,6 +181,8 @@ class Controller:
 
     def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
         self.metrics.routed(decision, seconds)
+        if decision.action.kind == "agent":
+            self.playback.serving(ch.uuid, decision.action.arg)
         self.cdrs.routed(ch, decision, self.streams.worker_of(ch.uuid), self.streams.attempts_of(ch.uuid))
 
     def reload_routes(self) -> RouteTable:

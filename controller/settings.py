@@ -10,14 +10,17 @@ path. Library code never reads ``os.environ``; ``load_settings`` receives it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from controller.calls.contexts import MAX_BASE_LENGTH
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
+from controller.calls.variables import VARIABLE_NAME
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
     EventSocketSettings,
@@ -152,9 +155,13 @@ class CallSettings(SettingsModel):
     unknown_cause: str = Field("UNALLOCATED_NUMBER", description="hangup cause for unrouted destinations")
     context: str = Field(
         "switchyard",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="dialplan context of phones, browser users and DIDs (rendered), and of originates to "
-        "an extension and transfers that name none",
+        pattern=rf"^[A-Za-z0-9_.-]{{1,{MAX_BASE_LENGTH}}}$",
+        description="dialplan context of desk users without outbound, and of originates to an extension "
+        "and transfers that name none; the other dialing classes are <context>-pstn, -browser, -agent, "
+        "-inbound (controller.calls.contexts)",
+    )
+    browser_outbound: bool = Field(
+        False, description="browser users may dial the PSTN (the trunks' outbound rules)"
     )
     sip_domain: str | None = Field(
         None,
@@ -167,6 +174,19 @@ class CallSettings(SettingsModel):
         description="where FreeSWITCH writes recordings (a path on the FreeSWITCH host)",
     )
     deadlines: ControlDeadlines = ControlDeadlines()
+    api_variables: tuple[str, ...] = Field(
+        (),
+        description="channel variables POST /v1/calls may set besides the safe ones "
+        "(controller.calls.variables.SAFE_VARIABLES): exact names, no wildcards",
+    )
+
+    @field_validator("api_variables")
+    @classmethod
+    def _exact_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(VARIABLE_NAME, name):
+                raise ValueError(f"{name!r}: an exact variable name ([a-z][a-z0-9_]*), no wildcards")
+        return value
 
     @model_validator(mode="after")
     def _known_cause(self) -> Self:

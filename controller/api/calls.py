@@ -6,7 +6,7 @@ hold/unhold, dtmf, play, record, stream). Each action returns once FreeSWITCH co
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from controller.calls.originate import Originate
 from controller.calls.registry import CallRegistry
 from controller.calls.router import stream_request
 from controller.calls.sender import CallError, UnknownCall
+from controller.calls.variables import allowed_variables, refused_variable
 from controller.settings import CallSettings
 from controller.store import from_epoch_us
 from controller.workers.streams import NoWorkerAvailable
@@ -84,6 +85,7 @@ class _Calls:
         self.control = control
         self.streams = streams
         self.settings = settings
+        self.variables = allowed_variables(settings.api_variables)
 
     def _leg(self, req: Request) -> Channel:
         body: LegBody = req.body
@@ -108,6 +110,7 @@ class _Calls:
         node = self._pick_node(body.node)
         if body.target == "gateway" and not body.gateway:
             raise ApiError(422, "gateway is required for target gateway", "gateway")
+        check_variables(body.variables, self.variables)
         request = Originate(
             node=node,
             target=body.target,
@@ -215,6 +218,23 @@ class _Calls:
         except NoWorkerAvailable as exc:
             raise ApiError(409, str(exc), "url") from exc
         return self._done(ch, f"streaming to {worker.worker_id}")
+
+
+def check_variables(variables: Mapping[str, str], allowed: Collection[str]) -> None:
+    """Refuse a request setting a channel variable outside ``allowed`` (a token scope's set, or the safe
+    set plus ``calls.api_variables``): 422 naming ``variables.<name>``.
+
+    Raises:
+        ApiError: 422, field ``variables.<name>``.
+    """
+    name = refused_variable(variables, allowed)
+    if name is not None:
+        raise ApiError(
+            422,
+            f"channel variable {name!r} may not be set through the API "
+            "(allowed: controller.calls.variables.SAFE_VARIABLES and calls.api_variables)",
+            f"variables.{name}",
+        )
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, BaseModel | web.StreamResponse]]

@@ -16,6 +16,7 @@ from controller.api.spec import ApiSpec
 from controller.api.system import add_system_routes
 from controller.api.webrtc import add_webrtc_routes
 from controller.api.workers import add_worker_routes
+from controller.calls.contexts import DialingContexts
 from controller.janus.settings import JanusSettings
 from controller.settings import ApiSettings, CallSettings
 
@@ -47,7 +48,14 @@ def build_app(
         sink = ports.janus_events
         add_janus_event_routes(app, sink.metrics, events.user, events.secret(), sink.apply)
     if ports.browsers is not None:
-        add_webrtc_routes(app, spec, ports.browsers, ports.routes, janus=janus, context=calls.context)
+        add_webrtc_routes(
+            app,
+            spec,
+            ports.browsers,
+            ports.routes,
+            janus=janus,
+            context=DialingContexts(calls.context).browser,
+        )
     document = spec.document()
 
     async def openapi(request: web.Request) -> web.Response:

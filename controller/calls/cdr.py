@@ -100,6 +100,7 @@ class _Draft:
     recordings: list[str] = field(default_factory=list)
     transcript: list[TranscriptTurn] = field(default_factory=list)
     sip_call_ids: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def saw(self, ch: Channel) -> None:
         """Keep the SIP Call-ID of a leg of the call."""
@@ -205,6 +206,16 @@ class CdrRecorder:
             draft.agent = decision.action.arg
             draft.worker, draft.attempts = worker or "", attempts
 
+    def note(self, uuid: str, name: str, value: str) -> None:
+        """Keep ``name: value`` in the record of the call of leg ``uuid`` (``extra``), e.g. a refused
+        transfer; a later value of the same name is appended after a space."""
+        ch = self._model.channel(uuid)
+        draft = self._drafts.get(ch.call_id) if ch is not None else None
+        if draft is None:
+            return
+        old = draft.extra.get(name)
+        draft.extra[name] = f"{old} {value}" if old else value
+
     # ---- records ---------------------------------------------------------------------------------------
 
     def _open_record(self, call_id: str, draft: _Draft) -> CdrRecord:
@@ -254,6 +265,7 @@ class CdrRecorder:
                 "transcript": tuple(draft.transcript),
                 "webrtc": webrtc,
                 "closed_while_down": lost,
+                "extra": dict(draft.extra),
             }
         )
 

@@ -12,8 +12,10 @@ play it (audio_stream_wire.txt, section 5). So, per channel and in order:
   file and the next queued one plays; ``all`` drops the queue too, silently) and the queue is forgotten;
 * DTMF on the leg → ``send_text {"type":"dtmf","digit":"5"}``;
 * ``::json {"type":"action",…}`` (the agent asks for it) waits until everything queued before it has
-  played, then: ``transfer`` → the stream is stopped and ``uuid_transfer <uuid> <ext>`` sends the call
-  back through the dialplan (which parks it, and the router decides by the new destination); ``hangup`` →
+  played, then: ``transfer`` → if the agent may send the call there (controller.calls.transfers; a
+  refusal is logged and noted in the CDR, and nothing runs), the stream is stopped and ``uuid_transfer
+  <uuid> <ext> XML <calls.context>-agent`` sends the call through the agent dialing class (routes only:
+  it parks, and the router decides by the new destination; no trunk rule is there); ``hangup`` →
   ``uuid_kill <uuid> NORMAL_CLEARING``; ``dtmf`` → ``uuid_send_dtmf <uuid> <digits>``. The command builders
   (``controller.freeswitch.commands``) check the arguments; an action they refuse is not run.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.calls.changes import (
@@ -36,7 +39,10 @@ from controller.calls.changes import (
     DtmfReceived,
     PlaybackChanged,
 )
+from controller.calls.contexts import DialingContexts
+from controller.calls.routes import RouteTable
 from controller.calls.sender import CallError, CommandSender
+from controller.calls.transfers import AgentTransfers
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
 from switchyard.messages import AgentAction, BargeIn, ControlMessage, Dtmf, PlaybackEvent, encode
@@ -47,14 +53,19 @@ __all__ = ["AgentPlayback", "action_commands"]
 log = logging.getLogger("switchyard.playback")
 
 
-def action_commands(uuid: str, message: AgentAction) -> list[Command] | None:
-    """The commands of an agent's action (None when the builders refuse its argument)."""
+Refused = Callable[[str, str, str], None]
+"""Told ``(uuid, what, value)`` of an action refused, e.g. ``(uuid, "transfer_refused", "19005550100")``."""
+
+
+def action_commands(uuid: str, message: AgentAction, context: str) -> list[Command] | None:
+    """The commands of an agent's action (None when the builders refuse its argument); a transfer goes to
+    ``context`` (the agent dialing class)."""
     action, argument = message.action, message.argument
     try:
         if action == "hangup":
             return [fc.kill(uuid, "NORMAL_CLEARING")]
         if action == "transfer":
-            return [fc.stream_stop(uuid), fc.transfer(uuid, argument)]
+            return [fc.stream_stop(uuid), fc.transfer(uuid, argument, context)]
         if action == "dtmf":
             return [fc.send_dtmf(uuid, argument)]
     except InvalidCommand:
@@ -74,11 +85,29 @@ class _Channel:
 
 
 class AgentPlayback:
-    """Drives playback for every channel that streams to a worker; feed it the call model's changes."""
+    """Drives playback for every channel that streams to a worker; feed it the call model's changes.
 
-    def __init__(self, sender: CommandSender) -> None:
+    Args:
+        sender: runs the commands.
+        transfers: where each agent may transfer its call (default: nowhere; no routes, no users).
+        on_refused: told of each refused action (the CDR keeps it).
+    """
+
+    def __init__(
+        self,
+        sender: CommandSender,
+        transfers: AgentTransfers | None = None,
+        on_refused: Refused | None = None,
+    ) -> None:
         self._sender = sender
+        self._transfers = transfers or AgentTransfers(DialingContexts("switchyard").agent, {}, RouteTable, ())
+        self._on_refused = on_refused
         self._channels: dict[str, _Channel] = {}
+        self._agents: dict[str, str] = {}
+
+    def serving(self, uuid: str, agent: str) -> None:
+        """``uuid`` streams to ``agent`` (the router's decision): its transfers follow that agent's rule."""
+        self._agents[uuid] = agent
 
     def queued(self, uuid: str) -> tuple[str | None, list[str]]:
         """What plays on ``uuid`` now and what is queued behind it."""
@@ -96,6 +125,7 @@ class AgentPlayback:
             if ch is not None:
                 self._send_text(ch, Dtmf(change.digit))
         elif isinstance(change, ChannelRemoved):
+            self._agents.pop(change.uuid, None)
             ch = self._channels.pop(change.uuid, None)
             if ch is not None and ch.task is not None:
                 ch.task.cancel()
@@ -127,13 +157,25 @@ class AgentPlayback:
             ch.queued.clear()
             self._command(ch, fc.break_all(ch.uuid))
         elif isinstance(message, AgentAction):
-            commands = action_commands(ch.uuid, message)
+            if message.action == "transfer" and not self._may_transfer(ch, message.argument):
+                return
+            commands = action_commands(ch.uuid, message, self._transfers.context)
             if commands is None:
                 log.warning("%s: the worker asked for an invalid action: %s", ch.uuid, change.data[:200])
                 return
             log.info("%s: agent action %s (after %d queued file(s))", ch.uuid, message.action, len(ch.queued))
             ch.actions.append(commands)
             self._act_when_quiet(ch)
+
+    def _may_transfer(self, ch: _Channel, destination: str) -> bool:
+        agent = self._agents.get(ch.uuid, "")
+        reason = self._transfers.refusal(agent, destination)
+        if reason is None:
+            return True
+        log.warning("%s: agent %r's transfer refused: %s", ch.uuid, agent, reason)
+        if self._on_refused is not None:
+            self._on_refused(ch.uuid, "transfer_refused", destination)
+        return False
 
     def _act_when_quiet(self, ch: _Channel) -> None:
         """Run the agent's pending actions once nothing of its speech is queued or playing."""

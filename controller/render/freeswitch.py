@@ -9,10 +9,11 @@ never read::
     autoload_configs/<name>.conf.xml  one <configuration> per module reading one (``CONFIG_FILES``, xml_curl)
     sip_profiles/internal.xml         sofia profile of phones and Janus's SIP plugin (included by sofia.conf)
     sip_profiles/external.xml         sofia profile of the trunks, with their gateways
-    directory/switchyard.xml          the SIP users' domain
-    dialplan/switchyard.xml           context calls.context: line tests answer with a tone, outbound rules
-                                      bridge, routes park, else hangup
-    dialplan/public.xml               context public: trunk DIDs → transfer into calls.context, else hangup
+    directory/switchyard.xml          the SIP users' domain (user_context: the user's dialing class)
+    dialplan/switchyard.xml           one context per dialing class (controller.calls.contexts): line
+                                      tests answer with a tone, outbound rules bridge (only where the
+                                      class may dial the PSTN), routes park, else hangup
+    dialplan/public.xml               context public: trunk DIDs → transfer into <calls.context>-inbound
 
 FreeSWITCH facts this relies on (source at tag v1.10.12):
 
@@ -47,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from controller.calls.contexts import DialingContexts
 from controller.render import template_environment
 from controller.render.settings import SipProfileSettings, Trunk
 from controller.settings import Settings, SettingsError
@@ -133,6 +135,17 @@ class _User:
     password: str
     caller_id_name: str
     caller_id_number: str
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialing:
+    """One rendered context: its callers, and whether it holds line tests and the PSTN rules."""
+
+    name: str
+    callers: str
+    line_tests: bool
+    pstn: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +239,20 @@ def _context(settings: Settings) -> dict[str, object]:
             "the only domain of the rendered directory"
         )
     _unique_dids(settings.trunks)
+    contexts = DialingContexts(settings.calls.context)
     return {
         "modules": MODULES,
         "config_files": CONFIG_FILES,
         "domain": sip.domain,
         "dialplan_context": settings.calls.context,
+        "inbound_context": contexts.inbound,
+        "contexts": (
+            _Dialing(contexts.local, "Desk users without outbound, API calls", True, False),
+            _Dialing(contexts.pstn, "Desk users with outbound", True, True),
+            _Dialing(contexts.browser, "Browser users", True, settings.calls.browser_outbound),
+            _Dialing(contexts.agent, "Agent transfers (never a trunk)", False, False),
+            _Dialing(contexts.inbound, "Trunk DIDs", True, False),
+        ),
         "codecs": ",".join(f"{codec}@{sip.ptime_ms}i" for codec in sip.codecs),
         "hold_music": HOLD_MUSIC,
         "recordings_dir": settings.calls.recordings_dir,
@@ -339,6 +361,7 @@ def _user(settings: Settings, index: int) -> _User:
         password=_secret(f"{field}.password", user.secret),
         caller_id_name=_text(f"{field}.display_name", user.display_name or user.extension),
         caller_id_number=user.caller_id_number or user.extension,
+        context=(DialingContexts(settings.calls.context).pstn if user.outbound else settings.calls.context),
     )
 
 

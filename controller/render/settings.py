@@ -152,6 +152,11 @@ class SipUser(SettingsModel):
     password_file: Path | None = None
     display_name: str | None = Field(None, pattern=_TEXT)
     caller_id_number: str | None = Field(None, pattern=_NUMBER, description="default: the extension")
+    outbound: bool = Field(
+        True,
+        description="may dial the PSTN through the trunks' outbound rules (dialplan context "
+        "<calls.context>-pstn; off: <calls.context>)",
+    )
 
     @model_validator(mode="after")
     def _secret(self) -> Self:

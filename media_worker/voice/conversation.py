@@ -120,6 +120,7 @@ class ConversationDialog(Dialog):
             reply=reply,
             apology=self._p.apology,
             metrics=self._p.metrics,
+            transfers=self._p.settings.transfers,
         ):
             yield out
         if reply.text:

@@ -9,9 +9,10 @@ providers need a ``base_url`` or ``url`` and, for hosted APIs, an ``api_key``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, PlainValidator, SerializeAsAny
+from pydantic import AfterValidator, Field, PlainValidator, SerializeAsAny, field_validator
 
 from media_worker.agent.base import PROVIDERS as AGENT_PROVIDERS
 from media_worker.asr.base import PROVIDERS as ASR_PROVIDERS
@@ -67,6 +68,22 @@ class AgentSettings(SettingsModel):
     agent: AgentChoice = Field(default_factory=AGENT_PROVIDERS.default("scripted"))
     silence: SilenceSettings = SilenceSettings()
     apology: str = "Sorry, I'm having trouble right now. Please try again in a moment."
+    transfers: tuple[str, ...] = Field(
+        (),
+        description="destinations the agent may transfer to: regular expressions (whole match), checked by "
+        "the worker and the controller; none: the directory's users and the routes' destinations (checked "
+        "by the controller). Transfers never reach a trunk (dialplan context <calls.context>-agent)",
+    )
+
+    @field_validator("transfers")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"transfers: {pattern!r}: {exc}") from exc
+        return value
 
 
 def _distinct_names(agents: tuple[AgentSettings, ...]) -> tuple[AgentSettings, ...]:

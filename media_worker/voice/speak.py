@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from media_worker.voice.latency import TurnTimings
 from media_worker.voice.sentences import SentenceSplitter
 from switchyard.messages import AgentAction, encode
 
-__all__ = ["Reply", "apologise", "speak_text", "stream_reply"]
+__all__ = ["Reply", "apologise", "speak_text", "stream_reply", "transfer_allowed"]
 
 log = logging.getLogger("switchyard.worker.voice")
 
@@ -70,8 +71,10 @@ async def stream_reply(
     reply: Reply,
     apology: bytes,
     metrics: WorkerMetrics,
+    transfers: Sequence[str] = (),
 ) -> AsyncIterator[Output]:
-    """Yield the agent's reply as audio (and action messages), filling ``reply`` as it goes."""
+    """Yield the agent's reply as audio (and action messages), filling ``reply`` as it goes; a transfer
+    ``transfers`` does not allow (:func:`transfer_allowed`) is dropped and logged."""
     queue: asyncio.Queue[_Item] = asyncio.Queue()
     producer = asyncio.create_task(_produce(agent, history, timings, queue), name="agent reply")
     try:
@@ -80,6 +83,9 @@ async def stream_reply(
                 yield _failed(reply, item, "agent", apology, metrics)
                 return
             if isinstance(item, ActionRequest):
+                if item.action == "transfer" and not transfer_allowed(transfers, item.argument):
+                    log.warning("the agent's transfer to %r refused: not in its transfers", item.argument)
+                    continue
                 reply.actions.append(item)
                 yield encode(AgentAction(item.action, item.argument))
                 continue
@@ -93,6 +99,15 @@ async def stream_reply(
     finally:
         producer.cancel()
         await asyncio.wait({producer}, timeout=PRODUCER_STOP_S)
+
+
+def transfer_allowed(patterns: Sequence[str], destination: str) -> bool:
+    """Whether an agent with ``transfers: patterns`` may transfer to ``destination`` (whole match).
+
+    No patterns: the worker cannot tell, so it lets the controller decide (its default is the directory's
+    users and the routes' destinations, controller.calls.transfers); it checks again in any case.
+    """
+    return not patterns or any(re.fullmatch(pattern, destination) for pattern in patterns)
 
 
 def apologise(stage: str, exc: ProviderError, apology: bytes, metrics: WorkerMetrics) -> bytes:

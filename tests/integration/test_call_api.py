@@ -170,7 +170,7 @@ async def test_errors_are_json_and_name_the_field(tmp_path: Path) -> None:
     assert bad_var[0] == 422
     assert bad_var[1]["error"]["field"] == "variables"
     assert own_uuid[0] == 422
-    assert own_uuid[1]["error"]["field"] == "variables"
+    assert own_uuid[1]["error"]["field"] == "variables.origination_uuid"  # not an allowed variable
     assert "origination_uuid" in own_uuid[1]["error"]["reason"]
     assert no_gateway[0] == 422
     assert no_gateway[1]["error"]["field"] == "gateway"

@@ -133,7 +133,7 @@ async def test_pay_bill_then_transfer_to_a_human(
     assert "pay your bill" in answer
     assert "number" in answer  # "account number" (tiny.en also hears "a count number")
     transfers = _apis(events, "uuid_transfer")
-    assert transfers[0] == f"{uuid} 1000"
+    assert transfers[0] == f"{uuid} 1000 XML switchyard-agent"  # the agent dialing class: routes only
     assert transfers[1].startswith(f"{uuid} answer,echo")
     assert f"{uuid} stop" in _apis(events, "uuid_audio_stream")
     assert record is not None

@@ -16,20 +16,21 @@ from switchyard.messages import AgentAction, parse_worker_message
 
 A = "5f0c2b7e-9c1d-4b0e-8f5a-2d8c1e3f4a5b"
 STOP = f"uuid_audio_stream {A} stop"
+AGENT = "switchyard-agent"  # transfers run in the agent dialing class (controller.calls.contexts)
 
 
 def _commands(message: dict[str, object]) -> list[Command] | None:
     """Decoded as the controller decodes a worker's ``::json``, then turned into commands."""
     decoded, _ = parse_worker_message(json.dumps({"type": "action", **message}))
-    return action_commands(A, decoded) if isinstance(decoded, AgentAction) else None
+    return action_commands(A, decoded, AGENT) if isinstance(decoded, AgentAction) else None
 
 
 @pytest.mark.parametrize(
     ("message", "lines"),
     [
         ({"action": "hangup"}, [f"uuid_kill {A} NORMAL_CLEARING"]),
-        ({"action": "transfer", "argument": "1000"}, [STOP, f"uuid_transfer {A} 1000"]),
-        ({"action": "transfer", "argument": "sales@pbx"}, [STOP, f"uuid_transfer {A} sales@pbx"]),
+        ({"action": "transfer", "argument": "1000"}, [STOP, f"uuid_transfer {A} 1000 XML {AGENT}"]),
+        ({"action": "transfer", "argument": "sales@pbx"}, [STOP, f"uuid_transfer {A} sales@pbx XML {AGENT}"]),
         ({"action": "dtmf", "argument": "12#w"}, [f"uuid_send_dtmf {A} 12#w"]),
     ],
 )  # fmt: skip

@@ -74,7 +74,9 @@ def test_gateways(root: ET.Element) -> None:
 
 
 def test_dialplan(root: ET.Element) -> None:
-    line_test, *switchyard = _context(root, "switchyard")
+    assert [name for name, _, _ in _context(root, "switchyard")] == [
+        "line-test-9197", "route-0", "route-1", "route-2", "unrouted"]  # fmt: skip
+    line_test, *switchyard = _context(root, "switchyard-pstn")  # the PSTN rules: desk users with outbound
     assert line_test == (
         "line-test-9197",
         "^9197$",
@@ -101,9 +103,18 @@ def test_dialplan(root: ET.Element) -> None:
     assert switchyard[4][1:] == (None, [("hangup", "UNALLOCATED_NUMBER")])
     public = _context(root, "public")
     assert [(e, a) for _, e, a in public[:3]] == [
-        (r"^\+?15550100000$", [("set", "switchyard_trunk=carrier"), ("transfer", "7000 XML switchyard")]),
-        (r"^\+?15550100001$", [("set", "switchyard_trunk=carrier"), ("transfer", "1000 XML switchyard")]),
-        (r"^\+?15550109999$", [("set", "switchyard_trunk=ipauth"), ("transfer", "7000 XML switchyard")]),
+        (
+            r"^\+?15550100000$",
+            [("set", "switchyard_trunk=carrier"), ("transfer", "7000 XML switchyard-inbound")],
+        ),
+        (
+            r"^\+?15550100001$",
+            [("set", "switchyard_trunk=carrier"), ("transfer", "1000 XML switchyard-inbound")],
+        ),
+        (
+            r"^\+?15550109999$",
+            [("set", "switchyard_trunk=ipauth"), ("transfer", "7000 XML switchyard-inbound")],
+        ),
     ]
     assert public[3][1:] == (None, [("hangup", "UNALLOCATED_NUMBER")])
 
@@ -121,9 +132,9 @@ def test_directory_and_modules(root: ET.Element) -> None:
         variables = {v.attrib["name"]: v.attrib["value"] for v in user.iterfind("variables/variable")}
         users[user.attrib["id"]] = variables
     assert users == {
-        "1000": {"user_context": "switchyard", "effective_caller_id_name": "Front Desk",
+        "1000": {"user_context": "switchyard-pstn", "effective_caller_id_name": "Front Desk",
                  "effective_caller_id_number": "1000"},
-        "1001": {"user_context": "switchyard", "effective_caller_id_name": "1001",
+        "1001": {"user_context": "switchyard-pstn", "effective_caller_id_name": "1001",
                  "effective_caller_id_number": "+15550101001"},
     }  # fmt: skip
     loaded = [load.attrib["module"] for load in root.iterfind(".//modules/load")]

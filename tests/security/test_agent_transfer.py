@@ -1,0 +1,154 @@
+"""Issue 17, attack 1: agent-driven toll fraud ("transfer me to 1 900 ...").
+
+The agent's transfer tool accepted any number and the controller ran ``uuid_transfer <uuid> <number>`` in
+the caller's context, which also held the trunks' outbound rules, so the call was bridged out through the
+trunk. Now the controller refuses a destination that is neither a directory user, a route's destination
+nor one of the agent's ``transfers`` patterns (logged, ``extra.transfer_refused`` in the CDR, the caller
+stays with the agent), and an allowed transfer runs in the agent dialing class, which has no trunk rule
+(controller.calls.contexts). On the live rig the trunk ``pstn`` (tests/live/switchyard.yaml) has a rule
+for 1900 numbers: the refused transfer never reaches its gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.controllerkit import (
+    RunningController,
+    StandInSession,
+    StandInWorker,
+    register_worker,
+    running_controller,
+)
+from tests.integration.conftest import EslTarget
+
+DEADLINE_S = 10.0
+PREMIUM = "19005550100"  # the live rig's trunk rule matches it (tests/live/switchyard.yaml)
+ECHO = "9196"  # a route of the controller under test and of the rig's rendered dialplan
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while not check():  # noqa: ASYNC110 - polls controller and stand-in state over the wire
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE_S} s: {what}") from None
+
+
+async def _agent_leg(rc: RunningController, call_id: str) -> dict[str, str]:
+    async with rc.http.get(f"{rc.base}/v1/calls/{call_id}") as resp:
+        legs = (await resp.json())["legs"]
+    streaming = [leg for leg in legs if leg["audio_stream"] not in ("", "none")]
+    return streaming[0] if streaming else {}
+
+
+async def _streaming_leg(rc: RunningController, call_id: str) -> dict[str, str]:
+    """The leg streaming to the agent, once the API shows it."""
+    async with asyncio.timeout(DEADLINE_S):
+        while not (leg := await _agent_leg(rc, call_id)):  # noqa: ASYNC110 - polls the API
+            await asyncio.sleep(0.02)
+    return leg
+
+
+async def _ask_transfer(session: StandInSession, destination: str) -> None:
+    assert session.ws is not None
+    await session.ws.send_str(json.dumps({"type": "action", "action": "transfer", "argument": destination}))
+
+
+def _routes(esl_target: EslTarget) -> list[dict[str, str]]:
+    return [
+        {"destination": f"^{esl_target.park_extension}$", "action": "agent support"},
+        {"destination": f"^{ECHO}$", "action": "echo"},
+    ]
+
+
+async def test_agent_transfer_to_a_premium_number_is_refused(esl_target: EslTarget, tmp_path: Path) -> None:
+    target = (esl_target.host, esl_target.port, esl_target.password)
+    calls = {"routes": _routes(esl_target), "context": esl_target.context}
+    async with (
+        StandInWorker(None, host=esl_target.worker_host) as worker,
+        running_controller(target, tmp_path, calls=calls) as rc,
+    ):
+        await register_worker(rc, "w1", worker.url)
+        body = {"target": "extension", "destination": esl_target.park_extension}
+        async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            call_id = (await resp.json())["call_id"]
+        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        leg = await _streaming_leg(rc, call_id)
+        await _ask_transfer(worker.sessions[call_id], PREMIUM)
+        await asyncio.sleep(1.0)  # a transfer that got through would have stopped the stream by now
+        after = await _agent_leg(rc, call_id)
+        assert after.get("uuid") == leg["uuid"], "the call left the agent"
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/hangup", json={}) as resp:
+            assert resp.status == 200
+        await rc.call_ended(call_id, timeout=10)
+        record = await rc.controller.store.get(call_id)
+    assert after["destination_number"] == esl_target.park_extension
+    assert record is not None
+    assert record.extra.get("transfer_refused") == PREMIUM
+    assert record.hangup_cause == "NORMAL_CLEARING"
+
+
+async def test_allowed_agent_transfer_runs_in_the_agent_class(esl_target: EslTarget, tmp_path: Path) -> None:
+    target = (esl_target.host, esl_target.port, esl_target.password)
+    calls = {"routes": _routes(esl_target), "context": esl_target.context}
+    async with (
+        StandInWorker(None, host=esl_target.worker_host) as worker,
+        running_controller(target, tmp_path, calls=calls) as rc,
+    ):
+        await register_worker(rc, "w1", worker.url)
+        body = {"target": "extension", "destination": esl_target.park_extension}
+        async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            call_id = (await resp.json())["call_id"]
+        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        leg = (await _streaming_leg(rc, call_id))["uuid"]
+        await _ask_transfer(worker.sessions[call_id], ECHO)
+
+        def transferred() -> bool:
+            ch = rc.controller.model.channel(leg)
+            return ch is not None and ch.destination_number == ECHO
+
+        await _until(transferred, "the leg was transferred to the echo route")
+        ch = rc.controller.model.channel(leg)
+        context = ch.context if ch is not None else ""
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/hangup", json={}) as resp:
+            assert resp.status == 200
+        await rc.call_ended(call_id, timeout=10)
+    assert context == f"{esl_target.context}-agent"  # controller.calls.contexts: routes only, no trunk
+
+
+async def test_the_agent_class_cannot_reach_a_trunk(esl_target: EslTarget, tmp_path: Path) -> None:
+    """The dialplan fence alone: a premium number sent into the agent class (here through the API, past
+    the controller's check) finds no trunk rule; no leg to a gateway is ever made."""
+    target = (esl_target.host, esl_target.port, esl_target.password)
+    calls = {"routes": _routes(esl_target), "context": esl_target.context}
+    async with (
+        StandInWorker(None, host=esl_target.worker_host) as worker,
+        running_controller(target, tmp_path, calls=calls) as rc,
+    ):
+        await register_worker(rc, "w1", worker.url)
+        body = {"target": "extension", "destination": esl_target.park_extension}
+        async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            call_id = (await resp.json())["call_id"]
+        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        leg = (await _streaming_leg(rc, call_id))["uuid"]
+        transfer = {"leg": leg, "destination": PREMIUM, "context": f"{esl_target.context}-agent"}
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/transfer", json=transfer) as resp:
+            transferred = resp.status
+        await asyncio.sleep(1.0)
+        names = [ch.name for ch in rc.controller.model.channels.values()]
+        async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/hangup", json={}):
+            pass  # the unrouted extension may have hung the call up already (then 409)
+        await rc.call_ended(call_id, timeout=10)
+        record = await rc.controller.store.get(call_id)
+    assert transferred == 200
+    assert record is not None
+    assert not [n for n in names if "gateway" in n]
+    assert not [leg.name for leg in record.legs if "gateway" in leg.name]
