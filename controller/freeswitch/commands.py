@@ -41,6 +41,7 @@ __all__ = [
     "break_all",
     "bridge",
     "broadcast",
+    "exists",
     "flush_inbound_reg",
     "hold",
     "kill",
@@ -95,7 +96,7 @@ _MAX_URL, _MAX_TEXT, _MAX_METADATA = 512, 4096, 8192
 
 _VERBS: Final = frozenset(
     {
-        "uuid_answer", "uuid_kill", "uuid_park", "uuid_hold", "uuid_bridge", "uuid_transfer",
+        "uuid_answer", "uuid_exists", "uuid_kill", "uuid_park", "uuid_hold", "uuid_bridge", "uuid_transfer",
         "uuid_send_dtmf", "uuid_broadcast", "uuid_break", "uuid_record", "uuid_audio_stream",
         "originate", "show", "status", "sofia",
     }
@@ -168,6 +169,12 @@ def _playable(field: str, value: str) -> str:
 def answer(uuid: str) -> Command:
     """``uuid_answer <uuid>``."""
     return Command("uuid_answer", (_uuid(uuid),))
+
+
+def exists(uuid: str) -> Command:
+    """``uuid_exists <uuid>``: ``true`` / ``false`` from the session table itself (not the core database,
+    which lags the events: tests/fixtures/live/show_json.txt)."""
+    return Command("uuid_exists", (_uuid(uuid),))
 
 
 def kill(uuid: str, cause: str = "NORMAL_CLEARING") -> Command:

@@ -163,6 +163,8 @@ class AgentStreams:
             try:
                 await self._sender.run(request.node, command)
             except CallError as exc:
+                if not await self._leg_exists(request):
+                    raise CallConflict(f"{request.uuid}: the leg is gone (start refused)") from exc
                 return f"start refused: {exc}"
             async with asyncio.timeout(self._connect_timeout):
                 change = await answered
@@ -173,6 +175,14 @@ class AgentStreams:
         finally:
             answered.cancel()
         return change.state if isinstance(change, AudioStreamChanged) else f"unexpected {change}"
+
+    async def _leg_exists(self, request: StreamRequest) -> bool:
+        """Whether FreeSWITCH still has the leg: a start refused for a leg that is gone is not the
+        worker's fault (e.g. a channel a resync listed after it hung up: the core database lags)."""
+        try:
+            return (await self._sender.run(request.node, fc.exists(request.uuid))).strip() == "true"
+        except CallError:
+            return True  # cannot tell: keep the old behaviour
 
     async def _move(self, stream: _Stream) -> None:
         request = stream.request
