@@ -99,7 +99,9 @@ class Controller:
             originate_margin=calls.deadlines.originate_margin,
         )
         self.playback = AgentPlayback(self.sender)
-        self.streams = AgentStreams(self.pool, self.sender, settings.worker_pool)
+        self.streams = AgentStreams(
+            self.pool, self.sender, settings.worker_pool, settings.media_worker.stream_key()
+        )
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)

@@ -126,6 +126,9 @@ class WorkerPoolSettings(SettingsModel):
     suspect_s: float = Field(10.0, ge=0, description="a worker that failed a start is skipped this long")
     connect_timeout: float = Field(2.0, gt=0, description="start until mod_audio_stream::connect")
     max_attempts: int = Field(3, ge=1, description="workers tried per stream start")
+    token_ttl_s: float = Field(
+        30.0, gt=0, le=300, description="a stream start's token (media_worker.stream_secret) lasts this long"
+    )
     wait_s: float = Field(
         3.0,
         ge=0,

@@ -70,6 +70,7 @@ class StreamMetadata(BaseModel):
     agent: str = Field("default", min_length=1, max_length=64)
     language: str = Field("en", max_length=16)
     channels: Literal[1] = 1
+    token: str | None = Field(None, max_length=96, description="switchyard.streamauth: controller-signed")
 
 
 def parse_metadata(text: str | None, path_call_id: str) -> StreamMetadata:

@@ -73,7 +73,9 @@ def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | No
         agent=agent,
         language=language,
     )
-    return StreamRequest(ch.node, ch.uuid, ch.call_id, meta.sample_rate, meta.model_dump_json())
+    return StreamRequest(
+        ch.node, ch.uuid, ch.call_id, meta.sample_rate, meta.model_dump_json(exclude={"token"})
+    )
 
 
 class CallRouter:

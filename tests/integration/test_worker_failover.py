@@ -39,6 +39,7 @@ from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRe
 from tests.appkit import served
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.speech import build_call, synthesize, write_wav
+from tests.workerkit import STREAM_SECRET
 
 TOKEN = secrets.token_urlsafe(16)
 
@@ -75,6 +76,7 @@ def worker_processes(api_port: int, cwd: Path, ids: list[str]) -> Iterator[list[
                 SWITCHYARD_MEDIA_WORKER__CONTROLLER_TOKEN=TOKEN,
                 SWITCHYARD_AGENTS="[]",  # no models to load: every stream gets the echo pipeline
                 SWITCHYARD_MEDIA_WORKER__ECHO_UNKNOWN_AGENTS="true",
+                SWITCHYARD_MEDIA_WORKER__STREAM_SECRET=STREAM_SECRET,
             )
             cmd = [sys.executable, "-m", "media_worker", "--log-level", "WARNING"]
             proc = subprocess.Popen(cmd, cwd=cwd, env=env)
@@ -124,7 +126,7 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
         sender = CommandSender({node.name: node}, waiters)
         playback = AgentPlayback(sender)
         pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
-        streams = AgentStreams(ctl.pool, sender, pool_settings)
+        streams = AgentStreams(ctl.pool, sender, pool_settings, STREAM_SECRET.encode())
         ctl.node, ctl.streams = node, streams
 
         async def follow() -> None:
