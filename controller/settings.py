@@ -169,7 +169,19 @@ class CallSettings(SettingsModel):
         pattern=r"^/[A-Za-z0-9_./-]*$",
         description="where FreeSWITCH writes recordings (a path on the FreeSWITCH host)",
     )
+    media_dirs: tuple[str, ...] = Field(
+        ("/usr/share/freeswitch/sounds",),
+        description="directories on the FreeSWITCH host whose files POST …/play may name (recordings_dir "
+        "too)",
+    )
     deadlines: ControlDeadlines = ControlDeadlines()
+
+    @model_validator(mode="after")
+    def _absolute_media_dirs(self) -> Self:
+        for i, path in enumerate(self.media_dirs):
+            if not path.startswith("/") or any(part in ("..", ".") for part in path.split("/")):
+                raise ValueError(f"media_dirs.{i}: {path!r} is not an absolute path without . or ..")
+        return self
 
     @model_validator(mode="after")
     def _known_cause(self) -> Self:
