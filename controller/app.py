@@ -105,7 +105,7 @@ class Controller:
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
-        self.feed = EventFeed()
+        self.feed = EventFeed(max_subscribers=settings.api.max_feed_subscribers)
         self.registrations = SipRegistrations(self.sender, self.nodes)
         self.metrics = ControllerMetrics(
             registry or CollectorRegistry(),

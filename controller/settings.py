@@ -102,6 +102,7 @@ class ApiSettings(SettingsModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    max_feed_subscribers: int = Field(100, ge=1, description="open /v1/events sockets (more get 503)")
     tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
