@@ -19,7 +19,7 @@ from media_worker.vad.silero import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.workerkit import RunningWorker, running_worker, stream_token
 
-META = json.dumps({"call_id": "bad", "sample_rate": 16000, "call_type": "sip", "token": stream_token("bad")})
+META = "<metadata with a fresh token>"  # replaced when sent: a token made at import would expire
 
 Step = Callable[[aiohttp.ClientWebSocketResponse], Awaitable[None]]
 
@@ -31,7 +31,10 @@ async def _nothing(ws: aiohttp.ClientWebSocketResponse) -> None:
 def _send(*frames: str | bytes) -> Step:
     async def step(ws: aiohttp.ClientWebSocketResponse) -> None:
         for frame in frames:
-            if isinstance(frame, str):
+            if frame is META:
+                meta = {"call_id": "bad", "sample_rate": 16000, "call_type": "sip"}
+                await ws.send_str(json.dumps({**meta, "token": stream_token("bad")}))
+            elif isinstance(frame, str):
                 await ws.send_str(frame)
             else:
                 await ws.send_bytes(frame)

@@ -262,8 +262,8 @@ async def test_a_hangup_while_the_stream_starts_blames_no_worker(tmp_path: Path)
     hung = await _silent_server()
     url = f"ws://127.0.0.1:{hung.sockets[0].getsockname()[1]}"
     async with emulated_media(tmp_path, "") as (ctl, fs, streams, node):
-        for worker_id in ("h1", "h2"):
-            beat = Heartbeat(worker_id=worker_id, url=url, capacity=10, streams=0, heartbeat_s=60)
+        for worker_id, host in (("h1", url), ("h2", url.replace("127.0.0.1", "localhost"))):
+            beat = Heartbeat(worker_id=worker_id, url=host, capacity=10, streams=0, heartbeat_s=60)
             ctl.pool.heartbeat(beat)
         uuid = await fs.inject_inbound_call()
         await node.api(f"uuid_answer {uuid}")
