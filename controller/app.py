@@ -100,7 +100,9 @@ class Controller:
             sip_domain=calls.sip_domain,
             originate_margin=calls.deadlines.originate_margin,
         )
-        self.streams = AgentStreams(self.pool, self.sender, settings.worker_pool)
+        self.streams = AgentStreams(
+            self.pool, self.sender, settings.worker_pool, settings.media_worker.stream_key()
+        )
         self.store = store or SqliteCdrStore(Path(settings.cdr.path))
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
         self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
@@ -114,7 +116,7 @@ class Controller:
             ),
             on_refused=self.cdrs.note,
         )
-        self.feed = EventFeed()
+        self.feed = EventFeed(max_subscribers=settings.api.max_feed_subscribers)
         self.registrations = SipRegistrations(self.sender, self.nodes)
         self.metrics = ControllerMetrics(
             registry or CollectorRegistry(),

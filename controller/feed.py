@@ -123,8 +123,11 @@ class CallerScope:
 class EventFeed:
     """Fans the call-model changes out to subscribers; feed it the changes."""
 
-    def __init__(self, capacity: int = 1000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, capacity: int = 1000, clock: Callable[[], float] = time.time, max_subscribers: int = 100
+    ) -> None:
         self._capacity = capacity
+        self.max_subscribers = max_subscribers  # the API refuses more (503) before the upgrade
         self._clock = clock
         self._subscribers: set[Subscription] = set()
 
@@ -166,6 +169,11 @@ class EventFeed:
         while not sub.queue.empty():
             sub.queue.get_nowait()
         sub.queue.put_nowait(b"")
+
+    @property
+    def full(self) -> bool:
+        """``max_subscribers`` are connected: refuse the next one."""
+        return len(self._subscribers) >= self.max_subscribers
 
     @property
     def subscribers(self) -> int:

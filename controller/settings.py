@@ -105,6 +105,7 @@ class ApiSettings(SettingsModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    max_feed_subscribers: int = Field(100, ge=1, description="open /v1/events sockets (more get 503)")
     tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
@@ -129,6 +130,9 @@ class WorkerPoolSettings(SettingsModel):
     suspect_s: float = Field(10.0, ge=0, description="a worker that failed a start is skipped this long")
     connect_timeout: float = Field(2.0, gt=0, description="start until mod_audio_stream::connect")
     max_attempts: int = Field(3, ge=1, description="workers tried per stream start")
+    token_ttl_s: float = Field(
+        30.0, gt=0, le=300, description="a stream start's token (media_worker.stream_secret) lasts this long"
+    )
     wait_s: float = Field(
         3.0,
         ge=0,
@@ -173,6 +177,11 @@ class CallSettings(SettingsModel):
         pattern=r"^/[A-Za-z0-9_./-]*$",
         description="where FreeSWITCH writes recordings (a path on the FreeSWITCH host)",
     )
+    media_dirs: tuple[str, ...] = Field(
+        ("/usr/share/freeswitch/sounds",),
+        description="directories on the FreeSWITCH host whose files POST …/play may name (recordings_dir "
+        "too)",
+    )
     deadlines: ControlDeadlines = ControlDeadlines()
     api_variables: tuple[str, ...] = Field(
         (),
@@ -187,6 +196,13 @@ class CallSettings(SettingsModel):
             if not re.fullmatch(VARIABLE_NAME, name):
                 raise ValueError(f"{name!r}: an exact variable name ([a-z][a-z0-9_]*), no wildcards")
         return value
+
+    @model_validator(mode="after")
+    def _absolute_media_dirs(self) -> Self:
+        for i, path in enumerate(self.media_dirs):
+            if not path.startswith("/") or any(part in ("..", ".") for part in path.split("/")):
+                raise ValueError(f"media_dirs.{i}: {path!r} is not an absolute path without . or ..")
+        return self
 
     @model_validator(mode="after")
     def _known_cause(self) -> Self:

@@ -1,9 +1,12 @@
 """The worker's aiohttp app: ``/stream/{call_id}`` (mod_audio_stream connects here), health and metrics.
 
-A stream is refused with HTTP 503 before the upgrade when the worker is full (mod_audio_stream then fires
-``::error`` and the controller tries the next worker). After the upgrade the first text frame must be the
-metadata, within ``metadata_timeout_s`` (audio frames that race ahead of it are kept for the call); any
-frame that breaks the protocol closes that one socket with the code and reason from
+A stream is refused with HTTP 503 before the upgrade when the worker is full or holds ``max_connections``
+sockets (mod_audio_stream then fires ``::error`` and the controller tries the next worker). The metadata
+must carry the controller's token for this call id and this worker (:mod:`switchyard.streamauth`); a
+stream is closed (1008) when no frame came for ``idle_timeout_s`` or it has been open ``max_stream_s``.
+After the upgrade the first text frame must be the metadata, within ``metadata_timeout_s`` (audio frames
+that race ahead of it are kept for the call); any frame that breaks the protocol closes that one socket with
+the code and reason from
 :mod:`switchyard.wire` and is logged; other sessions never notice.
 """
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +30,7 @@ from media_worker.vad.model import BatchedVadModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.providers import ProviderRegistry
 from switchyard.messages import parse_control
+from switchyard.streamauth import verify
 from switchyard.wire import (
     CLOSE_BAD_DATA,
     CLOSE_GOING_AWAY,
@@ -59,6 +63,12 @@ class Worker:
     sessions: dict[str, CallSession] = field(default_factory=dict)
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     draining: bool = False
+    connections: int = 0  # stream sockets being served, with a session or still before their metadata
+    wall_clock: Callable[[], float] = time.time  # tokens' expiry is Unix time
+    key: bytes | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.key = self.settings.stream_key()
 
     def health(self) -> dict[str, object]:
         """Load report for ``/healthz`` and the controller's pool."""
@@ -123,20 +133,26 @@ async def _metrics(request: web.Request) -> web.Response:
 async def _stream(request: web.Request) -> web.StreamResponse:
     worker = request.app[WORKER]
     call_id = request.match_info["call_id"]
-    if worker.draining or len(worker.sessions) >= worker.settings.capacity or worker.batcher is None:
+    full = len(worker.sessions) >= worker.settings.capacity
+    if worker.draining or full or worker.connections >= worker.settings.max_connections:
         log.warning("stream %s refused: worker full or draining", call_id)
         worker.metrics.closed.labels("full").inc()
         raise web.HTTPServiceUnavailable(text="worker full\n")
+    if worker.batcher is None:
+        raise web.HTTPServiceUnavailable(text="worker starting\n")
     if call_id in worker.sessions:
         raise web.HTTPConflict(text=f"stream {call_id} is already open\n")
     ws = web.WebSocketResponse(max_msg_size=worker.settings.max_frame_bytes, autoping=True)
-    await ws.prepare(request)
+    worker.connections += 1
     try:
+        await ws.prepare(request)
         await _serve(worker, ws, call_id)
     except WireError as exc:
         log.warning("stream %s closed: %s %s", call_id, exc.code, exc.reason)
         worker.metrics.closed.labels("protocol").inc()
         await ws.close(code=exc.code, message=exc.reason.encode())
+    finally:
+        worker.connections -= 1
     return ws
 
 
@@ -174,6 +190,7 @@ async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> Non
     if text is None:
         return
     meta = parse_metadata(text, call_id)
+    verify(worker.key, meta.token, call_id, worker.settings.worker_id, worker.wall_clock())
     if call_id in worker.sessions:  # two sockets raced past the check before the upgrade
         raise WireError(CLOSE_POLICY, "metadata.call_id: this call is already streaming here")
     batcher = worker.batcher
@@ -213,9 +230,16 @@ async def _receive(worker: Worker, ws: web.WebSocketResponse, session: CallSessi
     frames = 0
     received = 0
     clock = time.monotonic
+    idle = worker.settings.idle_timeout_s
+    end = clock() + worker.settings.max_stream_s
     try:
         while True:
-            msg = await ws.receive()
+            left = end - clock()
+            try:
+                msg = await ws.receive(timeout=min(idle, left))
+            except TimeoutError:
+                why = "open too long" if left <= idle else f"no frame for {idle:g} s"
+                raise WireError(CLOSE_POLICY, f"stream: {why}") from None
             if msg.type is WSMsgType.BINARY:
                 data = msg.data
                 check_audio_frame(data, max_bytes)

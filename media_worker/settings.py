@@ -62,8 +62,17 @@ class WorkerSettings(SettingsModel):
     controller_url: HttpUrl | None = Field(None, description="where the worker registers and heartbeats")
     controller_token: SecretStr | None = Field(None, description="bearer token for the controller's API")
     heartbeat_s: float = Field(2.0, gt=0)
+    stream_secret: SecretStr | None = Field(
+        None, description="HMAC key of stream tokens, shared with the controller (none: refuse every stream)"
+    )
+    stream_secret_file: Path | None = Field(None, description="a file holding stream_secret")
     capacity: int = Field(200, ge=1, description="streams this worker accepts")
     metadata_timeout_s: float = Field(5.0, gt=0, description="first text frame must arrive within this")
+    max_connections: int = Field(
+        256, ge=1, description="open stream sockets, sessions or not yet (more are refused with 503)"
+    )
+    idle_timeout_s: float = Field(10.0, gt=0, description="a stream with no frame for this long is closed")
+    max_stream_s: float = Field(4 * 3600.0, gt=0, description="a stream open this long is closed")
     max_frame_bytes: int = Field(
         16_000, ge=320, description="larger binary frames close the stream (100 ms of 16 kHz stereo = 6400)"
     )
@@ -86,7 +95,29 @@ class WorkerSettings(SettingsModel):
             raise ValueError(
                 "controller_token is required with controller_url (the API needs a bearer token)"
             )
+        if self.stream_secret is not None and self.stream_secret_file is not None:
+            raise ValueError("give at most one of stream_secret or stream_secret_file")
+        if self.stream_secret is not None and len(self.stream_secret.get_secret_value()) < 16:
+            raise ValueError("stream_secret: at least 16 characters")
         return self
+
+    def stream_key(self) -> bytes | None:
+        """The stream tokens' HMAC key (``stream_secret`` or the file's stripped text); ``None``: unset.
+
+        Raises:
+            ValueError: the file cannot be read or holds fewer than 16 characters.
+        """
+        if self.stream_secret is not None:
+            return self.stream_secret.get_secret_value().encode()
+        if self.stream_secret_file is None:
+            return None
+        try:
+            text = self.stream_secret_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"media_worker.stream_secret_file: {exc}") from exc
+        if len(text) < 16:
+            raise ValueError(f"media_worker.stream_secret_file: {self.stream_secret_file} is too short")
+        return text.encode()
 
 
 class WorkerProcessSettings(SettingsModel):

@@ -20,6 +20,8 @@ Exceptions::
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,6 +36,7 @@ __all__ = [
     "StreamMetadata",
     "WireError",
     "check_audio_frame",
+    "encode_metadata",
     "parse_metadata",
 ]
 
@@ -70,6 +73,29 @@ class StreamMetadata(BaseModel):
     agent: str = Field("default", min_length=1, max_length=64)
     language: str = Field("en", max_length=16)
     channels: Literal[1] = 1
+    token: str | None = Field(None, max_length=96, description="switchyard.streamauth: controller-signed")
+
+
+# JSON escapes FreeSWITCH would undo before the worker sees them (tests/fsemu/argsplit.py has the measured
+# rules): ``\\``, ``\"``, ``\n``, ``\t``… become the bare characters; ``\uXXXX`` passes untouched.
+_SHORT_ESCAPE: Final = re.compile(r'\\(["\\/bfnrt])')
+_ESCAPED: Final = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def encode_metadata(meta: StreamMetadata) -> str:
+    r"""``meta`` as compact JSON that survives FreeSWITCH's un-escaping of the api argument unchanged.
+
+    Pure ASCII, and every ``"``, ``\``, ``'`` or control character inside a string is a ``\uXXXX``
+    escape (non-ASCII too, as surrogate pairs beyond the BMP): the text then holds no backslash but those
+    of ``\u`` and no single quote, which FreeSWITCH 1.10.12 passes as they are. The token is left out
+    (``controller.workers.streams`` adds one per attempt).
+    """
+    text = json.dumps(meta.model_dump(exclude={"token"}), ensure_ascii=True, separators=(",", ":"))
+
+    def unicode_escape(match: re.Match[str]) -> str:
+        return f"\\u{ord(_ESCAPED[match.group(1)]):04x}"
+
+    return _SHORT_ESCAPE.sub(unicode_escape, text).replace("'", "\\u0027")
 
 
 def parse_metadata(text: str | None, path_call_id: str) -> StreamMetadata:

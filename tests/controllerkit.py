@@ -25,6 +25,7 @@ from controller.calls.routes import RouteTable
 from controller.settings import Settings, SettingsError
 from tests.fsemu import FreeSwitchEmulator
 from tests.fsemu.ws_peer import tone_pcm
+from tests.workerkit import STREAM_SECRET
 
 TOKEN = secrets.token_urlsafe(16)
 
@@ -65,6 +66,7 @@ def controller_settings(
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]},
         "cdr": {"path": str(tmp_path / "cdrs.sqlite3")},
         "worker_pool": {"connect_timeout": 1.0, "suspect_s": 30, "wait_s": 0.5},
+        "media_worker": {"stream_secret": STREAM_SECRET},
         "calls": {"recordings_dir": str(tmp_path / "recordings")},
     }
     for key, value in sections.items():

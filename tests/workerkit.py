@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +15,16 @@ from media_worker.settings import WorkerSettings
 from media_worker.vad.silero import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.echo import EchoPipeline
+from switchyard.streamauth import sign
 from tests.appkit import served
+
+STREAM_SECRET = "test-stream-secret-0123456789"
+"""``media_worker.stream_secret`` of the test workers and controllers (tests/controllerkit.py)."""
+
+
+def stream_token(call_id: str, worker_id: str = "worker-1", ttl_s: float = 30.0) -> str:
+    """A controller's token for ``call_id`` on ``worker_id`` (switchyard.streamauth), valid ``ttl_s``."""
+    return sign(STREAM_SECRET.encode(), call_id, worker_id, int(time.time() + ttl_s))
 
 
 @dataclass
@@ -30,7 +40,8 @@ class RunningWorker:
 
     def start_args(self, uuid: str, call_id: str, rate: int, call_type: str = "sip", **meta: Any) -> str:
         """Arguments of ``uuid_audio_stream`` that stream ``uuid`` to this worker (the controller's form)."""
-        data = {"call_id": call_id, "sample_rate": rate, "call_type": call_type, **meta}
+        token = stream_token(call_id, self.worker.settings.worker_id)
+        data = {"call_id": call_id, "sample_rate": rate, "call_type": call_type, "token": token, **meta}
         text = json.dumps(data, separators=(",", ":"))
         return f"{uuid} start {self.url(call_id)} mono {rate // 1000}k {text}"
 
@@ -44,7 +55,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     """Serve a worker with ``WorkerSettings(**overrides)`` on an ephemeral loopback port: the agents'
     ``pipelines`` when given, else the echo agent for every stream."""
-    settings = WorkerSettings.model_validate({"port": 0, **overrides})
+    settings = WorkerSettings.model_validate({"port": 0, "stream_secret": STREAM_SECRET, **overrides})
     default = None if pipelines else EchoPipeline()
     worker = Worker(settings, model, pipelines or {}, metrics or WorkerMetrics(), default=default)
     async with served(build_app(worker)) as port:

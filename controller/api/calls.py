@@ -190,6 +190,10 @@ class _Calls:
     async def play(self, req: Request) -> ActionResult:
         body: PlayBody = req.body
         ch = self._leg(req)
+        if body.file.startswith("/"):
+            roots = (*self.settings.media_dirs, self.settings.recordings_dir)
+            if not any(body.file.startswith(root.rstrip("/") + "/") for root in roots):
+                raise ApiError(422, "not under calls.media_dirs or calls.recordings_dir", "file")
         started = await self.control.play(ch, body.file)
         return self._done(ch, "playing" if started else "queued")
 

@@ -95,8 +95,16 @@ class PlayBody(LegBody):
     file: str = Field(
         pattern=r"^(/[A-Za-z0-9_./-]+|tone_stream://[A-Za-z0-9%(),;=.-]+|silence_stream://[0-9,]+)$",
         max_length=512,
-        description="absolute path on the FreeSWITCH host, tone_stream://… or silence_stream://…",
+        description="absolute path on the FreeSWITCH host under calls.media_dirs or calls.recordings_dir "
+        "(no . or .. segment), tone_stream://… or silence_stream://…",
     )
+
+    @field_validator("file")
+    @classmethod
+    def _no_dot_segments(cls, file: str) -> str:
+        if file.startswith("/") and any(part in ("", ".", "..") for part in file[1:].split("/")):
+            raise ValueError("a path may not hold an empty, . or .. segment")
+        return file
 
 
 class RecordBody(LegBody):

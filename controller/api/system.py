@@ -212,6 +212,10 @@ class _System:
         return record
 
     async def events(self, req: Request) -> web.StreamResponse:
+        if self.p.feed.full:  # before the upgrade: idle sockets cannot pile up (issue 17 item 6)
+            raise ApiError(
+                503, f"the event feed has {self.p.feed.subscribers} subscribers, the most allowed", ""
+            )
         ws = web.WebSocketResponse(heartbeat=30.0)
         await ws.prepare(req.http)
         subject = req.http.get(ACCESS_SUBJECT)  # a browser's feed token: its own calls only
@@ -303,7 +307,15 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
             media_types=csv,
         ),
         make("GET", "/v1/cdrs/{id}", "Get a CDR", h.cdr, "cdrs", response=CdrRecord, errors=(404,)),
-        make("GET", "/v1/events", "WebSocket feed of call events", h.events, "events", query_token=True),
+        make(
+            "GET",
+            "/v1/events",
+            "WebSocket feed of call events",
+            h.events,
+            "events",
+            query_token=True,
+            errors=(503,),
+        ),
     ]
     for op in ops:
         spec.add(app, op)

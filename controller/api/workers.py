@@ -1,6 +1,7 @@
 """``/v1/workers``: media workers heartbeat here (``POST …/heartbeat``) and operators list them (``GET``).
 
-Both need a bearer token from ``api.tokens``; errors follow ``controller.api.spec``.
+Both need a bearer token from ``api.tokens``; errors follow ``controller.api.spec``. A beat that would take
+over a live worker's id or URL is refused with 409 (``controller.workers.pool.WorkerConflict``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from controller.api.ports import Workers
-from controller.api.spec import ApiSpec, Operation, Request
-from controller.workers.pool import Heartbeat
+from controller.api.spec import ApiError, ApiSpec, Operation, Request
+from controller.workers.pool import Heartbeat, WorkerConflict
 
 __all__ = ["HeartbeatAccepted", "WorkerList", "WorkerView", "add_worker_routes"]
 
@@ -48,7 +49,10 @@ def add_worker_routes(app: web.Application, spec: ApiSpec, pool: Workers) -> Non
     """Mount the worker routes on ``app``."""
 
     async def heartbeat(req: Request) -> HeartbeatAccepted:
-        info = pool.heartbeat(req.body)
+        try:
+            info = pool.heartbeat(req.body)
+        except WorkerConflict as exc:
+            raise ApiError(409, str(exc), "url") from exc
         return HeartbeatAccepted(worker_id=info.worker_id)
 
     async def list_workers(req: Request) -> WorkerList:
@@ -65,6 +69,7 @@ def add_worker_routes(app: web.Application, spec: ApiSpec, pool: Workers) -> Non
             response=HeartbeatAccepted,
             tag="workers",
             worker_token=True,
+            errors=(409,),
         ),
     )
     spec.add(

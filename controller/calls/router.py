@@ -33,7 +33,7 @@ from controller.calls.sender import CallError
 from controller.freeswitch.commands import InvalidCommand
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from switchyard.tasks import TaskSet
-from switchyard.wire import StreamMetadata
+from switchyard.wire import StreamMetadata, encode_metadata
 
 __all__ = ["CallRouter", "DecisionHook", "call_type_of", "stream_request"]
 
@@ -73,7 +73,7 @@ def stream_request(ch: Channel, agent: str, language: str = "en", rate: int | No
         agent=agent,
         language=language,
     )
-    return StreamRequest(ch.node, ch.uuid, ch.call_id, meta.sample_rate, meta.model_dump_json())
+    return StreamRequest(ch.node, ch.uuid, ch.call_id, meta.sample_rate, encode_metadata(meta))
 
 
 class CallRouter:

@@ -4,6 +4,14 @@ Workers announce themselves (``media_worker.announce``): each ``POST /v1/workers
 worker's stream URL, capacity, open streams and VAD lag. A worker is healthy while its beats keep coming
 (``missed_beats`` times its interval), it is not draining, not marked suspect (a failed start) and has room.
 Streams handed out since its last beat count as load, so a burst of calls spreads over the workers.
+
+Worker tokens are shared by all workers, so a beat proves no identity: while a worker is alive its id keeps
+its URL and its URL its id (:class:`WorkerConflict`); only a lost worker's id or URL may be taken over (a
+restarted worker on a new address beats again once the old one's beats have stopped).
+
+Exceptions::
+
+    WorkerConflict       a beat would move a live worker's id to another URL, or claim its URL
 """
 
 from __future__ import annotations
@@ -16,10 +24,14 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["WORKER_STATES", "Heartbeat", "WorkerInfo", "WorkerPool"]
+__all__ = ["WORKER_STATES", "Heartbeat", "WorkerConflict", "WorkerInfo", "WorkerPool"]
 
 WORKER_STATES: Final = ("healthy", "suspect", "draining", "lost")
 """What ``WorkerPool.state_of`` says about a worker."""
+
+
+class WorkerConflict(Exception):
+    """A heartbeat claims a live worker's id with another URL, or its URL with another id."""
 
 
 class Heartbeat(BaseModel):
@@ -74,9 +86,19 @@ class WorkerPool:
         self._clock = clock
 
     def heartbeat(self, beat: Heartbeat) -> WorkerInfo:
-        """Register or refresh a worker."""
+        """Register or refresh a worker.
+
+        Raises:
+            WorkerConflict: ``beat`` names a live worker's id at another URL, or a live worker's URL.
+        """
         now = self._clock()
         info = self._workers.get(beat.worker_id)
+        url = beat.url.rstrip("/")
+        if info is not None and info.url.rstrip("/") != url and self.alive(info):
+            raise WorkerConflict(f"worker {beat.worker_id} is alive at another URL")
+        for other in self._workers.values():
+            if other.worker_id != beat.worker_id and other.url.rstrip("/") == url and self.alive(other):
+                raise WorkerConflict(f"{url} belongs to live worker {other.worker_id}")
         if info is None or info.url != beat.url:
             info = WorkerInfo(
                 beat.worker_id, beat.url, beat.capacity, beat.streams, False, beat.heartbeat_s, now

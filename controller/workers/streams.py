@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,7 @@ from controller.calls.waiters import ChannelGone
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
 from controller.workers.pool import WorkerInfo, WorkerPool
+from switchyard.streamauth import sign
 from switchyard.tasks import cancel_all
 
 if TYPE_CHECKING:
@@ -74,8 +77,18 @@ class _Stream:
 class AgentStreams:
     """Starts, supervises and moves the audio streams of calls; feed it the call model's changes."""
 
-    def __init__(self, pool: WorkerPool, sender: CommandSender, settings: WorkerPoolSettings) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        sender: CommandSender,
+        settings: WorkerPoolSettings,
+        key: bytes | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._pool = pool
+        self._key = key  # media_worker.stream_secret: each start carries a token (switchyard.streamauth)
+        self._token_ttl_s = settings.token_ttl_s
+        self._wall_clock = wall_clock
         self._sender = sender
         self._connect_timeout = settings.connect_timeout
         self._apology = settings.apology_prompt
@@ -143,9 +156,8 @@ class AgentStreams:
                 break
             stream.tried.add(worker.worker_id)
             url = worker.stream_url(request.call_id)
-            state = await self._attempt(
-                request, fc.stream_start(request.uuid, url, request.rate, request.metadata)
-            )
+            metadata = self._signed(request, worker.worker_id)
+            state = await self._attempt(request, fc.stream_start(request.uuid, url, request.rate, metadata))
             if state is AudioStreamState.CONNECTED:
                 stream.worker = worker
                 return worker
@@ -155,6 +167,15 @@ class AgentStreams:
         raise NoWorkerAvailable(
             f"{request.uuid}: no worker accepted the stream (tried {sorted(stream.tried)})"
         )
+
+    def _signed(self, request: StreamRequest, worker_id: str) -> str:
+        """The request's metadata with a token for this attempt's worker (unchanged without a key)."""
+        if self._key is None:
+            return request.metadata
+        expiry = int(self._wall_clock() + self._token_ttl_s)
+        token = sign(self._key, request.call_id, worker_id, expiry)
+        # The metadata is one compact JSON object (StreamMetadata.model_dump_json): add the last member.
+        return f'{request.metadata.rstrip().removesuffix("}")},"token":"{token}"}}'
 
     async def _attempt(self, request: StreamRequest, command: Command) -> AudioStreamState | str:
         """Start, then wait for ``::connect`` / ``::error``; the reason as text when neither came."""

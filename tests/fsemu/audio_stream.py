@@ -37,6 +37,7 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.frame_protocol import CloseReason
 
+from tests.fsemu.argsplit import unescape_argument
 from tests.fsemu.audio import AudioSource
 from tests.fsemu.channel import EmulatedChannel
 from tests.fsemu.core import SwitchCore
@@ -147,7 +148,8 @@ class AudioStreams:
         if rate is None:
             return FAILED
         self.pre_answer(ch)
-        session = StreamSession(ch, url, mix, rate, argv[5] if len(argv) > 5 else None)
+        metadata = unescape_argument(argv[5]) if len(argv) > 5 else None  # as switch_separate_string does
+        session = StreamSession(ch, url, mix, rate, metadata)
         self.sessions[ch.uuid] = session
         pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
         self.core.fire_channel(ch, "MEDIA_BUG_START", pre=pre)

@@ -174,7 +174,7 @@ async def test_workers_by_state(tmp_path: Path) -> None:
         dead_end = f"ws://127.0.0.1:{_closed_port()}"
         await _beat(rc, "w-ok", dead_end, streams=4)  # full: still healthy
         await _beat(rc, "w-drain", "ws://127.0.0.1:9", status="draining")
-        await _beat(rc, "w-gone", "ws://127.0.0.1:9", heartbeat_s=0.05)  # lost after 3 missed beats
+        await _beat(rc, "w-gone", "ws://127.0.0.1:10", heartbeat_s=0.05)  # lost after 3 missed beats
         beats = workers(await until(rc, lambda s: value(s, "switchyard_workers", state="lost") == 1))
         await _beat(rc, "w-ok", dead_end)  # room again: the next agent call picks it
         uuid = await fs.inject_inbound_call(destination="7100")

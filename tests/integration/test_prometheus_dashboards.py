@@ -110,7 +110,7 @@ async def test_every_dashboard_query_runs_on_prometheus_over_scraped_series(tmp_
         running_worker(SileroModel()) as worker,
         running_controller(fs, tmp_path, janus=janus, calls={"routes": routes}) as rc,
     ):
-        await register_worker(rc, "w1", f"ws://127.0.0.1:{worker.port}")
+        await register_worker(rc, worker.worker.settings.worker_id, f"ws://127.0.0.1:{worker.port}")
         auth = base64.b64encode(f"{EVENTS_USER}:{EVENTS_PASSWORD}".encode()).decode()
         created = json.dumps(
             [  # a browser's session: a SIP plugin handle whose ICE connects

@@ -73,7 +73,7 @@ async def agent_stack(
         running_worker(vad, pipelines, metrics) as rw,
         running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc,
     ):
-        await register_worker(rc, "w1", f"ws://127.0.0.1:{rw.port}")
+        await register_worker(rc, rw.worker.settings.worker_id, f"ws://127.0.0.1:{rw.port}")
         yield fs, rc, fs.record_events()
 
 

@@ -14,6 +14,7 @@ from media_worker.server import build_app
 from media_worker.settings import WorkerProcessSettings
 from switchyard.wire import CLOSE_POLICY
 from tests.appkit import served as served_app
+from tests.workerkit import STREAM_SECRET, stream_token
 
 
 @asynccontextmanager
@@ -24,15 +25,23 @@ async def served(settings: WorkerProcessSettings) -> AsyncIterator[str]:
 
 
 async def test_default_agent_greets_and_unknown_agent_is_refused() -> None:
-    settings = WorkerProcessSettings.model_validate({})
+    settings = WorkerProcessSettings.model_validate({"media_worker": {"stream_secret": STREAM_SECRET}})
     assert [a.name for a in settings.agents] == ["default"]
     async with served(settings) as base, aiohttp.ClientSession() as http:
         greeted = await http.ws_connect(f"{base}/stream/c1", timeout=aiohttp.ClientWSTimeout(ws_close=5))
-        await greeted.send_str(json.dumps({"call_id": "c1", "sample_rate": 16000, "agent": "default"}))
+        await greeted.send_str(
+            json.dumps(
+                {"call_id": "c1", "sample_rate": 16000, "agent": "default", "token": stream_token("c1")}
+            )
+        )
         first = await greeted.receive(timeout=10)
         await greeted.close()
         refused = await http.ws_connect(f"{base}/stream/c2")
-        await refused.send_str(json.dumps({"call_id": "c2", "sample_rate": 16000, "agent": "nobody"}))
+        await refused.send_str(
+            json.dumps(
+                {"call_id": "c2", "sample_rate": 16000, "agent": "nobody", "token": stream_token("c2")}
+            )
+        )
         closing = await refused.receive(timeout=5)
         await refused.close()
     assert first.type is aiohttp.WSMsgType.TEXT

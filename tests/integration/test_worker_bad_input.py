@@ -17,9 +17,9 @@ import pytest
 from media_worker.vad.model import RATE
 from media_worker.vad.silero import SileroModel
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
-from tests.workerkit import RunningWorker, running_worker
+from tests.workerkit import RunningWorker, running_worker, stream_token
 
-META = '{"call_id":"bad","sample_rate":16000,"call_type":"sip"}'
+META = "<metadata with a fresh token>"  # replaced when sent: a token made at import would expire
 
 Step = Callable[[aiohttp.ClientWebSocketResponse], Awaitable[None]]
 
@@ -31,7 +31,10 @@ async def _nothing(ws: aiohttp.ClientWebSocketResponse) -> None:
 def _send(*frames: str | bytes) -> Step:
     async def step(ws: aiohttp.ClientWebSocketResponse) -> None:
         for frame in frames:
-            if isinstance(frame, str):
+            if frame is META:
+                meta = {"call_id": "bad", "sample_rate": 16000, "call_type": "sip"}
+                await ws.send_str(json.dumps({**meta, "token": stream_token("bad")}))
+            elif isinstance(frame, str):
                 await ws.send_str(frame)
             else:
                 await ws.send_bytes(frame)
@@ -95,7 +98,9 @@ async def test_bad_frames_close_only_their_stream(model: SileroModel, tmp_path: 
 
         # Full: the handshake is refused before the upgrade, so mod_audio_stream reports ::error.
         async with http.ws_connect(rw.url("second")) as second:
-            await second.send_str(json.dumps({"call_id": "second", "sample_rate": 8000}))
+            await second.send_str(
+                json.dumps({"call_id": "second", "sample_rate": 8000, "token": stream_token("second")})
+            )
             await fs.wait_for(lambda: "second" in rw.worker.sessions, timeout=2)
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await http.ws_connect(rw.url("third"))
@@ -116,7 +121,8 @@ async def test_audio_racing_ahead_of_the_metadata_is_kept(model: SileroModel) ->
     ):
         for _ in range(3):
             await ws.send_bytes(b"\x00" * 320)  # 20 ms at 8 kHz each
-        await ws.send_str('{"call_id":"racing","sample_rate":8000,"call_type":"sip"}')
+        meta = {"call_id": "racing", "sample_rate": 8000, "call_type": "sip", "token": stream_token("racing")}
+        await ws.send_str(json.dumps(meta))
         await ws.send_bytes(b"\x00" * 320)
 
         def received() -> int:

@@ -39,6 +39,7 @@ from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRe
 from tests.appkit import served
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.speech import build_call, synthesize, write_wav
+from tests.workerkit import STREAM_SECRET
 
 TOKEN = secrets.token_urlsafe(16)
 
@@ -75,6 +76,7 @@ def worker_processes(api_port: int, cwd: Path, ids: list[str]) -> Iterator[list[
                 SWITCHYARD_MEDIA_WORKER__CONTROLLER_TOKEN=TOKEN,
                 SWITCHYARD_AGENTS="[]",  # no models to load: every stream gets the echo pipeline
                 SWITCHYARD_MEDIA_WORKER__ECHO_UNKNOWN_AGENTS="true",
+                SWITCHYARD_MEDIA_WORKER__STREAM_SECRET=STREAM_SECRET,
             )
             cmd = [sys.executable, "-m", "media_worker", "--log-level", "WARNING"]
             proc = subprocess.Popen(cmd, cwd=cwd, env=env)
@@ -124,7 +126,7 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
         sender = CommandSender({node.name: node}, waiters)
         playback = AgentPlayback(sender)
         pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
-        streams = AgentStreams(ctl.pool, sender, pool_settings)
+        streams = AgentStreams(ctl.pool, sender, pool_settings, STREAM_SECRET.encode())
         ctl.node, ctl.streams = node, streams
 
         async def follow() -> None:
@@ -260,8 +262,8 @@ async def test_a_hangup_while_the_stream_starts_blames_no_worker(tmp_path: Path)
     hung = await _silent_server()
     url = f"ws://127.0.0.1:{hung.sockets[0].getsockname()[1]}"
     async with emulated_media(tmp_path, "") as (ctl, fs, streams, node):
-        for worker_id in ("h1", "h2"):
-            beat = Heartbeat(worker_id=worker_id, url=url, capacity=10, streams=0, heartbeat_s=60)
+        for worker_id, host in (("h1", url), ("h2", url.replace("127.0.0.1", "localhost"))):
+            beat = Heartbeat(worker_id=worker_id, url=host, capacity=10, streams=0, heartbeat_s=60)
             ctl.pool.heartbeat(beat)
         uuid = await fs.inject_inbound_call()
         await node.api(f"uuid_answer {uuid}")

@@ -86,6 +86,7 @@ def rig_variables(ns: Netns, workdir: Path, ports: Mapping[str, int]) -> dict[st
         "LIVE_ESL_PASSWORD": secret(),
         "LIVE_API_TOKEN": secret(),
         "LIVE_WORKER_TOKEN": secret(),
+        "LIVE_STREAM_SECRET": secret(),
         "LIVE_SIP_PASSWORD": secret(),
         "LIVE_JANUS_ADMIN_SECRET": secret(),
         "LIVE_JANUS_EVENTS_PASSWORD": secret(),

@@ -101,8 +101,8 @@ def test_each_process_gets_only_the_variables_of_the_sections_it_reads(
             loads(fewer, ROOT / "deploy" / "switchyard.yaml")
 
 
-def test_a_worker_holds_no_secret_but_its_heartbeat_token() -> None:
-    assert set(_service_env("worker")) == {"WORKER_TOKEN"}
+def test_a_worker_holds_no_secret_but_its_heartbeat_token_and_stream_secret() -> None:
+    assert set(_service_env("worker")) == {"WORKER_TOKEN", "STREAM_SECRET"}
     settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
     worker_token = settings.media_worker.controller_token
     assert worker_token is not None
