@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
@@ -35,7 +35,9 @@ from switchyard.settings import SettingsError, SettingsModel, load, unique
 
 __all__ = [
     "CONTROLLER_SECTIONS",
+    "SCOPES",
     "ApiSettings",
+    "ApiToken",
     "BackoffSettings",
     "CallSettings",
     "CdrSettings",
@@ -97,25 +99,57 @@ class FreeSwitchNodeSettings(SettingsModel):
             raise SettingsError(str(exc)) from exc
 
 
+Scope = Literal["calls:read", "calls:write", "originate", "cdrs:read", "admin", "webrtc"]
+SCOPES: Final[tuple[Scope, ...]] = ("calls:read", "calls:write", "originate", "cdrs:read", "admin", "webrtc")
+"""What an API token may do (``controller.api.spec``: each operation requires one; ``admin`` implies all)."""
+
+
+class ApiToken(SettingsModel):
+    """One bearer token of the API: who holds it and what it may do."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="who holds it (logs, 403 reasons)")
+    token: SecretStr
+    scopes: tuple[Scope, ...] = Field(min_length=1, description="what it opens; admin implies every scope")
+
+
 class ApiSettings(SettingsModel):
-    """The controller's HTTP API."""
+    """The controller's HTTP API.
+
+    ``tokens`` are ``{name, token, scopes}`` entries; a plain string is accepted as a full-scope token
+    (``scopes: [admin]``, named ``token-<index>``), the form of earlier settings files.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
+    tokens: tuple[ApiToken, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
 
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _plain_tokens_are_admin(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            {"name": f"token-{i}", "token": item, "scopes": ["admin"]} if isinstance(item, str) else item
+            for i, item in enumerate(value)
+        ]
+
     @model_validator(mode="after")
     def _strong_tokens(self) -> Self:
-        for field in ("tokens", "worker_tokens"):
-            for i, token in enumerate(getattr(self, field)):
+        secrets = {
+            "tokens": [t.token for t in self.tokens],
+            "worker_tokens": list(self.worker_tokens),
+        }
+        for field, tokens in secrets.items():
+            for i, token in enumerate(tokens):
                 value = token.get_secret_value()
                 if len(value) < MIN_TOKEN_LENGTH or value != "".join(value.split()):
                     raise ValueError(
                         f"{field}.{i}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
                     )
+        unique((t.name for t in self.tokens), "token name", "api.tokens")
         return self
 
 

@@ -138,5 +138,6 @@ def add_webrtc_routes(
             status=201,
             tag="webrtc",
             errors=(503,),
+            scope="webrtc",
         ),
     )

@@ -65,6 +65,7 @@ def add_worker_routes(app: web.Application, spec: ApiSpec, pool: Workers) -> Non
             response=HeartbeatAccepted,
             tag="workers",
             worker_token=True,
+            scope="admin",
         ),
     )
     spec.add(
