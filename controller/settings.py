@@ -1,9 +1,10 @@
 """Switchyard settings: one pydantic model, built once in ``main()`` and passed down by parts.
 
 The file format, the ``SWITCHYARD_*`` overrides and the errors are :mod:`switchyard.settings`'s; this is the
-root model of the whole file (the controller reads all of it but ``users`` and ``trunks``; ``render`` and
-``check-config`` all of it). The media worker's sections (``media_worker``, ``agents``) are its own types,
-composed here; the worker loads them without this module. Secrets (the ESL password) have no default: they
+root model of the whole file (the controller reads all of it but ``trunks``, and of ``users`` only what
+the browser sign-in checks; ``render`` and ``check-config`` all of it). The media worker's sections
+(``media_worker``, ``agents``) are its own types, composed here; the worker loads them without this module.
+Secrets (the ESL password) have no default: they
 come from the file, the environment or a ``*_file`` path, and a missing one fails at start with the field
 path. Library code never reads ``os.environ``; ``load_settings`` receives it.
 """
@@ -44,8 +45,10 @@ __all__ = [
     "ControlDeadlines",
     "Deadlines",
     "FreeSwitchNodeSettings",
+    "Scope",
     "Settings",
     "SettingsError",
+    "SigninSettings",
     "WorkerPoolSettings",
     "load_settings",
 ]
@@ -112,6 +115,14 @@ class ApiToken(SettingsModel):
     scopes: tuple[Scope, ...] = Field(min_length=1, description="what it opens; admin implies every scope")
 
 
+class SigninSettings(SettingsModel):
+    """Browser sign-in (``controller.api.signin``): how many failures, and how long invites live."""
+
+    attempts: int = Field(5, ge=1, description="failed sign-ins per client IP and per extension in window_s")
+    window_s: float = Field(300.0, gt=0, description="sliding window of the failure count")
+    invite_ttl_s: float = Field(86_400.0, gt=0, description="an unused invite expires after this long")
+
+
 class ApiSettings(SettingsModel):
     """The controller's HTTP API.
 
@@ -125,6 +136,7 @@ class ApiSettings(SettingsModel):
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
+    signin: SigninSettings = SigninSettings()
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -97,14 +97,17 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error response: status, field, reason."""
 
-    def __init__(self, status: int, reason: str, field: str = "") -> None:
+    def __init__(self, status: int, reason: str, field: str = "", retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status, self.reason, self.field = status, reason, field
+        self.retry_after = retry_after
 
     def response(self) -> web.Response:
         """The JSON error response."""
         body = ErrorBody(error=ErrorDetail(status=self.status, field=self.field, reason=self.reason))
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
         return web.Response(
             status=self.status, text=body.model_dump_json(), content_type="application/json", headers=headers
         )
@@ -364,6 +367,7 @@ _REASONS: Final = {
     404: "not found",
     409: "conflicting state, or FreeSWITCH refused",
     422: "invalid field",
+    429: "too many failed attempts (see Retry-After)",
     503: "FreeSWITCH node not connected",
     504: "FreeSWITCH did not confirm in time",
 }
