@@ -116,3 +116,20 @@ async def test_an_invite_link_signs_in_once_and_only_an_admin_mints_one(tmp_path
     assert first[1]["extension"] == "1001"
     assert second[0] == 401
     assert made == 201
+
+
+async def test_the_phone_page_asks_for_no_api_token(tmp_path: Path) -> None:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        running_controller(fs, tmp_path) as rc,
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(rc.base + "/phone") as page,
+        anonymous.get(rc.base + "/phone/phone.js") as script,
+    ):
+        html, js = await page.text(), await script.text()
+    assert 'id="token"' not in html
+    assert "API token" not in html
+    assert 'id="extension"' in html
+    assert 'id="password"' in html
+    assert "v1/webrtc/signin" in js + html or "signIn" in js
+    assert "sessionStorage" not in js  # no credential outlives the tab's memory
