@@ -232,7 +232,7 @@ class Controller:
 
     async def _serve_api(self) -> None:
         s = self.settings
-        app = build_app(self.api_ports(), s.api, s.calls, s.janus)
+        app = build_app(self.api_ports(), s.api, s.calls, s.janus, s.users)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

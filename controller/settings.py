@@ -1,9 +1,10 @@
 """Switchyard settings: one pydantic model, built once in ``main()`` and passed down by parts.
 
 The file format, the ``SWITCHYARD_*`` overrides and the errors are :mod:`switchyard.settings`'s; this is the
-root model of the whole file (the controller reads all of it but ``users`` and ``trunks``; ``render`` and
-``check-config`` all of it). The media worker's sections (``media_worker``, ``agents``) are its own types,
-composed here; the worker loads them without this module. Secrets (the ESL password) have no default: they
+root model of the whole file (the controller reads all of it but ``trunks``, and of ``users`` only what
+the browser sign-in checks; ``render`` and ``check-config`` all of it). The media worker's sections
+(``media_worker``, ``agents``) are its own types, composed here; the worker loads them without this module.
+Secrets (the ESL password) have no default: they
 come from the file, the environment or a ``*_file`` path, and a missing one fails at start with the field
 path. Library code never reads ``os.environ``; ``load_settings`` receives it.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -38,15 +39,19 @@ from switchyard.settings import SettingsError, SettingsModel, load, unique
 
 __all__ = [
     "CONTROLLER_SECTIONS",
+    "SCOPES",
     "ApiSettings",
+    "ApiToken",
     "BackoffSettings",
     "CallSettings",
     "CdrSettings",
     "ControlDeadlines",
     "Deadlines",
     "FreeSwitchNodeSettings",
+    "Scope",
     "Settings",
     "SettingsError",
+    "SigninSettings",
     "WorkerPoolSettings",
     "load_settings",
 ]
@@ -100,26 +105,67 @@ class FreeSwitchNodeSettings(SettingsModel):
             raise SettingsError(str(exc)) from exc
 
 
+Scope = Literal["calls:read", "calls:write", "originate", "cdrs:read", "admin", "webrtc"]
+SCOPES: Final[tuple[Scope, ...]] = ("calls:read", "calls:write", "originate", "cdrs:read", "admin", "webrtc")
+"""What an API token may do (``controller.api.spec``: each operation requires one; ``admin`` implies all)."""
+
+
+class ApiToken(SettingsModel):
+    """One bearer token of the API: who holds it and what it may do."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="who holds it (logs, 403 reasons)")
+    token: SecretStr
+    scopes: tuple[Scope, ...] = Field(min_length=1, description="what it opens; admin implies every scope")
+
+
+class SigninSettings(SettingsModel):
+    """Browser sign-in (``controller.api.signin``): how many failures, and how long invites live."""
+
+    attempts: int = Field(5, ge=1, description="failed sign-ins per client IP and per extension in window_s")
+    window_s: float = Field(300.0, gt=0, description="sliding window of the failure count")
+    invite_ttl_s: float = Field(86_400.0, gt=0, description="an unused invite expires after this long")
+
+
 class ApiSettings(SettingsModel):
-    """The controller's HTTP API."""
+    """The controller's HTTP API.
+
+    ``tokens`` are ``{name, token, scopes}`` entries; a plain string is accepted as a full-scope token
+    (``scopes: [admin]``, named ``token-<index>``), the form of earlier settings files.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_feed_subscribers: int = Field(100, ge=1, description="open /v1/events sockets (more get 503)")
-    tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
+    tokens: tuple[ApiToken, ...] = Field((), description="bearer tokens accepted by the API (none = closed)")
     worker_tokens: tuple[SecretStr, ...] = Field(
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
+    signin: SigninSettings = SigninSettings()
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _plain_tokens_are_admin(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            {"name": f"token-{i}", "token": item, "scopes": ["admin"]} if isinstance(item, str) else item
+            for i, item in enumerate(value)
+        ]
 
     @model_validator(mode="after")
     def _strong_tokens(self) -> Self:
-        for field in ("tokens", "worker_tokens"):
-            for i, token in enumerate(getattr(self, field)):
+        secrets = {
+            "tokens": [t.token for t in self.tokens],
+            "worker_tokens": list(self.worker_tokens),
+        }
+        for field, tokens in secrets.items():
+            for i, token in enumerate(tokens):
                 value = token.get_secret_value()
                 if len(value) < MIN_TOKEN_LENGTH or value != "".join(value.split()):
                     raise ValueError(
                         f"{field}.{i}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
                     )
+        unique((t.name for t in self.tokens), "token name", "api.tokens")
         return self
 
 

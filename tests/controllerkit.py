@@ -70,7 +70,7 @@ def controller_settings(
         "calls": {"recordings_dir": str(tmp_path / "recordings")},
     }
     for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     # The settings refuse a route to an agent not in agents: unless given, the agents the routes name exist.
     named = {
         text.split()[1]

@@ -52,6 +52,8 @@ WAIT_MS = 20_000
 # Longer than SIP's transaction timeout (Timer F, 64 * T1 = 32 s), after which the plugin reports 408: a
 # REGISTER nobody answers then shows as the page's "registration failed", with its code, not as a timeout.
 REGISTER_WAIT_MS = 40_000
+USER = "1001"
+"""The directory user the page signs in as (its password: ``TOKEN``)."""
 REFUSED_TOKEN = "error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
@@ -106,7 +108,8 @@ def sections(ns: netnskit.Netns, **calls: Any) -> dict[str, Any]:
         "directory": {"enabled": True, "password": DIRECTORY_PASSWORD},
         "reap_interval_s": 0,
     }
-    return {"api": {"host": ns.host_ip, "port": API_PORT}, "janus": janus, "calls": calls}
+    users = [{"extension": USER, "password": TOKEN}]
+    return {"api": {"host": ns.host_ip, "port": API_PORT}, "janus": janus, "calls": calls, "users": users}
 
 
 def logs(tmp_path: Path) -> str:
@@ -157,12 +160,13 @@ class PhonePage:
             ) from exc
 
     async def sign_in(self, base: str) -> None:
-        """Open the page, be refused a wrong token, then sign in with the right one and register."""
+        """Open the page, be refused a wrong password, then sign in with the right one and register."""
         await self.page.goto(f"{base}/phone", timeout=WAIT_MS)
-        await self.page.fill("#token", "not-the-token")
+        await self.page.fill("#extension", USER)
+        await self.page.fill("#password", "not-the-password")
         await self.page.click("#connect")
-        await self.wait("#error:has-text('refused the API token (401')")
-        await self.page.fill("#token", TOKEN)
+        await self.wait("#error:has-text('refused the sign-in (401')")
+        await self.page.fill("#password", TOKEN)
         await self.page.click("#connect")
         await self.wait("#reg-state[data-state=registered], #reg-state[data-state=failed]", REGISTER_WAIT_MS)
         state = await self.page.get_attribute("#reg-state", "data-state")

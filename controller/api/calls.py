@@ -249,7 +249,9 @@ def add_call_routes(
 ) -> None:
     """Mount the call routes: ``calls`` acts, ``streams`` picks workers, ``settings`` give the defaults."""
     h = _Calls(calls, streams, settings)
-    spec.add(app, Operation("GET", "/v1/calls", "List live calls", h.list, response=CallList))
+    spec.add(
+        app, Operation("GET", "/v1/calls", "List live calls", h.list, response=CallList, scope="calls:read")
+    )
     spec.add(
         app,
         Operation(
@@ -261,9 +263,15 @@ def add_call_routes(
             response=CallCreated,
             status=201,
             errors=(409, 503, 504),
+            scope="originate",
         ),
     )
-    spec.add(app, Operation("GET", "/v1/calls/{id}", "Get a call", h.get, response=CallView, errors=(404,)))
+    spec.add(
+        app,
+        Operation(
+            "GET", "/v1/calls/{id}", "Get a call", h.get, response=CallView, errors=(404,), scope="calls:read"
+        ),
+    )
     actions: list[tuple[str, Handler, type[BaseModel], str]] = [
         ("answer", h.answer, LegBody, "Answer a leg"),
         ("hangup", h.hangup, HangupBody, "Hang up a leg with a cause"),
@@ -288,5 +296,6 @@ def add_call_routes(
                 body=body,
                 response=ActionResult,
                 errors=(404, 409, 503, 504),
+                scope="calls:write",
             ),
         )

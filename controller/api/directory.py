@@ -64,6 +64,7 @@ def directory_answer(form: Mapping[str, str], users: BrowserIdentities, context:
 
 def _user_document(domain: str, user: BrowserUser, context: str) -> str:
     name = quoteattr(user.display_name or user.username)
+    number = user.caller_id_number or user.username
     return (
         '<document type="freeswitch/xml">\n'
         '  <section name="directory">\n'
@@ -75,7 +76,7 @@ def _user_document(domain: str, user: BrowserUser, context: str) -> str:
         "          <variables>\n"
         f'            <variable name="user_context" value={quoteattr(context)}/>\n'
         f'            <variable name="effective_caller_id_name" value={name}/>\n'
-        f'            <variable name="effective_caller_id_number" value={quoteattr(user.username)}/>\n'
+        f'            <variable name="effective_caller_id_number" value={quoteattr(number)}/>\n'
         "          </variables>\n"
         "        </user>\n"
         "      </users>\n"

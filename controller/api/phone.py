@@ -1,6 +1,7 @@
-"""The browser phone demo page: ``GET /phone`` and its static files (no auth: the page asks for a token).
+"""The browser phone demo page: ``GET /phone`` and its static files (no auth: the page signs in).
 
-The page (``controller/web/phone.*``) calls ``POST /v1/webrtc/session`` with the API token the user types in,
+The page (``controller/web/phone.*``) signs in as a directory user (``POST /v1/webrtc/signin``, extension +
+password or a one-time invite), calls ``POST /v1/webrtc/session`` with the short-lived webrtc credential,
 connects to Janus with the token and SIP account it gets back, and follows the call's transcript on
 ``GET /v1/events?access_token=<feed_token>``. Janus's browser library (``janus.js``) and the
 ``webrtc-adapter`` it needs (its ``adapter`` global, see ``Janus.useDefaultDependencies`` in janus.js) are

@@ -6,18 +6,22 @@ no service of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiohttp import web
 
 from controller.api.calls import add_call_routes
 from controller.api.janus_events import add_janus_event_routes
 from controller.api.phone import add_phone_routes
 from controller.api.ports import PORTS, ApiPorts
+from controller.api.signin import BrowserSignin, add_signin_routes
 from controller.api.spec import ApiSpec
 from controller.api.system import add_system_routes
 from controller.api.webrtc import add_webrtc_routes
 from controller.api.workers import add_worker_routes
 from controller.calls.contexts import DialingContexts
 from controller.janus.settings import JanusSettings
+from controller.render.settings import SipUser
 from controller.settings import ApiSettings, CallSettings
 
 __all__ = ["API_VERSION", "SPEC", "build_app"]
@@ -27,12 +31,17 @@ SPEC = web.AppKey("spec", ApiSpec)
 
 
 def build_app(
-    ports: ApiPorts, api: ApiSettings, calls: CallSettings, janus: JanusSettings
+    ports: ApiPorts,
+    api: ApiSettings,
+    calls: CallSettings,
+    janus: JanusSettings,
+    users: Sequence[SipUser] = (),
 ) -> web.Application:
     """The API application on ``ports`` (client body size capped at 64 KiB).
 
-    Janus's event handler is mounted when ``ports.janus_events`` is given, the browser identities and
-    FreeSWITCH's directory lookups of them when ``ports.browsers`` is.
+    Janus's event handler is mounted when ``ports.janus_events`` is given, the browser identities,
+    FreeSWITCH's directory lookups of them and the sign-in of ``users`` (the directory users) when
+    ``ports.browsers`` is.
     """
     app = web.Application(client_max_size=64 * 1024)
     spec = ApiSpec("Switchyard controller", API_VERSION, api.tokens, api.worker_tokens)
@@ -41,7 +50,7 @@ def build_app(
     add_system_routes(app, spec, ports)
     add_call_routes(app, spec, ports.calls, ports.streams, calls)
     add_worker_routes(app, spec, ports.workers)
-    add_phone_routes(app, janus)  # the browser demo page (no auth; it asks for a token)
+    add_phone_routes(app, janus)  # the browser demo page (no auth; it signs in as a directory user)
     if ports.janus_events is not None:
         # Janus's event handler (basic auth, not in the OpenAPI document: see controller/api/janus_events.py).
         events = janus.events
@@ -56,6 +65,8 @@ def build_app(
             janus=janus,
             context=DialingContexts(calls.context).browser,
         )
+        signin = BrowserSignin({u.extension: u for u in users}, api.signin, janus.session_ttl_s)
+        add_signin_routes(app, spec, signin)
     document = spec.document()
 
     async def openapi(request: web.Request) -> web.Response:

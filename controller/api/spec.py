@@ -5,10 +5,15 @@ handler that parses and validates them (so a handler receives models and returns
 builds the OpenAPI 3.1 document from the same models with pydantic's JSON Schema (draft 2020-12, the dialect
 OpenAPI 3.1 uses). No schema is written by hand.
 
+Every authenticated operation requires one scope (``Operation.scope``, shown in its OpenAPI ``security``); a
+bearer token opens it when its ``scopes`` hold that scope or ``admin``. Bearers are the API tokens of the
+settings (``api.tokens``), the media workers' tokens (heartbeat only) and the short-lived credentials of
+signed-in browsers (``ApiSpec.session_check``, scope ``webrtc``).
+
 Errors are JSON ``{"error": {"status", "field", "reason"}}``: 400 body not JSON, 401 missing/wrong bearer
 token (or ``access_token`` query parameter, for operations that take one: browsers cannot set headers on a
-WebSocket), 404 unknown call/route, 409 conflicting state or FreeSWITCH refused, 422 invalid field, 503 node
-down, 504 not confirmed in time.
+WebSocket), 403 the token lacks the operation's scope, 404 unknown call/route, 409 conflicting state or
+FreeSWITCH refused, 422 invalid field, 503 node down, 504 not confirmed in time.
 """
 
 from __future__ import annotations
@@ -32,11 +37,39 @@ from controller.calls.sender import (
     UnknownCall,
 )
 from controller.freeswitch.commands import InvalidCommand
+from controller.settings import ApiToken, Scope
 
-__all__ = ["ACCESS_SUBJECT", "ApiError", "ApiSpec", "ErrorBody", "Operation", "Request", "check_token"]
+__all__ = [
+    "ACCESS_SUBJECT",
+    "PRINCIPAL",
+    "ApiError",
+    "ApiSpec",
+    "ErrorBody",
+    "Operation",
+    "Principal",
+    "Request",
+]
 
 ACCESS_SUBJECT = web.RequestKey("access_subject", str)
 """Who a valid ``?access_token=`` belongs to (absent when the bearer token was used)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a bearer token belongs to and what it may do."""
+
+    name: str
+    scopes: frozenset[Scope]
+    user: str | None = None
+    """The directory user (SIP extension) a signed-in browser acts as; None for API tokens."""
+
+    def allows(self, scope: Scope) -> bool:
+        """Whether this principal holds ``scope`` (``admin`` implies every scope)."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+"""The principal of the bearer token that opened the operation (absent for ``?access_token=``)."""
 
 _STATUS: Final[dict[type[CallError], int]] = {
     UnknownCall: 404,
@@ -64,32 +97,41 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error response: status, field, reason."""
 
-    def __init__(self, status: int, reason: str, field: str = "") -> None:
+    def __init__(self, status: int, reason: str, field: str = "", retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status, self.reason, self.field = status, reason, field
+        self.retry_after = retry_after
 
     def response(self) -> web.Response:
         """The JSON error response."""
         body = ErrorBody(error=ErrorDetail(status=self.status, field=self.field, reason=self.reason))
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
         return web.Response(
             status=self.status, text=body.model_dump_json(), content_type="application/json", headers=headers
         )
 
 
-def check_token(request: web.Request, tokens: Sequence[SecretStr]) -> None:
-    """Require ``Authorization: Bearer <token>`` with one of ``tokens`` (compared in constant time).
+def bearer(request: web.Request) -> str:
+    """The ``Authorization: Bearer <token>`` value.
 
     Raises:
-        ApiError: 401 when missing or wrong.
+        ApiError: 401 when missing.
     """
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    if scheme.lower() != "bearer" or not given.strip():
         raise ApiError(401, "missing bearer token", "Authorization")
-    given_b = given.strip().encode()
-    if not any(hmac.compare_digest(given_b, t.get_secret_value().encode()) for t in tokens):
-        raise ApiError(401, "invalid bearer token", "Authorization")
+    return given.strip()
+
+
+def _any_match(given: bytes, tokens: Sequence[SecretStr]) -> bool:
+    # Every token is compared (no early exit), each in constant time.
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(given, token.get_secret_value().encode())
+    return found
 
 
 @dataclass(frozen=True)
@@ -118,6 +160,8 @@ class Operation:
     response: type[BaseModel] | None = None
     status: int = 200
     auth: bool = True
+    scope: Scope = "admin"
+    """The scope a bearer token needs (``admin`` implies every scope)."""
     tag: str = "calls"
     errors: tuple[int, ...] = ()
     media_types: tuple[str, ...] = ("application/json",)
@@ -140,13 +184,15 @@ class ApiSpec:
         self,
         title: str,
         version: str,
-        tokens: Sequence[SecretStr],
+        tokens: Sequence[ApiToken],
         worker_tokens: Sequence[SecretStr] = (),
     ) -> None:
         self.title, self.version = title, version
         self.tokens = tuple(tokens)
         self.worker_tokens = tuple(worker_tokens)
         self.operations: list[Operation] = []
+        self.session_check: Callable[[str], Principal | None] | None = None
+        """The principal of a signed-in browser's bearer credential, else None (``controller.api.signin``)."""
         self.query_token_check: Callable[[str], str | None] | None = None
         """The subject (e.g. a browser's SIP user) of a valid ``access_token`` of ``query_token`` operations,
         else None (no check: every one is refused). Handlers read it as ``request[ACCESS_SUBJECT]``."""
@@ -181,13 +227,32 @@ class ApiSpec:
     def _authorize(self, op: Operation, request: web.Request) -> None:
         given = request.query.get("access_token") if op.query_token else None
         if given is None or "Authorization" in request.headers:
-            check_token(request, self.tokens + self.worker_tokens if op.worker_token else self.tokens)
+            principal = self._principal(op, bearer(request).encode())
+            if not principal.allows(op.scope):
+                raise ApiError(
+                    403, f"the token {principal.name!r} lacks the scope {op.scope}", "Authorization"
+                )
+            request[PRINCIPAL] = principal
             return
         check = self.query_token_check
         subject = None if check is None else check(given)
         if subject is None:
             raise ApiError(401, "invalid or expired access_token", "access_token")
         request[ACCESS_SUBJECT] = subject
+
+    def _principal(self, op: Operation, given: bytes) -> Principal:
+        if op.worker_token and _any_match(given, self.worker_tokens):
+            return Principal("worker", frozenset({op.scope}))
+        found: ApiToken | None = None
+        for token in self.tokens:  # every token is compared, each in constant time
+            if hmac.compare_digest(given, token.token.get_secret_value().encode()):
+                found = token
+        if found is not None:
+            return Principal(found.name, frozenset(found.scopes))
+        session = None if self.session_check is None else self.session_check(given.decode(errors="replace"))
+        if session is None:
+            raise ApiError(401, "invalid bearer token", "Authorization")
+        return session
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document."""
@@ -225,7 +290,9 @@ class ApiSpec:
             "responses": _responses(op, refs),
         }
         if op.auth:
-            doc["security"] = [{"bearer": []}, {"access_token": []}] if op.query_token else [{"bearer": []}]
+            scopes = [op.scope]
+            doc["security"] = [{"bearer": scopes}] + ([{"access_token": scopes}] if op.query_token else [])
+            doc["x-scope"] = op.scope
         if op.body is not None:
             schema = refs[(op.body, "validation")]
             doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
@@ -280,7 +347,12 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         responses[str(op.status)] = {"description": op.summary, "content": content}
     else:
         responses[str(op.status)] = {"description": op.summary}
-    codes = set(op.errors) | {400} | ({401} if op.auth else set()) | ({422} if op.body or op.query else set())
+    codes = (
+        set(op.errors)
+        | {400}
+        | ({401, 403} if op.auth else set())
+        | ({422} if op.body or op.query else set())
+    )
     for code in sorted(codes):
         responses[str(code)] = {"description": _REASONS.get(code, "error"), **error}
     # aiohttp itself answers malformed HTTP (e.g. a request line over 8 KiB) with a plain-text 400.
@@ -291,9 +363,11 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
 _REASONS: Final = {
     400: "malformed request, or the body is not JSON",
     401: "missing or invalid bearer token",
+    403: "the bearer token lacks the operation's scope",
     404: "not found",
     409: "conflicting state, or FreeSWITCH refused",
     422: "invalid field",
+    429: "too many failed attempts (see Retry-After)",
     503: "FreeSWITCH node not connected",
     504: "FreeSWITCH did not confirm in time",
 }

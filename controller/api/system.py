@@ -22,7 +22,7 @@ from controller.api.ports import ApiPorts
 from controller.api.spec import ACCESS_SUBJECT, ApiError, ApiSpec, Operation, Request
 from controller.feed import CallerScope
 from controller.janus.admin import JanusError
-from controller.settings import SettingsError
+from controller.settings import Scope, SettingsError
 from controller.store import CdrPage, CdrQuery, CdrRecord, CdrStatus, Disposition, InvalidCursor, cdrs_to_csv
 
 __all__ = ["add_system_routes"]
@@ -273,11 +273,14 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
         return Operation(method, path, summary, handler, tag=tag, auth=tag != "health", **kw)
 
     csv = ("application/json", "text/csv")
+    read: Scope = "calls:read"
     ops = [
         make("GET", "/healthz", "Liveness", h.healthz, "health", response=Health),
         make("GET", "/readyz", "Readiness: all nodes connected", h.readyz, "health", response=Readiness),
         make("GET", "/metrics", "Prometheus metrics", h.metrics, "health"),
-        make("GET", "/v1/nodes", "FreeSWITCH and Janus nodes", h.nodes, "nodes", response=NodeList),
+        make(
+            "GET", "/v1/nodes", "FreeSWITCH and Janus nodes", h.nodes, "nodes", response=NodeList, scope=read
+        ),
         make(
             "GET",
             "/v1/registrations",
@@ -285,8 +288,9 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
             h.registrations,
             "nodes",
             response=RegistrationList,
+            scope="admin",
         ),
-        make("GET", "/v1/routes", "The route table", h.routes, "routes", response=RouteList),
+        make("GET", "/v1/routes", "The route table", h.routes, "routes", response=RouteList, scope=read),
         make(
             "POST",
             "/v1/routes/reload",
@@ -295,6 +299,7 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
             "routes",
             response=RouteList,
             errors=(422,),
+            scope="admin",
         ),
         make(
             "GET",
@@ -305,8 +310,18 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
             query=CdrListQuery,
             response=CdrPage,
             media_types=csv,
+            scope="cdrs:read",
         ),
-        make("GET", "/v1/cdrs/{id}", "Get a CDR", h.cdr, "cdrs", response=CdrRecord, errors=(404,)),
+        make(
+            "GET",
+            "/v1/cdrs/{id}",
+            "Get a CDR",
+            h.cdr,
+            "cdrs",
+            response=CdrRecord,
+            errors=(404,),
+            scope="cdrs:read",
+        ),
         make(
             "GET",
             "/v1/events",
@@ -314,6 +329,7 @@ def add_system_routes(app: web.Application, spec: ApiSpec, ports: ApiPorts) -> N
             h.events,
             "events",
             query_token=True,
+            scope=read,
             errors=(503,),
         ),
     ]

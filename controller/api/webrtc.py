@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.directory import add_directory_routes
 from controller.api.ports import BrowserIdentities, Routes
-from controller.api.spec import ApiError, ApiSpec, Operation, Request
+from controller.api.spec import PRINCIPAL, ApiError, ApiSpec, Operation, Request
 from controller.calls.routes import RouteTable, parse_action
 from controller.janus.admin import JanusError
 from controller.janus.settings import JanusSettings
@@ -89,8 +89,10 @@ class _Sessions:
 
     async def create(self, req: Request) -> WebrtcSession:
         body: WebrtcSessionBody = req.body
+        principal = req.http.get(PRINCIPAL)
+        signed_in = None if principal is None else principal.user
         try:
-            user = await self.users.create(body.display_name)
+            user = await self.users.create(body.display_name, caller_id_number=signed_in)
         except JanusError as exc:
             raise ApiError(503, f"Janus did not add the token: {exc}", "janus") from exc
         domain = self.users.domain
@@ -138,5 +140,6 @@ def add_webrtc_routes(
             status=201,
             tag="webrtc",
             errors=(503,),
+            scope="webrtc",
         ),
     )

@@ -70,6 +70,7 @@ def add_worker_routes(app: web.Application, spec: ApiSpec, pool: Workers) -> Non
             tag="workers",
             worker_token=True,
             errors=(409,),
+            scope="admin",
         ),
     )
     spec.add(

@@ -89,6 +89,8 @@ class BrowserUser:
     feed_token: str
     display_name: str | None
     expires_at: float  # seconds since the epoch (the registry's clock)
+    caller_id_number: str | None = None
+    """The directory user a signed-in browser acts as (its caller id); None: the username."""
 
 
 def _digest(token: str) -> bytes:
@@ -121,8 +123,10 @@ class BrowserUsers:
     def __len__(self) -> int:
         return len(self._users)
 
-    async def create(self, display_name: str | None = None) -> BrowserUser:
-        """A new identity, its Janus token added.
+    async def create(
+        self, display_name: str | None = None, caller_id_number: str | None = None
+    ) -> BrowserUser:
+        """A new identity, its Janus token added; ``caller_id_number``: the signed-in directory user's.
 
         Raises:
             JanusError: Janus refused the token or could not be reached (nothing is kept then).
@@ -134,6 +138,7 @@ class BrowserUsers:
             feed_token=secrets.token_urlsafe(24),
             display_name=display_name,
             expires_at=self._clock() + self.ttl_s,
+            caller_id_number=caller_id_number,
         )
         await self._admin.add_token(user.janus_token, _SIP_PLUGIN)
         self._users[user.username] = user

@@ -1,29 +1,36 @@
-// Switchyard phone: the controller's browser session (POST /v1/webrtc/session with the API token). The
-// reply holds the SIP identity and password, the Janus URL and token, the feed token, the agent extensions
+// Switchyard phone: sign-in (POST /v1/webrtc/signin with extension + password, or an invite code) for a
+// short-lived webrtc credential, then the browser session (POST /v1/webrtc/session with it). The reply holds the SIP identity and password, the Janus URL and token, the feed token, the agent extensions
 // and expires_at. Also why a Debian library the page needs did not load. Plain JS, no build step; used by
 // phone.js.
 (function () {
   "use strict";
 
-  function failure(status, body) {
+  function failure(path, status, body) {
     var reason = body && body.error ? body.error.reason : "";
-    if (status === 401) return "The controller refused the API token (401" + (reason ? ": " + reason : "") + ").";
-    return "POST /v1/webrtc/session failed (" + status + (reason ? ": " + reason : "") + ").";
+    if (status === 401) return "The controller refused the sign-in (401" + (reason ? ": " + reason : "") + ").";
+    if (status === 429) return "Too many failed sign-ins (429" + (reason ? ": " + reason : "") + ").";
+    return "POST " + path + " failed (" + status + (reason ? ": " + reason : "") + ").";
+  }
+
+  function post(path, headers, body) {
+    headers["Content-Type"] = "application/json";
+    return fetch(path, { method: "POST", headers: headers, body: JSON.stringify(body) }).then(function (r) {
+      return r.json().catch(function () { return null; }).then(function (data) {
+        if (r.status !== 201 || !data) throw new Error(failure(path, r.status, data));
+        return data;
+      });
+    });
+  }
+
+  // A promise of the credential: body is {extension, password} or {invite}.
+  function signIn(body) {
+    return post("v1/webrtc/signin", {}, body);
   }
 
   // A promise of the session; rejected with an Error whose message says what the controller answered.
   function createSession(token, displayName) {
     var body = displayName ? { display_name: displayName } : {};
-    return fetch("v1/webrtc/session", {
-      method: "POST",
-      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (r.status !== 201 || !data) throw new Error(failure(r.status, data));
-        return data;
-      });
-    });
+    return post("v1/webrtc/session", { Authorization: "Bearer " + token }, body);
   }
 
   // The controller answers 503 with a plain-text reason when a Debian library file is missing.
@@ -43,5 +50,5 @@
     return Promise.all(missing);
   }
 
-  window.SwitchyardApi = { createSession: createSession, missingLibraries: missingLibraries };
+  window.SwitchyardApi = { signIn: signIn, createSession: createSession, missingLibraries: missingLibraries };
 })();

@@ -27,7 +27,6 @@
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "switchyard.token";
   var KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
   // The plugin's events about the registration; every other plugin event is about the call.
   var REGISTRATION_EVENTS = [
@@ -600,12 +599,21 @@
 
   function onLogin(ev) {
     ev.preventDefault();
+    var extension = el.extension.value.trim();
+    if (!extension || !el.password.value) return;
+    signIn({ extension: extension, password: el.password.value });
+  }
+
+  // The credential (scope webrtc, this user only) lives in memory only; the page never holds an API token.
+  function signIn(body) {
     clearError();
-    var token = el.token.value.trim();
-    if (!token) return;
-    sessionStorage.setItem(TOKEN_KEY, token);
     el.connect.disabled = true;
-    window.SwitchyardApi.createSession(token, el.displayName.value.trim())
+    var api = window.SwitchyardApi;
+    api.signIn(body)
+      .then(function (credential) {
+        el.password.value = "";
+        return api.createSession(credential.token, el.displayName.value.trim());
+      })
       .then(function (data) {
         session = data;
         el.login.hidden = true;
@@ -617,7 +625,6 @@
         startJanus();
       })
       .catch(function (e) {
-        if (String(e.message).indexOf("(401") >= 0) sessionStorage.removeItem(TOKEN_KEY);
         showError(e.message || String(e));
         el.connect.disabled = false;
       });
@@ -691,7 +698,7 @@
   }
 
   function init() {
-    ["error", "login", "phone", "token", "connect", "identity", "extensions", "call", "dial", "mute", "hangup",
+    ["error", "login", "phone", "extension", "password", "connect", "identity", "extensions", "call", "dial", "mute", "hangup",
       "keypad", "transcript", "incoming"].forEach(function (id) { el[id] = $(id); });
     el.displayName = $("display-name");
     el.regState = $("reg-state");
@@ -703,7 +710,6 @@
     el.incomingFrom = $("incoming-from");
     registration = new Machine("registration", "idle", REGISTRATION, render);
     call = new Machine("call", "idle", CALL, render);
-    el.token.value = sessionStorage.getItem(TOKEN_KEY) || "";
     buildKeypad();
     render();
     $("login-form").addEventListener("submit", onLogin);
@@ -720,6 +726,12 @@
       showError(texts.join("\n"));
       el.connect.disabled = true;
     });
+    // An invite link (/phone?invite=<code>) signs in once; the code leaves the address bar at once.
+    var invite = new URLSearchParams(window.location.search).get("invite");
+    if (invite) {
+      history.replaceState(null, "", window.location.pathname);
+      signIn({ invite: invite });
+    }
   }
 
   document.addEventListener("DOMContentLoaded", init);

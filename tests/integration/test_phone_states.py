@@ -68,8 +68,12 @@ def _session(janus_url: str) -> WebrtcSession:
 def _app(janus: FakeJanus) -> web.Application:
     """The page's routes, a browser session pointing at ``janus`` (same origin), and a quiet event feed."""
 
+    async def signin(request: web.Request) -> web.Response:
+        assert await request.json() == {"extension": "1001", "password": TOKEN}
+        return web.json_response({"token": "credential", "extension": "1001"}, status=201)
+
     async def create_session(request: web.Request) -> web.Response:
-        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert request.headers["Authorization"] == "Bearer credential"
         body = _session(f"ws://{request.host}/janus").model_dump(mode="json")
         return web.json_response(body, status=201)
 
@@ -82,6 +86,7 @@ def _app(janus: FakeJanus) -> web.Application:
 
     app = web.Application()
     add_phone_routes(app, JANUS)
+    app.router.add_post("/v1/webrtc/signin", signin)
     app.router.add_post("/v1/webrtc/session", create_session)
     app.router.add_get("/v1/events", events)
     app.router.add_get("/janus", janus.handle)
@@ -96,7 +101,8 @@ async def _page(tmp_path: Path) -> AsyncIterator[tuple[PhonePage, FakeJanus]]:
         base = f"http://127.0.0.1:{port}"
         async with phone_page(None, tmp_path, base) as phone:
             await phone.page.goto(f"{base}/phone", timeout=phonekit.WAIT_MS)
-            await phone.page.fill("#token", TOKEN)
+            await phone.page.fill("#extension", "1001")
+            await phone.page.fill("#password", TOKEN)
             await phone.page.click("#connect")
             register = await janus.request("register")
             assert register.body["username"] == IDENTITY

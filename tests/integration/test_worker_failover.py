@@ -33,7 +33,7 @@ from controller.calls.playback import AgentPlayback
 from controller.calls.sender import CallConflict, CommandSender
 from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
-from controller.settings import FreeSwitchNodeSettings, WorkerPoolSettings
+from controller.settings import ApiToken, FreeSwitchNodeSettings, WorkerPoolSettings
 from controller.workers.pool import Heartbeat, WorkerPool
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from tests.appkit import served
@@ -110,7 +110,9 @@ async def controller_api() -> AsyncIterator[Controller]:
     """The worker registry behind the controller's API, on loopback."""
     pool = WorkerPool(missed_beats=3, suspect_s=30)
     app = web.Application()
-    add_worker_routes(app, ApiSpec("test", "1", (SecretStr(TOKEN),)), pool)
+    add_worker_routes(
+        app, ApiSpec("test", "1", (ApiToken(name="ops", token=SecretStr(TOKEN), scopes=("admin",)),)), pool
+    )
     async with served(app) as port:
         yield Controller(pool, port)
 

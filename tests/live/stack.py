@@ -91,7 +91,7 @@ class LiveStack:
         user = self.settings.users[0]
         return StackTarget(
             f"http://{api.host}:{api.port}",
-            api.tokens[0].get_secret_value(),
+            api.tokens[0].token.get_secret_value(),
             f"{internal.listen_ip}:{internal.port}",
             self.settings.sip.domain,
             user.extension,

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from controller.api.spec import ApiSpec
 from controller.api.workers import add_worker_routes
+from controller.settings import ApiToken
 from controller.workers.pool import WorkerPool
 from media_worker.vad.silero import SileroModel
 from switchyard.streamauth import sign
@@ -150,7 +151,9 @@ async def test_a_stream_is_closed_at_its_maximum_length(model: SileroModel) -> N
 async def _heartbeat_api() -> AsyncIterator[tuple[WorkerPool, str]]:
     pool = WorkerPool(missed_beats=3, suspect_s=30)
     app = web.Application()
-    add_worker_routes(app, ApiSpec("test", "1", (SecretStr(TOKEN),)), pool)
+    add_worker_routes(
+        app, ApiSpec("test", "1", (ApiToken(name="ops", token=SecretStr(TOKEN), scopes=("admin",)),)), pool
+    )
     async with served(app) as port:
         yield pool, f"http://127.0.0.1:{port}/v1/workers/heartbeat"
 

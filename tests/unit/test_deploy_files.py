@@ -107,7 +107,7 @@ def test_a_worker_holds_no_secret_but_its_heartbeat_token_and_stream_secret() ->
     worker_token = settings.media_worker.controller_token
     assert worker_token is not None
     assert worker_token in settings.api.worker_tokens
-    assert worker_token not in settings.api.tokens
+    assert worker_token not in [t.token for t in settings.api.tokens]
     controller = _service_env("controller")
     assert not {k for k in controller if k.startswith("SIP_PASSWORD")}
     assert "GRAFANA_ADMIN_PASSWORD" not in controller
