@@ -30,8 +30,9 @@ SECTIONS: Final = frozenset(
 )
 WORKER_SECTIONS: Final = frozenset({"media_worker", "agents"})
 """What a media worker reads; it is not given the other sections' secrets (the ESL password...)."""
-CONTROLLER_SECTIONS: Final = SECTIONS - {"users", "trunks"}
-"""What the controller reads: all but the SIP users' and trunks' credentials, which only FreeSWITCH needs."""
+CONTROLLER_SECTIONS: Final = SECTIONS - {"trunks"}
+"""What the controller reads: all but the trunks' credentials, which only FreeSWITCH needs (it reads the
+SIP users: the phone page's sign-in checks a directory user's password, agent transfers reach local users)."""
 
 RENAMED: Final = {
     "worker": ("media_worker", "the media worker process's own settings"),

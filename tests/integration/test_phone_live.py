@@ -68,7 +68,8 @@ async def test_browser_talks_to_the_agent(live_stack: StackTarget, tmp_path: Pat
     async with phone_page(live_stack.netns, tmp_path, live_stack.api, microphone) as phone:
         page = phone.page
         await page.goto(f"{live_stack.api}/phone", timeout=phonekit.WAIT_MS)
-        await page.fill("#token", live_stack.token)
+        await page.fill("#extension", live_stack.sip_user)  # signs in as the directory user
+        await page.fill("#password", live_stack.sip_password)
         await page.click("#connect")
         await phone.wait("#reg-state[data-state=registered]", phonekit.REGISTER_WAIT_MS)
         user = (await page.inner_text("#identity")).removeprefix("sip:").partition("@")[0]
