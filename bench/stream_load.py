@@ -37,6 +37,8 @@ from typing import cast
 
 import numpy as np
 
+from bench import streamkey
+
 __all__ = [
     "FRAME_BYTES",
     "PERIOD_S",
@@ -323,6 +325,7 @@ class LoadGenerator:
                 client.transport.abort()
             raise
         meta = {"call_id": call_id, "sample_rate": self.rate, "call_type": "sip", "agent": self.agent}
+        meta["token"] = streamkey.token(call_id)
         assert client.transport is not None
         client.transport.write(client_frame(OP_TEXT, json.dumps(meta).encode()))
         self.streams.append(client)

@@ -35,6 +35,7 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+from bench import streamkey
 from bench.result import ImpossibleResult, figures_line, require_finite, run
 from media_worker.metrics import COMPUTE_STAGES, WorkerMetrics
 from media_worker.server import Worker, build_app
@@ -71,7 +72,14 @@ async def serve_worker(executor: ThreadPoolExecutor) -> tuple[web.AppRunner, Wor
     agent = AgentSettings.model_validate({"name": "bench", "greeting": None, "silence": {"timeout_s": 600}})
     metrics = WorkerMetrics()
     pipelines = ProviderRegistry(executor).pipelines([agent], metrics)
-    settings = WorkerSettings.model_validate({"port": 0, "inference_threads": 1})
+    settings = WorkerSettings.model_validate(
+        {
+            "port": 0,
+            "inference_threads": 1,
+            "stream_secret": streamkey.SECRET,
+            "worker_id": streamkey.WORKER_ID,
+        }
+    )
     worker = Worker(settings, SileroModel(None, 1), pipelines, metrics)
     runner = web.AppRunner(build_app(worker), handle_signals=False)
     await runner.setup()
@@ -117,6 +125,7 @@ async def talk(rounds: int, utterances: int) -> None:
             async with aiohttp.ClientSession() as http:
                 ws = await http.ws_connect(f"ws://127.0.0.1:{port}/stream/bench-call")
                 meta = {"call_id": "bench-call", "sample_rate": RATE, "agent": "bench", "call_type": "sip"}
+                meta["token"] = streamkey.token("bench-call")
                 await ws.send_str(json.dumps(meta))
                 answers: asyncio.Queue[float] = asyncio.Queue()
                 listener = asyncio.create_task(listen(ws, answers))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import streamkey
 from bench.result import ImpossibleResult
 from bench.stream_load import http_get
 
@@ -64,6 +65,8 @@ class WorkerProcess:
             "SWITCHYARD_MEDIA_WORKER__PORT": str(self.port),
             "SWITCHYARD_MEDIA_WORKER__CAPACITY": "4000",
             "SWITCHYARD_MEDIA_WORKER__VAD__TICK_MS": "20",
+            "SWITCHYARD_MEDIA_WORKER__STREAM_SECRET": streamkey.SECRET,
+            "SWITCHYARD_MEDIA_WORKER__WORKER_ID": streamkey.WORKER_ID,
             "SWITCHYARD_AGENTS": json.dumps(listening_agents()),
         }
         taskset = shutil.which("taskset") if (os.cpu_count() or 1) > core + 1 else None
