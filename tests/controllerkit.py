@@ -192,3 +192,13 @@ async def register_worker(rc: RunningController, worker_id: str, url: str) -> No
     beat = {"worker_id": worker_id, "url": url, "capacity": 10, "streams": 0, "heartbeat_s": 30}
     async with rc.http.post(f"{rc.base}/v1/workers/heartbeat", json=beat) as resp:
         assert resp.status == 200, await resp.text()
+
+
+async def until(check: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
+    """Poll ``check`` (controller or stand-in state, changed by traffic on the wire) until it holds."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not check():  # noqa: ASYNC110 - polls controller and stand-in state over the wire
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {deadline_s} s: {what}") from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.controllerkit import (
@@ -21,6 +20,7 @@ from tests.controllerkit import (
     register_worker,
     running_controller,
     speak,
+    until,
 )
 from tests.integration.conftest import EslTarget
 
@@ -30,15 +30,6 @@ DEADLINE_S = 10.0
 async def _three_chunks(session: StandInSession) -> None:
     for _ in range(3):
         await speak(session, 0.6)
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not check():  # noqa: ASYNC110 - polls controller and stand-in state over the wire
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {DEADLINE_S} s: {what}") from None
 
 
 async def _streaming_leg(rc: RunningController, call_id: str) -> str:
@@ -70,17 +61,17 @@ async def test_agent_flow_plays_in_order_barges_in_and_writes_cdr(
         async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
             assert resp.status == 201, await resp.text()
             caller = (await resp.json())["call_id"]
-        await _until(lambda: bool(worker.sessions), "the agent stream reached the worker")
+        await until(lambda: bool(worker.sessions), "the agent stream reached the worker")
         session = worker.sessions[caller]  # the worker knows the call by its id: the first leg's UUID
         agent_leg = await _streaming_leg(rc, caller)
         playback = rc.controller.playback
-        await _until(lambda: len(playback.queued(agent_leg)[1]) == 2, "one chunk playing, two queued")
+        await until(lambda: len(playback.queued(agent_leg)[1]) == 2, "one chunk playing, two queued")
         playing, queued = playback.queued(agent_leg)
-        await _until(lambda: len(_playback_events(session, "start")) == 1, "the worker told of the start")
+        await until(lambda: len(_playback_events(session, "start")) == 1, "the worker told of the start")
         assert session.ws is not None
         await session.ws.send_str(json.dumps({"type": "barge_in"}))
-        await _until(lambda: playback.queued(agent_leg) == (None, []), "barge-in cleared the queue")
-        await _until(lambda: len(_playback_events(session, "stop")) == 1, "the worker told of the stop")
+        await until(lambda: playback.queued(agent_leg) == (None, []), "barge-in cleared the queue")
+        await until(lambda: len(_playback_events(session, "stop")) == 1, "the worker told of the stop")
         await asyncio.sleep(0.5)  # a queued file would start ~100 ms after a plain break
         starts = _playback_events(session, "start")
         async with rc.http.post(f"{rc.base}/v1/calls/{caller}/hangup", json={}) as resp:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.controllerkit import (
@@ -22,21 +21,13 @@ from tests.controllerkit import (
     StandInWorker,
     register_worker,
     running_controller,
+    until,
 )
 from tests.integration.conftest import EslTarget
 
 DEADLINE_S = 10.0
 PREMIUM = "19005550100"  # the live rig's trunk rule matches it (tests/live/switchyard.yaml)
 ECHO = "9196"  # a route of the controller under test and of the rig's rendered dialplan
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not check():  # noqa: ASYNC110 - polls controller and stand-in state over the wire
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {DEADLINE_S} s: {what}") from None
 
 
 async def _agent_leg(rc: RunningController, call_id: str) -> dict[str, str]:
@@ -78,7 +69,7 @@ async def test_agent_transfer_to_a_premium_number_is_refused(esl_target: EslTarg
         async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
             assert resp.status == 201, await resp.text()
             call_id = (await resp.json())["call_id"]
-        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        await until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
         leg = await _streaming_leg(rc, call_id)
         await _ask_transfer(worker.sessions[call_id], PREMIUM)
         await asyncio.sleep(1.0)  # a transfer that got through would have stopped the stream by now
@@ -106,7 +97,7 @@ async def test_allowed_agent_transfer_runs_in_the_agent_class(esl_target: EslTar
         async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
             assert resp.status == 201, await resp.text()
             call_id = (await resp.json())["call_id"]
-        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        await until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
         leg = (await _streaming_leg(rc, call_id))["uuid"]
         await _ask_transfer(worker.sessions[call_id], ECHO)
 
@@ -114,7 +105,7 @@ async def test_allowed_agent_transfer_runs_in_the_agent_class(esl_target: EslTar
             ch = rc.controller.model.channel(leg)
             return ch is not None and ch.destination_number == ECHO
 
-        await _until(transferred, "the leg was transferred to the echo route")
+        await until(transferred, "the leg was transferred to the echo route")
         ch = rc.controller.model.channel(leg)
         context = ch.context if ch is not None else ""
         async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/hangup", json={}) as resp:
@@ -137,7 +128,7 @@ async def test_the_agent_class_cannot_reach_a_trunk(esl_target: EslTarget, tmp_p
         async with rc.http.post(f"{rc.base}/v1/calls", json=body) as resp:
             assert resp.status == 201, await resp.text()
             call_id = (await resp.json())["call_id"]
-        await _until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
+        await until(lambda: call_id in worker.sessions, "the agent stream reached the worker")
         leg = (await _streaming_leg(rc, call_id))["uuid"]
         transfer = {"leg": leg, "destination": PREMIUM, "context": f"{esl_target.context}-agent"}
         async with rc.http.post(f"{rc.base}/v1/calls/{call_id}/transfer", json=transfer) as resp:
