@@ -89,6 +89,15 @@ async def stream_call(target: EslTarget) -> AsyncIterator[StreamCall]:
             yield StreamCall(rec, a_leg, worker)
         finally:
             await rec.api(f"uuid_kill {a_leg}", record=False)
+            await _gone(rec, a_leg)
+
+
+async def _gone(rec: EslRecorder, uuid: str) -> None:
+    """Wait until FreeSWITCH no longer knows ``uuid``, so the next test never sees this test's leg."""
+    deadline = time.monotonic() + DEADLINE
+    while (await rec.api(f"uuid_exists {uuid}", record=False)).strip() == "true":
+        assert time.monotonic() < deadline, f"{uuid} still exists after uuid_kill"
+        await asyncio.sleep(0.02)
 
 
 async def _rows(
