@@ -24,6 +24,7 @@ venv: $(STAMP) ## create .venv and install the project with its dev tools
 
 up: ## deploy the whole stack with docker compose (refuses missing or default secrets in .env)
 	deploy/check-env .env
+	deploy/tls-cert .env
 	deploy/freeswitch-image .env
 	$(COMPOSE) build
 	COMPOSE_PROFILES=monitoring $(COMPOSE) up -d

@@ -10,7 +10,8 @@ handlers issue commands through ``CallControl``, and the events those cause upda
 controller owns every service behind them, the browser identities and their expiry timer included.
 
 ``Controller`` is used as ``async with Controller(settings) as c: await c.serve(stop)``; tests run it against
-the FreeSWITCH emulator with ``api.port: 0`` and read ``c.api_port``.
+the FreeSWITCH emulator with ``api.port: 0`` and read ``c.api_port`` (and ``c.api_tls_port``, the HTTPS
+listener's, with ``api.tls``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from controller.store import CdrStore
 from controller.store.sqlite import SqliteCdrStore
 from controller.workers.pool import WorkerPool
 from controller.workers.streams import AgentStreams
+from switchyard.tls import server_context
 
 __all__ = ["ChangeConsumer", "Controller", "RouteLoader", "on_signal"]
 
@@ -142,6 +144,7 @@ class Controller:
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
         self.api_port = 0
+        self.api_tls_port = 0  # the HTTPS listener's, with api.tls
 
     def _browser_users(self) -> BrowserUsers | None:
         """The browser identities (``POST /v1/webrtc/session``) when Janus and its directory are on; an
@@ -239,10 +242,14 @@ class Controller:
         api = self.settings.api
         site = web.TCPSite(runner, api.host, api.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.api_port = sockets[0].getsockname()[1] if sockets else api.port
+        self.api_port = _bound_port(site, api.port)
         log.info("API on %s:%d", api.host, self.api_port)
+        if api.tls is not None:  # HTTPS beside it (switchyard.tls)
+            host = api.tls.host or api.host
+            secure = web.TCPSite(runner, host, api.tls.port, ssl_context=server_context(api.tls))
+            await secure.start()
+            self.api_tls_port = _bound_port(secure, api.tls.port)
+            log.info("API over HTTPS on %s:%d", host, self.api_tls_port)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Follow every node until ``stop`` is set."""
@@ -278,6 +285,13 @@ def on_signal(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[
             log.error("signal %d: %s", signum, exc)
 
     loop.add_signal_handler(signum, run)
+
+
+def _bound_port(site: web.TCPSite, configured: int) -> int:
+    """The port ``site`` listens on (the kernel's choice for port 0)."""
+    sockets = getattr(site._server, "sockets", None) or []
+    port: int = sockets[0].getsockname()[1] if sockets else configured
+    return port
 
 
 def _is_connected(node: FreeSwitchNode) -> Callable[[], bool]:

@@ -36,11 +36,13 @@ from media_worker.voice.settings import Agents, default_agents
 from switchyard.retry import BackoffSettings
 from switchyard.sections import CONTROLLER_SECTIONS, SECTIONS
 from switchyard.settings import SettingsError, SettingsModel, load, unique
+from switchyard.tls import TlsFiles
 
 __all__ = [
     "CONTROLLER_SECTIONS",
     "SCOPES",
     "ApiSettings",
+    "ApiTlsSettings",
     "ApiToken",
     "BackoffSettings",
     "CallSettings",
@@ -126,6 +128,15 @@ class SigninSettings(SettingsModel):
     invite_ttl_s: float = Field(86_400.0, gt=0, description="an unused invite expires after this long")
 
 
+class ApiTlsSettings(TlsFiles):
+    """The API's HTTPS listener (page, API, event feed), beside the plain one on ``api.host:api.port``,
+    which the controller's own peers keep using on a private network (workers' heartbeats, Janus's events,
+    FreeSWITCH's directory lookups, Prometheus)."""
+
+    host: str | None = Field(None, description="address the HTTPS listener binds to (default: api.host)")
+    port: int = Field(8443, ge=0, le=65535, description="its port (0: any free one, for tests)")
+
+
 class ApiSettings(SettingsModel):
     """The controller's HTTP API.
 
@@ -141,6 +152,9 @@ class ApiSettings(SettingsModel):
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
     signin: SigninSettings = SigninSettings()
+    tls: ApiTlsSettings | None = Field(
+        None, description="also serve the API over HTTPS (browsers' microphone needs a secure page)"
+    )
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -166,6 +180,12 @@ class ApiSettings(SettingsModel):
                         f"{field}.{i}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
                     )
         unique((t.name for t in self.tokens), "token name", "api.tokens")
+        return self
+
+    @model_validator(mode="after")
+    def _two_listeners(self) -> Self:
+        if self.tls is not None and self.tls.port == self.port != 0:
+            raise ValueError(f"tls.port: {self.port} is the plain listener's port (give each its own)")
         return self
 
 

@@ -43,6 +43,12 @@ class RunningController:
         """http:// URL of the API."""
         return f"http://{self.settings['api']['host']}:{self.controller.api_port}"
 
+    @property
+    def secure_base(self) -> str:
+        """https:// URL of the API's HTTPS listener (with ``api.tls``)."""
+        host = self.settings["api"].get("tls", {}).get("host") or self.settings["api"]["host"]
+        return f"https://{host}:{self.controller.api_tls_port}"
+
     async def call_ended(self, call_id: str, timeout: float = 5.0) -> None:
         """Wait until the controller wrote the call's closed CDR."""
         store = self.controller.store

@@ -2,8 +2,9 @@
 
 ``async with running_janus(tmp_path) as j:`` renders janus/conf from ``j.settings``, starts ``janus
 --configs-folder=…`` with a bare environment and waits until its HTTP API, Admin API and WebSocket
-listeners answer. ``await j.kill()`` stops it (by PID; SIGKILL: a crash, nothing said to clients) and
-``await j.start()`` runs it again on the same ports. Tests needing it carry ``requires_janus``.
+listeners answer (the secure one, WSS, when ``janus.tls`` leaves the plain one off). ``await j.kill()``
+stops it (by PID; SIGKILL: a crash, nothing said to clients) and ``await j.start()`` runs it again on the
+same ports. Tests needing it carry ``requires_janus``.
 
 Media tests run Janus inside a test-made network namespace instead: ``await start_janus_in(ns, settings,
 workdir)`` (the namespace stops it with everything it spawned).
@@ -105,7 +106,8 @@ class JanusProcess:
         j = settings.janus
         self.http_url = f"http://127.0.0.1:{j.http_port}/janus"
         self.admin_url = f"http://127.0.0.1:{j.admin_port}/admin"
-        self.ws_url = f"ws://127.0.0.1:{j.ws_port}"
+        self.ws_url = f"ws://127.0.0.1:{j.ws_port}"  # the plain WebSocket (off with janus.tls alone)
+        self.wss_url = f"wss://127.0.0.1:{j.tls.port}" if j.tls is not None else None
 
     def write_conf(self) -> None:
         """Render janus/conf into ``self.conf``."""
@@ -137,6 +139,7 @@ class JanusProcess:
         process = self.process
         assert process is not None
         j = self.settings.janus
+        websocket = j.ws_port if j.tls is None or j.plain_ws else j.tls.port
         async with aiohttp.ClientSession() as http, asyncio.timeout(READY_DEADLINE):
             while True:
                 if process.returncode is not None:
@@ -145,7 +148,7 @@ class JanusProcess:
                 if (
                     await _answers(http, self.http_url + "/info", None)
                     and await _answers(http, self.admin_url, ping)
-                    and await _accepts("127.0.0.1", j.ws_port)
+                    and await _accepts("127.0.0.1", websocket)
                 ):
                     return
                 await asyncio.sleep(0.1)

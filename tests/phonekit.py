@@ -191,14 +191,23 @@ def _chromium_wrapper(ns: netnskit.Netns, tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def phone_page(
-    ns: netnskit.Netns | None, tmp_path: Path, base: str, microphone: Path | None = None
+    ns: netnskit.Netns | None,
+    tmp_path: Path,
+    base: str,
+    microphone: Path | None = None,
+    trusted_spki: tuple[str, ...] = (),
 ) -> AsyncIterator[PhonePage]:
     """A fresh Chromium in ``ns`` (None: on this host) with the microphone allowed, one page recording its
-    console; closed on exit. ``base`` (plain http on the veth) is treated as a secure origin, which
-    getUserMedia needs. The fake microphone plays ``microphone`` (a WAV file, once) when given, else
-    Chromium's beeps."""
+    console; closed on exit. A plain http ``base`` (on the veth) is treated as a secure origin, which
+    getUserMedia needs; an https one is secure by itself, and Chromium accepts the certificates whose
+    public keys' SHA-256 (base64) are in ``trusted_spki``, as a user who accepted their warnings would.
+    The fake microphone plays ``microphone`` (a WAV file, once) when given, else Chromium's beeps."""
     assert async_playwright is not None
-    args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={base}"]
+    args = list(CHROMIUM_ARGS)
+    if base.startswith("http://"):
+        args.append(f"--unsafely-treat-insecure-origin-as-secure={base}")
+    if trusted_spki:
+        args.append(f"--ignore-certificate-errors-spki-list={','.join(trusted_spki)}")
     if microphone is not None:
         args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
     executable = CHROMIUM if ns is None else str(_chromium_wrapper(ns, tmp_path))

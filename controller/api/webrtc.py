@@ -62,7 +62,7 @@ class AgentExtension(BaseModel):
 class WebrtcSession(BaseModel):
     """Everything the browser page needs."""
 
-    janus_url: str = Field(description="ws://host:port of Janus's WebSocket API")
+    janus_url: str = Field(description="ws://host:port of Janus's WebSocket API (wss:// with janus.tls)")
     janus_token: str = Field(description="token for every Janus request (token_auth)")
     sip: SipIdentity
     feed_token: str = Field(description="GET /v1/events?access_token=<feed_token> (read-only)")

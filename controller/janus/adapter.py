@@ -1,12 +1,13 @@
 """The Janus adapter: the controller's own Janus API session with one Janus, owned for its whole life.
 
 ``JanusAdapter`` is used as ``async with``. It opens a WebSocket (``janus-protocol``) to the Janus API with
-janus-client's ``JanusSession`` and creates a session; keeps it alive (``keepalive`` every
-``janus.keepalive_s``, each answered by an ``ack`` within ``janus.request_timeout_s``: Janus drops a session
-silent for ``session_timeout``, 60 s by default, src/janus.c); and when the WebSocket closes or a keepalive
-goes unanswered (Janus stopped or restarted: its sessions and tokens live in memory only) it marks itself
-unhealthy and reconnects with capped, jittered backoff (``switchyard.retry``). Its tasks (the
-connection and the stale-session ``SessionReaper``) run in one ``asyncio.TaskGroup``.
+janus-client's ``JanusSession`` (over WSS when Janus serves only that: ``controller.janus.wss``) and creates
+a session; keeps it alive (``keepalive`` every ``janus.keepalive_s``, each answered by an ``ack`` within
+``janus.request_timeout_s``: Janus drops a session silent for ``session_timeout``, 60 s by default,
+src/janus.c); and when the WebSocket closes or a keepalive goes unanswered (Janus stopped or restarted: its
+sessions and tokens live in memory only) it marks itself unhealthy and reconnects with capped, jittered
+backoff (``switchyard.retry``). Its tasks (the connection and the stale-session ``SessionReaper``) run in
+one ``asyncio.TaskGroup``.
 
 Token auth (``janus.token_auth``): Janus then refuses every Janus API request without a stored token, the
 controller's own too. The adapter makes one random token at start, adds it with the Admin API before every
@@ -34,11 +35,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from janus_client import JanusSession
 
 from controller.janus.admin import JanusAdmin, JanusError, JanusUnavailable
 from controller.janus.reaper import SessionReaper
 from controller.janus.settings import JanusSettings
+from controller.janus.wss import janus_session
 from switchyard.retry import Backoff, Reconnect
 
 __all__ = ["JanusAdapter"]
@@ -199,7 +200,7 @@ class JanusAdapter:
         s = self.settings
         if self.token is not None:
             await self.admin.add_token(self.token)
-        session = JanusSession(base_url=s.api_url, token=self.token)
+        session = janus_session(s, self.token)
         try:
             async with asyncio.timeout(s.connect_timeout_s):
                 await session.create()

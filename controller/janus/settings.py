@@ -3,6 +3,11 @@ controller reaches Janus.
 
 Secrets (the Admin API secret, the event handler's password) have no default. STUN and TURN are off unless
 configured: nothing contacts a public server by default.
+
+WebSockets: without ``tls`` the Janus API is a plain WebSocket on ``ws_ip`` (default ``listen_ip``). With
+``tls`` it is a secure one (WSS) for browsers, and the plain one is off unless ``tls.plain_ws`` keeps it
+(say on a private address, for the controller). The controller uses the plain one when it is on, else WSS
+trusting ``tls.cert_file`` (``controller.janus.wss``).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from controller.render.settings import read_secret
 from switchyard.retry import BackoffSettings
 from switchyard.settings import SettingsModel
+from switchyard.tls import TlsFiles
 
 __all__ = [
     "JanusDirectorySettings",
     "JanusEventsSettings",
     "JanusNatSettings",
     "JanusSettings",
+    "JanusTlsSettings",
 ]
 
 _HOST = r"^[A-Za-z0-9.-]+$"
@@ -123,6 +130,26 @@ class JanusDirectorySettings(_BasicAuthPeer):
         return read_secret(self.password, self.password_file, "janus.directory.password_file")
 
 
+class JanusTlsSettings(TlsFiles):
+    """Janus's secure WebSocket API (WSS): a page served over HTTPS may open only ``wss://`` URLs."""
+
+    port: int = Field(8989, ge=1, le=65535, description="wss_port")
+    ip: str | None = Field(None, description="address WSS binds to (default: janus.listen_ip)")
+    host: str | None = Field(
+        None,
+        pattern=_HOST,
+        description="host in the browsers' wss:// URL: a name or address the certificate holds (default: ip)",
+    )
+    plain_ws: bool = Field(
+        False, description="keep the plain WebSocket too (janus.ws_ip:ws_port), e.g. for the controller"
+    )
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        return _address(value)
+
+
 class JanusSettings(SettingsModel):
     """One Janus instance: its transports, Admin API, SIP plugin and event handler."""
 
@@ -135,6 +162,8 @@ class JanusSettings(SettingsModel):
     listen_ip: str = Field("127.0.0.1", description="address the HTTP and WebSocket API bind to")
     http_port: int = Field(8088, ge=1, le=65535)
     ws_port: int = Field(8188, ge=1, le=65535)
+    ws_ip: str | None = Field(None, description="address the plain WebSocket binds to (default: listen_ip)")
+    tls: JanusTlsSettings | None = Field(None, description="the WebSocket API over TLS (WSS) for browsers")
     admin_ip: str = Field("127.0.0.1", description="address the Admin API binds to (keep it private)")
     admin_port: int = Field(7088, ge=1, le=65535)
     admin_secret: SecretStr | None = None
@@ -179,7 +208,7 @@ class JanusSettings(SettingsModel):
     reap_after_s: float = Field(600.0, gt=0, description="a session with no live call this long is destroyed")
     backoff: BackoffSettings = BackoffSettings(maximum=10.0)
 
-    @field_validator("listen_ip", "admin_ip", "sip_local_ip")
+    @field_validator("listen_ip", "ws_ip", "admin_ip", "sip_local_ip")
     @classmethod
     def _addresses(cls, value: str | None) -> str | None:
         return _address(value)
@@ -190,19 +219,52 @@ class JanusSettings(SettingsModel):
             raise ValueError("rtp_end must be above rtp_start")
         if self.enabled and (self.admin_secret is None) == (self.admin_secret_file is None):
             raise ValueError("give exactly one of admin_secret or admin_secret_file (there is no default)")
-        if len({self.http_port, self.ws_port, self.admin_port}) != 3:
-            raise ValueError("http_port, ws_port and admin_port must differ")
+        ports = self.listener_ports()
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"{', '.join(ports)} must differ")
         return self
+
+    def listener_ports(self) -> dict[str, int]:
+        """The TCP port of each listener Janus opens, by field (the plain WebSocket only when it is on)."""
+        ports = {"http_port": self.http_port, "admin_port": self.admin_port}
+        if self.plain_ws:
+            ports["ws_port"] = self.ws_port
+        if self.tls is not None:
+            ports["tls.port"] = self.tls.port
+        return ports
+
+    @property
+    def plain_ws(self) -> bool:
+        """Whether the plain WebSocket API is on (always without TLS; with it, if ``tls.plain_ws``)."""
+        return self.tls is None or self.tls.plain_ws
+
+    @property
+    def ws_bind_ip(self) -> str:
+        """Where the plain WebSocket listens."""
+        return self.ws_ip or self.listen_ip
+
+    @property
+    def wss_bind_ip(self) -> str:
+        """Where the secure WebSocket listens (when ``tls`` is set)."""
+        return (self.tls.ip if self.tls is not None else None) or self.listen_ip
 
     @property
     def api_url(self) -> str:
-        """The Janus API over WebSocket, as the controller reaches it."""
-        return f"ws://{_url_host(self.api_host or self.listen_ip)}:{self.ws_port}"
+        """The Janus API over WebSocket, as the controller reaches it: plain when that is on, else WSS."""
+        if self.plain_ws:
+            return f"ws://{_url_host(self.api_host or self.ws_bind_ip)}:{self.ws_port}"
+        return self._wss_url(self.api_host)
 
     @property
     def browser_url(self) -> str:
-        """The Janus API over WebSocket, as browsers reach it (``listen_ip``)."""
-        return f"ws://{_url_host(self.listen_ip)}:{self.ws_port}"
+        """The Janus API over WebSocket, as browsers reach it: WSS when ``tls`` is set."""
+        if self.tls is not None:
+            return self._wss_url(None)
+        return f"ws://{_url_host(self.ws_bind_ip)}:{self.ws_port}"
+
+    def _wss_url(self, host: str | None) -> str:
+        assert self.tls is not None
+        return f"wss://{_url_host(host or self.tls.host or self.wss_bind_ip)}:{self.tls.port}"
 
     @property
     def admin_url(self) -> str:

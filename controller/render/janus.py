@@ -12,8 +12,12 @@ What is rendered:
   every plugin but the SIP plugin, every transport but HTTP and WebSockets, every event handler but the
   sample HTTP one, and every logger disabled (by file name: Janus compares the ``disable`` entries with the
   ``.so`` names in its folders).
-* ``janus.transport.http.jcfg`` / ``janus.transport.websockets.jcfg``: the Janus API on ``listen_ip`` only,
-  the Admin API over HTTP on ``admin_ip`` only, nothing over TLS.
+* ``janus.transport.http.jcfg`` / ``janus.transport.websockets.jcfg``: the Janus API over HTTP on
+  ``listen_ip`` only and over a WebSocket: plain on ``ws_ip`` (default ``listen_ip``), and with
+  ``janus.tls`` secure (WSS) on ``tls.ip`` with the transport's own ``certificates`` (``cert_pem``,
+  ``cert_key``, a TLS 1.2 AEAD cipher list: ``switchyard.tls.AEAD_CIPHERS``), the plain one then off unless
+  ``tls.plain_ws``; the Admin API over plain HTTP on ``admin_ip`` only. The core's ``certificates`` (DTLS)
+  stay empty: Janus makes its own, and browsers check DTLS by the SDP's fingerprint, not by a CA.
 * ``janus.plugin.sip.jcfg``: the SIP plugin towards FreeSWITCH.
 * ``janus.eventhandler.sampleevh.jcfg``: events POSTed to the controller with basic auth.
 
@@ -27,7 +31,7 @@ Errors: ``SettingsError`` whose message starts with the field path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -36,6 +40,7 @@ import jinja2
 from controller.janus.settings import JanusSettings
 from controller.render import template_environment
 from controller.settings import Settings, SettingsError
+from switchyard.tls import AEAD_CIPHERS
 
 __all__ = [
     "EVENT_HANDLERS",
@@ -201,7 +206,19 @@ def _context(janus: JanusSettings) -> dict[str, object]:
         "event_types": ",".join(EVENT_TYPES),
         "sip_user_agent": SIP_USER_AGENT,
         "protected_folders": _PROTECTED_FOLDERS,
+        "tls": _tls_files(janus),
+        "tls_ciphers": AEAD_CIPHERS,
     }
+
+
+def _tls_files(janus: JanusSettings) -> dict[str, str] | None:
+    """The WSS certificate and key paths, checked for libconfig."""
+    if janus.tls is None:
+        return None
+    files = {"cert_file": str(janus.tls.cert_file), "key_file": str(janus.tls.key_file)}
+    for field, path in files.items():
+        _check_text(f"janus.tls.{field}", path)
+    return files
 
 
 def _others(names: Iterable[str], kept: set[str]) -> str:
@@ -258,12 +275,7 @@ def _rtp_ranges(janus: JanusSettings) -> tuple[str, str]:
 
 
 def _check_listeners(janus: JanusSettings) -> None:
-    ports: Sequence[tuple[str, int]] = (
-        ("http_port", janus.http_port),
-        ("ws_port", janus.ws_port),
-        ("admin_port", janus.admin_port),
-    )
-    for field, port in ports:
+    for field, port in janus.listener_ports().items():
         if janus.rtp_start <= port <= janus.rtp_end:
             raise SettingsError(
                 f"janus.{field}: {port} lies inside the RTP range {janus.rtp_start}-{janus.rtp_end}"

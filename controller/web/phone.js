@@ -200,8 +200,13 @@
     showError("Could not attach the Janus SIP plugin: " + e);
   }
 
+  // A WebSocket cannot show a certificate warning: with a self-signed certificate the browser refuses
+  // wss:// silently until the certificate was accepted on an https:// page of the same host and port.
   function janusLost(e) {
-    showError("Janus (" + session.janus_url + "): " + e);
+    var url = session.janus_url;
+    var hint = url.indexOf("wss://") === 0 ?
+      " (a self-signed certificate? open " + url.replace("wss://", "https://") + "/ once and accept it)" : "";
+    showError("Janus (" + url + "): " + e + hint);
     setState(el.regState, "failed", "Janus unreachable");
   }
 

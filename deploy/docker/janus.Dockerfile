@@ -6,5 +6,5 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends janus libjs-janus-gateway curl ca-certificates \
     && rm -rf /var/lib/apt/lists/*
-EXPOSE 8088 8188 7088
+EXPOSE 8088 8188 8989 7088
 CMD ["janus", "--configs-folder=/etc/switchyard-conf/janus/conf"]

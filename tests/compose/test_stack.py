@@ -3,14 +3,16 @@
 The stack runs from the images: controller, workers, Janus, and the real FreeSWITCH (an image of
 ``../shared/freeswitch``'s build) or, where that is absent, the FreeSWITCH emulator in its place. The test
 reaches it only as an operator or a phone would: the controller's published API on ``SWITCHYARD_COMPOSE_API``
-with ``SWITCHYARD_COMPOSE_TOKEN``, Janus's HTTP API on ``SWITCHYARD_COMPOSE_JANUS``, and, with the real
+(HTTPS, trusting the certificate file ``SWITCHYARD_COMPOSE_CAFILE``, the one ``deploy/tls-cert`` made) with
+``SWITCHYARD_COMPOSE_TOKEN``, Janus's HTTP API on ``SWITCHYARD_COMPOSE_JANUS``, and, with the real
 FreeSWITCH, its internal SIP profile on ``SWITCHYARD_COMPOSE_SIP`` (``host:port``; the phone's account in
 ``SWITCHYARD_COMPOSE_SIP_DOMAIN``, ``_SIP_USER``, ``_SIP_PASSWORD``). It places a call to the agent extension
 (7000) through the API, waits for the worker's greeting to be played into it, hangs up, and checks the CDR
 and the metrics; with the real FreeSWITCH a SIP desk phone (sipp, ``tests/sipkit.py``) registers, calls 7000,
 speaks, and the call's CDR must show the agent heard it and answered; checks that Janus answers with only
-the SIP plugin and that its event handler reaches the controller; and, with ``SWITCHYARD_COMPOSE_PROMETHEUS``,
-that Prometheus scrapes every worker and runs the dashboards' queries.
+the SIP plugin and that its event handler reaches the controller; that the page is served over HTTPS and the
+``wss://`` Janus URL a browser session gets creates a Janus session; and, with
+``SWITCHYARD_COMPOSE_PROMETHEUS``, that Prometheus scrapes every worker and runs the dashboards' queries.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +38,7 @@ pytestmark = pytest.mark.compose
 API = os.environ.get("SWITCHYARD_COMPOSE_API", "")
 JANUS = os.environ.get("SWITCHYARD_COMPOSE_JANUS", "")
 TOKEN = os.environ.get("SWITCHYARD_COMPOSE_TOKEN", "")
+CAFILE = os.environ.get("SWITCHYARD_COMPOSE_CAFILE", "")  # the stack's certificate (HTTPS and Janus's WSS)
 PROMETHEUS = os.environ.get("SWITCHYARD_COMPOSE_PROMETHEUS", "")
 WORKERS = int(os.environ.get("SWITCHYARD_COMPOSE_WORKERS", "1"))  # replicas started (--scale worker=N)
 # FreeSWITCH's internal profile and a user of it: only with the real FreeSWITCH (the emulator speaks no SIP).
@@ -44,13 +49,20 @@ SIP_PASSWORD = os.environ.get("SWITCHYARD_COMPOSE_SIP_PASSWORD", "")
 AGENT_EXTENSION = "7000"
 
 
+def _trusted() -> ssl.SSLContext:
+    """A client context trusting the stack's certificate alone (host names checked: it names 127.0.0.1
+    and PBX_IP)."""
+    return ssl.create_default_context(cafile=CAFILE) if CAFILE else ssl.create_default_context()
+
+
 @pytest.fixture
 async def api() -> AsyncIterator[aiohttp.ClientSession]:
     if not (API and TOKEN):
         pytest.skip("set SWITCHYARD_COMPOSE_API and SWITCHYARD_COMPOSE_TOKEN (.ci/compose-tier does)")
     headers = {"Authorization": f"Bearer {TOKEN}"}
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(API, headers=headers, timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(ssl=_trusted())
+    async with aiohttp.ClientSession(API, headers=headers, timeout=timeout, connector=connector) as session:
         yield session
 
 
@@ -177,6 +189,40 @@ async def test_janus_answers_with_the_sip_plugin_only_and_posts_its_events(
 
     # The controller's Janus adapter creates a session; Janus posts that event to /janus/events.
     await _until(session_event_counted, "Janus's event handler posted to the controller", 30)
+
+
+async def test_the_page_is_https_and_its_wss_janus_url_creates_a_session(api: aiohttp.ClientSession) -> None:
+    """What a browser does first: load /phone over HTTPS, get a browser identity, open Janus's wss:// URL
+    (trusting the stack's certificate) with its token and create a session."""
+    assert API.startswith("https://"), API
+    async with api.get("/phone") as page:
+        assert page.status == 200
+        csp = page.headers["Content-Security-Policy"].replace(";", " ").split()
+    async with api.post("/v1/webrtc/session", json={"display_name": "compose"}) as resp:
+        assert resp.status == 201, await resp.text()
+        session = await resp.json()
+    url = session["janus_url"]
+    assert url.startswith("wss://"), url
+    assert url.endswith(":8989"), url
+    assert url in csp
+    body = {"janus": "create", "transaction": secrets.token_hex(6), "token": session["janus_token"]}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.ws_connect(url, protocols=("janus-protocol",), ssl=_trusted()) as ws,
+    ):
+        await ws.send_json(body)
+        reply = await ws.receive_json(timeout=10)
+    assert reply["janus"] == "success", reply
+    # The HTTPS port answers no plain HTTP.
+    host, port = API.removeprefix("https://").rstrip("/").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+    assert not answer.startswith(b"HTTP/"), answer
 
 
 async def test_prometheus_finds_every_worker_and_runs_the_dashboards(api: aiohttp.ClientSession) -> None:

@@ -1,5 +1,8 @@
 """The compose deployment's own files agree: deploy/switchyard.yaml loads and renders with a complete .env,
-and the addresses it names are the ones docker-compose.yml gives the bridge network and the controller."""
+and the addresses it names are the ones docker-compose.yml gives the bridge network and the controller.
+
+The settings name the certificate where compose mounts it (``/etc/switchyard/tls``), which the settings check
+when they load: here ``SWITCHYARD_*`` overrides point them at a certificate ``deploy/tls-cert`` made."""
 
 from __future__ import annotations
 
@@ -15,8 +18,27 @@ from controller.render.freeswitch import render_freeswitch
 from controller.render.janus import render_janus
 from controller.settings import CONTROLLER_SECTIONS, SettingsError, load_settings
 from media_worker.settings import load_worker_settings
+from tests.tlskit import make_cert
 
 ROOT = Path(__file__).resolve().parents[2]
+MOUNTED_TLS = "/etc/switchyard/tls"  # where compose mounts the `tls` volume
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """``SWITCHYARD_*`` overrides naming a real certificate and key instead of the mounted ones."""
+    cert = make_cert(tmp_path_factory.mktemp("tls"), "192.0.2.10", "pbx.example.com")
+    return {
+        f"SWITCHYARD_{section}__TLS__{field}": str(path)
+        for section in ("API", "JANUS")
+        for field, path in (("CERT_FILE", cert.cert), ("KEY_FILE", cert.key))
+    }
+
+
+@pytest.fixture
+def env(tls_files: dict[str, str]) -> dict[str, str]:
+    """A complete .env, and the certificate overrides."""
+    return {**_env(), **tls_files}
 
 
 def _env() -> dict[str, str]:
@@ -33,8 +55,8 @@ def _compose() -> dict[str, Any]:
     return loaded
 
 
-def test_deploy_settings_render_both_servers() -> None:
-    settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
+def test_deploy_settings_render_both_servers(env: dict[str, str]) -> None:
+    settings = load_settings(env, ROOT / "deploy" / "switchyard.yaml")
     assert "autoload_configs/event_socket.conf.xml" in render_freeswitch(settings)
     assert "janus.jcfg" in render_janus(settings)
     fs_ports = range(settings.sip.rtp_start, settings.sip.rtp_end + 1)
@@ -42,8 +64,8 @@ def test_deploy_settings_render_both_servers() -> None:
     assert not set(fs_ports) & set(janus_ports), "FreeSWITCH and Janus share the host's RTP ports"
 
 
-def test_addresses_match_the_compose_network() -> None:
-    settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
+def test_addresses_match_the_compose_network(env: dict[str, str]) -> None:
+    settings = load_settings(env, ROOT / "deploy" / "switchyard.yaml")
     compose = _compose()
     ipam = compose["networks"]["switchyard"]["ipam"]["config"][0]
     subnet, gateway = ipaddress.ip_network(ipam["subnet"]), ipam["gateway"]
@@ -53,12 +75,42 @@ def test_addresses_match_the_compose_network() -> None:
     assert settings.janus.admin_ip == gateway
     assert str(settings.media_worker.controller_url).startswith(f"http://{controller_ip}:8080")
     assert settings.janus.events.url.startswith(f"http://{controller_ip}:8080/")
+    assert settings.janus.directory.url.startswith(f"http://{controller_ip}:8080/")
+    # The plain listener is the bridge address's alone; HTTPS is the published one.
+    assert (settings.api.host, settings.api.port) == (controller_ip, 8080)
+    assert settings.api.tls is not None
+    assert (settings.api.tls.host, settings.api.tls.port) == ("0.0.0.0", 8443)
+    assert compose["services"]["controller"]["ports"] == ["${API_BIND:-127.0.0.1}:8443:8443"]
+    # Janus: the controller's plain WebSocket on the bridge, browsers' WSS on PBX_IP.
+    assert settings.janus.api_url == f"ws://{gateway}:8188"
+    assert settings.janus.browser_url == "wss://192.0.2.10:8989"
+
+
+def test_tls_files_are_where_compose_mounts_them_and_the_page_uses_https() -> None:
+    raw = yaml.safe_load((ROOT / "deploy" / "switchyard.yaml").read_text())
+    for section in ("api", "janus"):
+        tls = raw[section]["tls"]
+        assert (tls["cert_file"], tls["key_file"]) == (f"{MOUNTED_TLS}/cert.pem", f"{MOUNTED_TLS}/key.pem")
+    services = _compose()["services"]
+    for name in ("render", "controller", "janus"):
+        assert f"tls:{MOUNTED_TLS}:ro" in services[name]["volumes"], name
+    tls = services["tls"]
+    assert "${TLS_DIR:-./deploy/tls}:/tls-source:ro" in tls["volumes"]
+    assert tls["network_mode"] == "none"
+    assert "-o switchyard -g switchyard -m 0400 /tls-source/key.pem /tls/key.pem" in tls["command"][-1]
+    assert services["render"]["depends_on"]["tls"] == {"condition": "service_completed_successfully"}
+    healthcheck = " ".join(services["controller"]["healthcheck"]["test"])
+    assert "https://127.0.0.1:8443/readyz" in healthcheck
+    up = (ROOT / "Makefile").read_text().split("\nup:", 1)[1].split("\n\n", 1)[0]
+    assert up.index("deploy/check-env .env") < up.index("deploy/tls-cert .env") < up.index("up -d")
+    assert "/deploy/tls/" in (ROOT / ".gitignore").read_text().split()
+    assert "deploy/tls" in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_every_service_has_a_healthcheck_and_rtp_carriers_use_the_host_network() -> None:
     services = _compose()["services"]
     for name, service in services.items():
-        if name != "render":  # a one-shot job: the others wait for it to complete
+        if name not in ("tls", "render"):  # one-shot jobs: the others wait for them to complete
             assert "healthcheck" in service, name
     for name in ("freeswitch", "janus"):
         assert services[name]["network_mode"] == "host"
@@ -91,9 +143,12 @@ def _controller_loads(environ: dict[str, str], path: Path) -> object:
     ("service", "loads"), [("controller", _controller_loads), ("worker", load_worker_settings)]
 )
 def test_each_process_gets_only_the_variables_of_the_sections_it_reads(
-    service: str, loads: Callable[[dict[str, str], Path], object]
+    service: str, loads: Callable[[dict[str, str], Path], object], tls_files: dict[str, str]
 ) -> None:
     env = _service_env(service)
+    # The certificate paths are the settings file's (the mounted volume), not variables: only the test
+    # points them elsewhere.
+    loads = _with(loads, tls_files)
     loads(env, ROOT / "deploy" / "switchyard.yaml")
     for name in env:  # each one is needed: without it, loading fails naming it
         fewer = {k: v for k, v in env.items() if k != name}
@@ -101,9 +156,15 @@ def test_each_process_gets_only_the_variables_of_the_sections_it_reads(
             loads(fewer, ROOT / "deploy" / "switchyard.yaml")
 
 
-def test_a_worker_holds_no_secret_but_its_heartbeat_token_and_stream_secret() -> None:
+def _with(
+    loads: Callable[[dict[str, str], Path], object], extra: dict[str, str]
+) -> Callable[[dict[str, str], Path], object]:
+    return lambda environ, path: loads({**environ, **extra}, path)
+
+
+def test_a_worker_holds_no_secret_but_its_heartbeat_token_and_stream_secret(env: dict[str, str]) -> None:
     assert set(_service_env("worker")) == {"WORKER_TOKEN", "STREAM_SECRET"}
-    settings = load_settings(_env(), ROOT / "deploy" / "switchyard.yaml")
+    settings = load_settings(env, ROOT / "deploy" / "switchyard.yaml")
     worker_token = settings.media_worker.controller_token
     assert worker_token is not None
     assert worker_token in settings.api.worker_tokens
