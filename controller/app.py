@@ -39,6 +39,7 @@ from controller.calls.playback import AgentPlayback
 from controller.calls.router import CallRouter
 from controller.calls.routes import RouteDecision, RouteTable
 from controller.calls.sender import CommandSender
+from controller.calls.speechfiles import SpeechFiles
 from controller.calls.transfers import AgentTransfers
 from controller.calls.waiters import ChangeWaiters
 from controller.feed import EventFeed
@@ -117,6 +118,7 @@ class Controller:
                 [user.extension for user in settings.users],
             ),
             on_refused=self.cdrs.note,
+            files=SpeechFiles({name: node.temp_dir for name, node in settings.freeswitch.items()}),
         )
         self.feed = EventFeed(max_subscribers=settings.api.max_feed_subscribers)
         self.registrations = SipRegistrations(self.sender, self.nodes)

@@ -21,6 +21,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.calls.contexts import MAX_BASE_LENGTH
 from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
+from controller.calls.speechfiles import FREESWITCH_TEMP_DIR, TempDir
+from controller.calls.transfers import route_entry_errors
 from controller.calls.variables import VARIABLE_NAME
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
@@ -85,6 +87,11 @@ class FreeSwitchNodeSettings(SettingsModel):
     keepalive: float = Field(15.0, ge=0, description="seconds between liveness probes (0 = off)")
     event_backlog: int = Field(
         100_000, gt=0, description="events buffered for the controller before the node is resynced"
+    )
+    temp_dir: TempDir = Field(
+        FREESWITCH_TEMP_DIR,
+        description="FreeSWITCH's temp directory (its -temp option), where mod_audio_stream writes the "
+        "worker's speech: the controller plays a ::play file only if it is that channel's, directly in it",
     )
     deadlines: Deadlines = Deadlines()
     backoff: BackoffSettings = BackoffSettings()
@@ -264,6 +271,11 @@ class CallSettings(SettingsModel):
         return value
 
     @model_validator(mode="after")
+    def _distinct_route_names(self) -> Self:
+        unique((route.name for route in self.routes if route.name), "route name", "routes")
+        return self
+
+    @model_validator(mode="after")
     def _absolute_media_dirs(self) -> Self:
         for i, path in enumerate(self.media_dirs):
             if not path.startswith("/") or any(part in ("..", ".") for part in path.split("/")):
@@ -352,6 +364,14 @@ class Settings(SettingsModel):
                 context = {"agent": repr(action.arg), "known": ", ".join(known)}
                 error = PydanticCustomError("unknown_agent", message, context)
                 errors.append(InitErrorDetails(type=error, loc=("calls", "routes", i, field), input=text))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @model_validator(mode="after")
+    def _transfers_name_routes(self) -> Self:
+        """An agent's ``route:<name>`` transfer entry names a route that is not a reject."""
+        errors = route_entry_errors(self.agents, self.calls.routes)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

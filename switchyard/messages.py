@@ -5,8 +5,10 @@ Controller → worker (``uuid_audio_stream <uuid> send_text <json>``, one word: 
 when the controller broke the playback itself. The worker decodes them with :func:`parse_control`.
 
 Worker → controller (relayed by FreeSWITCH as ``mod_audio_stream::json``): ``barge_in`` (break the
-agent's playback), ``action`` (transfer / hangup / dtmf once the queued speech has played) and
-``transcript`` (a finished turn, for the feed and the CDR). ``streamAudio`` goes to FreeSWITCH itself,
+agent's playback), ``action`` (transfer / hangup / dtmf once the queued speech has played),
+``transcript`` (a finished turn, for the feed and the CDR) and ``refused`` (the worker did not send an
+action the agent asked for, e.g. a transfer outside its ``transfers``: the controller notes it in the log
+and the CDR and acts on nothing in it). ``streamAudio`` goes to FreeSWITCH itself,
 which writes the file and fires ``mod_audio_stream::play``. The controller decodes the rest with
 :func:`parse_worker_message`: a worker is a trust boundary, so each field is checked by type and bounds
 and anything else is ``None`` with the reason (never an exception, never a half-valid message).
@@ -30,6 +32,7 @@ from switchyard.wire import CLOSE_BAD_DATA, WireError
 
 __all__ = [
     "ACTIONS",
+    "ActionRefused",
     "AgentAction",
     "BargeIn",
     "ControlMessage",
@@ -40,6 +43,8 @@ __all__ = [
     "encode",
     "parse_control",
     "parse_worker_message",
+    "printable_argument",
+    "refused",
     "stream_audio_message",
     "to_json",
 ]
@@ -49,6 +54,10 @@ ACTIONS: Final[frozenset[str]] = frozenset({"transfer", "hangup", "dtmf"})
 MAX_ARGUMENT: Final = 64  # an extension or DTMF digits; the command builders check the characters
 MAX_TEXT: Final = 4000  # one side of a transcript turn
 MAX_LATENCIES: Final = 16
+REFUSABLE: Final[frozenset[str]] = frozenset({"transfer"})  # what a worker refuses (media_worker.voice.speak)
+_REFUSED_ARGUMENT: Final = re.compile(r"[A-Za-z0-9_.+#*@/:?-]{1,64}")
+_NOT_PRINTABLE: Final = re.compile(r"[^A-Za-z0-9_.+#*@/:?-]")
+_REASON: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _PLAY_FILE = re.compile(r"_(\d+)\.tmp\.[A-Za-z0-9]+$")
 _DTMF_DIGITS: Final = "0123456789*#ABCDabcd"
 
@@ -98,7 +107,17 @@ class TurnTranscript:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-WorkerMessage = BargeIn | AgentAction | TurnTranscript
+@dataclass(frozen=True, slots=True)
+class ActionRefused:
+    """The worker did not send the agent's ``action`` to ``argument``, for ``reason`` (one word, e.g.
+    ``not_in_transfers``). Built with :func:`refused`; the controller only notes it (log, CDR)."""
+
+    action: Literal["transfer"]
+    argument: str
+    reason: str
+
+
+WorkerMessage = BargeIn | AgentAction | TurnTranscript | ActionRefused
 Message = ControlMessage | WorkerMessage
 _TYPES: Final[dict[type[Any], str]] = {
     PlaybackEvent: "playback",
@@ -106,6 +125,7 @@ _TYPES: Final[dict[type[Any], str]] = {
     BargeIn: "barge_in",
     AgentAction: "action",
     TurnTranscript: "transcript",
+    ActionRefused: "refused",
 }
 
 
@@ -136,6 +156,23 @@ def stream_audio_message(pcm16k: bytes) -> str:
     return (
         '{"type":"streamAudio","data":{"audioDataType":"raw","sampleRate":16000,"audioData":"' + audio + '"}}'
     )
+
+
+def printable_argument(text: str) -> str:
+    """An agent's argument as logs and CDRs may show it: at most 64 of ``A-Z a-z 0-9 _ . + # * @ / : -``,
+    any other character as ``?`` (a model's argument is any text), ``?`` when empty."""
+    return _NOT_PRINTABLE.sub("?", text[:MAX_ARGUMENT]) or "?"
+
+
+def refused(action: Literal["transfer"], argument: str, reason: str) -> ActionRefused:
+    """The ``refused`` message of an action the worker did not send (``argument`` made printable).
+
+    Raises:
+        ValueError: ``reason`` is not one lower-case word of at most 32 characters (``[a-z][a-z0-9_]*``).
+    """
+    if not _REASON.fullmatch(reason):
+        raise ValueError(f"reason {reason!r}: one lower-case word of at most 32 characters")
+    return ActionRefused(action, printable_argument(argument), reason)
 
 
 # -- decoding ------------------------------------------------------------------------------------------
@@ -190,6 +227,8 @@ def parse_worker_message(text: str) -> tuple[WorkerMessage | None, str]:
         return _action(msg)
     if kind == "transcript":
         return _transcript(msg)
+    if kind == "refused":
+        return _refused(msg)
     return None, ""
 
 
@@ -202,6 +241,18 @@ def _action(msg: Mapping[str, Any]) -> tuple[AgentAction | None, str]:
     if action != "hangup" and not argument:
         return None, f"action.argument: {action} needs one"
     return AgentAction(action, argument), ""
+
+
+def _refused(msg: Mapping[str, Any]) -> tuple[ActionRefused | None, str]:
+    """An allowlist, as everything from a worker: an unexpected character or length refuses the message."""
+    action, argument, reason = msg.get("action"), msg.get("argument"), msg.get("reason")
+    if action not in REFUSABLE:
+        return None, "refused.action: must be transfer"
+    if not isinstance(argument, str) or not _REFUSED_ARGUMENT.fullmatch(argument):
+        return None, "refused.argument: 1 to 64 of A-Z a-z 0-9 _ . + # * @ / : ? -"
+    if not isinstance(reason, str) or not _REASON.fullmatch(reason):
+        return None, "refused.reason: one lower-case word of at most 32 characters"
+    return ActionRefused("transfer", argument, reason), ""
 
 
 def _transcript(msg: Mapping[str, Any]) -> tuple[TurnTranscript | None, str]:

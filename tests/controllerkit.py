@@ -60,13 +60,27 @@ class RunningController:
                 await asyncio.sleep(0.02)
 
 
+EslAddress = tuple[str, int, str] | tuple[str, int, str, str]
+"""``(host, port, password[, temp_dir])`` of a FreeSWITCH (temp_dir: its -temp, where mod_audio_stream
+writes; /tmp when not given)."""
+
+
+def _node(fs: FreeSwitchEmulator | EslAddress) -> dict[str, Any]:
+    if not isinstance(fs, tuple):
+        temp_dir = str(fs.config.temp_dir or "/tmp")
+        return {"host": "127.0.0.1", "port": fs.port, "password": fs.config.password, "temp_dir": temp_dir}
+    node: dict[str, Any] = {"host": fs[0], "port": fs[1], "password": fs[2]}
+    if len(fs) == 4:
+        node["temp_dir"] = fs[3]
+    return node
+
+
 def controller_settings(
-    fs: FreeSwitchEmulator | tuple[str, int, str], tmp_path: Path, **sections: Any
+    fs: FreeSwitchEmulator | EslAddress, tmp_path: Path, **sections: Any
 ) -> dict[str, Any]:
-    """Settings for a controller on the emulator (or on ``(host, port, password)`` of a real FreeSWITCH);
-    ``sections`` are merged over the defaults."""
-    host, port, password = fs if isinstance(fs, tuple) else ("127.0.0.1", fs.port, fs.config.password)
-    node = {"host": host, "port": port, "password": password, "keepalive": 0}
+    """Settings for a controller on the emulator (or on the address of a real FreeSWITCH); ``sections``
+    are merged over the defaults."""
+    node = {**_node(fs), "keepalive": 0}
     data: dict[str, Any] = {
         "freeswitch": {"fs1": node},
         "api": {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]},
@@ -90,7 +104,7 @@ def controller_settings(
 
 @asynccontextmanager
 async def running_controller(
-    fs: FreeSwitchEmulator | tuple[str, int, str], tmp_path: Path, **sections: Any
+    fs: FreeSwitchEmulator | EslAddress, tmp_path: Path, **sections: Any
 ) -> AsyncIterator[RunningController]:
     """Run the controller until the block ends; routes reload from ``rc.settings`` (edit it, then reload)."""
     data = controller_settings(fs, tmp_path, **sections)

@@ -4,7 +4,9 @@ mod_audio_stream writes each ``streamAudio`` the worker sends to a file and fire
 play it (audio_stream_wire.txt, section 5). So, per channel and in order:
 
 * ``::play <file>``  → ``uuid_broadcast <uuid> <file> aleg``; FreeSWITCH queues broadcasts and plays them
-  one after the other (esl_playback_queue.txt);
+  one after the other (esl_playback_queue.txt). Only a file mod_audio_stream wrote for that channel in the
+  node's temp directory (controller.calls.speechfiles); any other is refused (logged, CDR
+  ``extra.play_refused``) and not played: the event may be forged;
 * PLAYBACK_START/STOP of such a file → ``uuid_audio_stream <uuid> send_text
   {"type":"playback","event":"start|stop","file":…,"status":…}`` (JSON without spaces: send_text takes
   only the first space-separated word);
@@ -17,7 +19,11 @@ play it (audio_stream_wire.txt, section 5). So, per channel and in order:
   <uuid> <ext> XML <calls.context>-agent`` sends the call through the agent dialing class (routes only:
   it parks, and the router decides by the new destination; no trunk rule is there); ``hangup`` →
   ``uuid_kill <uuid> NORMAL_CLEARING``; ``dtmf`` → ``uuid_send_dtmf <uuid> <digits>``. The command builders
-  (``controller.freeswitch.commands``) check the arguments; an action they refuse is not run.
+  (``controller.freeswitch.commands``) check the arguments; an action they refuse is not run;
+* ``::json {"type":"refused",…}`` (the worker did not send a transfer outside the agent's patterns) is
+  noted like the controller's own refusals, ``extra.transfer_refused_by`` telling whose (``worker`` or
+  ``controller``); nothing else is done with it. At most MAX_NOTED refusals per channel are logged and
+  noted: a flood of forged ones cannot fill the log or the CDR.
 
 Commands of one channel run one at a time in arrival order (a per-channel queue) so broadcasts keep the
 worker's order; a failed command is logged and the next one still runs. mod_audio_stream deletes its files
@@ -31,6 +37,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from controller.calls.changes import (
     AudioStreamMessage,
@@ -42,10 +49,20 @@ from controller.calls.changes import (
 from controller.calls.contexts import DialingContexts
 from controller.calls.routes import RouteTable
 from controller.calls.sender import CallError, CommandSender
+from controller.calls.speechfiles import SpeechFiles, shown_path
 from controller.calls.transfers import AgentTransfers
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
-from switchyard.messages import AgentAction, BargeIn, ControlMessage, Dtmf, PlaybackEvent, encode
+from switchyard.messages import (
+    ActionRefused,
+    AgentAction,
+    BargeIn,
+    ControlMessage,
+    Dtmf,
+    PlaybackEvent,
+    encode,
+    printable_argument,
+)
 from switchyard.tasks import cancel_all
 
 __all__ = ["AgentPlayback", "action_commands"]
@@ -54,7 +71,9 @@ log = logging.getLogger("switchyard.playback")
 
 
 Refused = Callable[[str, str, str], None]
-"""Told ``(uuid, what, value)`` of an action refused, e.g. ``(uuid, "transfer_refused", "19005550100")``."""
+"""Told ``(uuid, what, value)`` of an action refused, e.g. ``(uuid, "transfer_refused", "19005550100")``
+then ``(uuid, "transfer_refused_by", "worker")``."""
+MAX_NOTED: Final = 16  # refusals logged and noted per channel
 
 
 def action_commands(uuid: str, message: AgentAction, context: str) -> list[Command] | None:
@@ -82,6 +101,7 @@ class _Channel:
     commands: asyncio.Queue[Command] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     actions: list[list[Command]] = field(default_factory=list)  # waiting for the queue to play out
+    refusals: int = 0
 
 
 class AgentPlayback:
@@ -90,7 +110,8 @@ class AgentPlayback:
     Args:
         sender: runs the commands.
         transfers: where each agent may transfer its call (default: nowhere; no routes, no users).
-        on_refused: told of each refused action (the CDR keeps it).
+        on_refused: told of each refused action or file (the CDR keeps it).
+        files: the nodes' temp directories, where ``::play`` files must be (default: /tmp everywhere).
     """
 
     def __init__(
@@ -98,10 +119,12 @@ class AgentPlayback:
         sender: CommandSender,
         transfers: AgentTransfers | None = None,
         on_refused: Refused | None = None,
+        files: SpeechFiles | None = None,
     ) -> None:
         self._sender = sender
         self._transfers = transfers or AgentTransfers(DialingContexts("switchyard").agent, {}, RouteTable, ())
         self._on_refused = on_refused
+        self._files = files or SpeechFiles()
         self._channels: dict[str, _Channel] = {}
         self._agents: dict[str, str] = {}
 
@@ -139,6 +162,10 @@ class AgentPlayback:
     def _on_stream_message(self, node: str, change: AudioStreamMessage) -> None:
         ch = self._channel(node, change.uuid)
         if change.kind == "play":
+            refusal = self._files.refusal(node, ch.uuid, change.data)
+            if refusal is not None:
+                self._refuse(ch, "play", shown_path(change.data), refusal)
+                return
             try:
                 command = fc.broadcast(ch.uuid, change.data)
             except InvalidCommand as exc:
@@ -166,16 +193,31 @@ class AgentPlayback:
             log.info("%s: agent action %s (after %d queued file(s))", ch.uuid, message.action, len(ch.queued))
             ch.actions.append(commands)
             self._act_when_quiet(ch)
+        elif isinstance(message, ActionRefused):  # untrusted: noted, never acted on
+            why = f"the worker refused it ({message.reason})"
+            self._refuse(ch, message.action, message.argument, why, by="worker")
 
     def _may_transfer(self, ch: _Channel, destination: str) -> bool:
         agent = self._agents.get(ch.uuid, "")
         reason = self._transfers.refusal(agent, destination)
         if reason is None:
             return True
-        log.warning("%s: agent %r's transfer refused: %s", ch.uuid, agent, reason)
-        if self._on_refused is not None:
-            self._on_refused(ch.uuid, "transfer_refused", destination)
+        self._refuse(ch, "transfer", printable_argument(destination), reason, by="controller")
         return False
+
+    def _refuse(self, ch: _Channel, what: str, value: str, reason: str, by: str = "") -> None:
+        """Log and note (``<what>_refused``, and ``<what>_refused_by`` when ``by``) a refusal on ``ch``:
+        the first MAX_NOTED of the channel, then one line saying the rest are not kept."""
+        ch.refusals += 1
+        if ch.refusals > MAX_NOTED:
+            if ch.refusals == MAX_NOTED + 1:
+                log.warning("%s: over %d refusals; the next are neither logged nor noted", ch.uuid, MAX_NOTED)
+            return
+        log.warning("%s: %s %r refused: %s", ch.uuid, what, value, reason)
+        if self._on_refused is not None:
+            self._on_refused(ch.uuid, f"{what}_refused", value)
+            if by:
+                self._on_refused(ch.uuid, f"{what}_refused_by", by)
 
     def _act_when_quiet(self, ch: _Channel) -> None:
         """Run the agent's pending actions once nothing of its speech is queued or playing."""

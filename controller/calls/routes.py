@@ -74,6 +74,12 @@ class Route(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="names the route for agents[].transfers (route:<name>: an agent may transfer to the "
+        "destinations it matches); unique",
+    )
     destination: str = Field(description="regular expression matched against the whole destination number")
     caller: str | None = Field(None, description="regular expression on the caller id number (any if unset)")
     context: str | None = Field(None, description="dialplan context the call must come from (any if unset)")

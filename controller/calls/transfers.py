@@ -5,22 +5,46 @@ target is untrusted input. Two fences, both needed:
 
 * the transfer runs in the agent dialing class (``<calls.context>-agent``, controller.calls.contexts), a
   context that holds the routes and nothing else: no trunk rule is reachable from it whatever the number;
-* before that, the destination must be one the agent's settings allow (``agents[].transfers``: patterns,
-  whole match) or, when it names none, a directory user or the destination of a route that is not a
-  reject. The worker checks the same patterns first (media_worker.voice.transfers).
+* before that, the destination must be one the agent's settings allow (``agents[].transfers``): a pattern
+  matching it whole, or ``route:<name>`` naming a route (``calls.routes[].name``) whose destination
+  pattern matches it; an agent that lists none may reach a directory user or the destination of a route
+  that is not a reject. The worker checks the patterns first (media_worker.voice.speak); it passes on
+  what only a named route could allow, since it does not know the routes.
 
-A refused transfer is not sent; the caller stays with the agent. The refusal is logged and kept in the CDR
-(``extra.transfer_refused``).
+A named route must exist and must not be a reject (:func:`route_entry_errors`, run by the settings, where
+both sections are: at start and at each reload, which keeps the old table when it fails). A refused transfer
+is not sent; the caller stays with the agent. The refusal is logged and kept in the CDR
+(``extra.transfer_refused``, and ``extra.transfer_refused_by``: ``controller``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
-from controller.calls.routes import RouteTable
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["AgentTransfers"]
+from controller.calls.routes import Route, RouteTable
+from media_worker.voice.settings import AgentSettings, route_entry
+
+__all__ = ["AgentTransfers", "route_entry_errors"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    patterns: tuple[re.Pattern[str], ...]
+    routes: frozenset[str]  # route names
+
+
+def _rule(entries: Collection[str]) -> _Rule:
+    names = {name for entry in entries if (name := route_entry(entry)) is not None}
+    patterns = tuple(re.compile(entry) for entry in entries if route_entry(entry) is None)
+    return _Rule(patterns, frozenset(names))
+
+
+def _allows(route: Route, destination: str) -> bool:
+    return not route.action.startswith("reject") and re.fullmatch(route.destination, destination) is not None
 
 
 class AgentTransfers:
@@ -28,7 +52,7 @@ class AgentTransfers:
 
     Args:
         context: the agent dialing class, where allowed transfers go.
-        patterns: agent name → its ``transfers`` patterns (agents without any take the default).
+        patterns: agent name → its ``transfers`` entries (agents without any take the default).
         table: the current route table (it is reloaded whole, so it is asked for each time).
         users: the directory's extensions (none in a controller started on its own sections, which do not
             include ``users``: there users are reached through their ``user`` routes).
@@ -42,9 +66,7 @@ class AgentTransfers:
         users: Collection[str],
     ) -> None:
         self.context = context
-        self._patterns = {
-            name: tuple(re.compile(p) for p in found) for name, found in patterns.items() if found
-        }
+        self._rules = {name: _rule(found) for name, found in patterns.items() if found}
         self._table = table
         self._users = frozenset(users)
 
@@ -53,14 +75,36 @@ class AgentTransfers:
 
         An unknown agent (a stream started through the API with a URL) gets the default rule.
         """
-        patterns = self._patterns.get(agent)
-        if patterns is not None:
-            if any(p.fullmatch(destination) for p in patterns):
+        rule = self._rules.get(agent)
+        routes = self._table().routes
+        if rule is not None:
+            if any(p.fullmatch(destination) for p in rule.patterns):
                 return None
-            return f"{destination!r} matches none of agent {agent!r}'s transfers patterns"
-        if destination in self._users:
+            if any(r.name in rule.routes and _allows(r, destination) for r in routes):
+                return None
+            return f"{destination!r} matches none of agent {agent!r}'s transfers"
+        if destination in self._users or any(_allows(r, destination) for r in routes):
             return None
-        for route in self._table().routes:
-            if re.fullmatch(route.destination, destination) and not route.action.startswith("reject"):
-                return None
         return f"{destination!r} is neither a directory user nor a route's destination"
+
+
+def route_entry_errors(agents: Sequence[AgentSettings], routes: Sequence[Route]) -> list[InitErrorDetails]:
+    """The ``route:<name>`` entries of ``agents[].transfers`` that name no route, or a reject route (each
+    error at ``agents.<i>.transfers.<j>``)."""
+    by_name = {route.name: route for route in routes if route.name}
+    errors: list[InitErrorDetails] = []
+    for i, agent in enumerate(agents):
+        for j, entry in enumerate(agent.transfers):
+            name = route_entry(entry)
+            route = by_name.get(name) if name is not None else None
+            if name is None or (route is not None and not route.action.startswith("reject")):
+                continue
+            known = ", ".join(sorted(by_name)) or "none"
+            why = (
+                "names no route of calls.routes (named ones: {known})"
+                if route is None
+                else "names a reject route: an agent cannot transfer there"
+            )
+            error = PydanticCustomError("unknown_route", f"{{entry}} {why}", {"entry": entry, "known": known})
+            errors.append(InitErrorDetails(type=error, loc=("agents", i, "transfers", j), input=entry))
+    return errors

@@ -10,7 +10,7 @@ providers need a ``base_url`` or ``url`` and, for hosted APIs, an ``api_key``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, PlainValidator, SerializeAsAny, field_validator
 
@@ -28,7 +28,20 @@ __all__ = [
     "SilenceSettings",
     "TtsChoice",
     "default_agents",
+    "route_entry",
 ]
+
+ROUTE_ENTRY: Final = "route:"
+"""Prefix of an ``agents[].transfers`` entry that names a route (``route:<name>``, ``calls.routes[].name``).
+No destination contains ``:`` (the transfer command takes ``A-Z a-z 0-9 _ . + # * @ -``), so no pattern
+meant as a regular expression is taken for a name, nor the other way round."""
+_ROUTE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def route_entry(entry: str) -> str | None:
+    """The route name an ``agents[].transfers`` entry gives (``route:<name>``), None for a pattern."""
+    return entry[len(ROUTE_ENTRY) :] if entry.startswith(ROUTE_ENTRY) else None
+
 
 AsrChoice = Annotated[SerializeAsAny[ProviderSettings], PlainValidator(ASR_PROVIDERS.parse)]
 """An ``asr:`` block: the settings model of the ASR provider it names."""
@@ -71,18 +84,25 @@ class AgentSettings(SettingsModel):
     transfers: tuple[str, ...] = Field(
         (),
         description="destinations the agent may transfer to: regular expressions (whole match), checked by "
-        "the worker and the controller; none: the directory's users and the routes' destinations (checked "
-        "by the controller). Transfers never reach a trunk (dialplan context <calls.context>-agent)",
+        "the worker and the controller, or route:<name>, the destinations of the route of that name (checked "
+        "by the controller: the worker, which does not know the routes, passes on what its patterns miss); "
+        "none: the directory's users and the routes' destinations (checked by the controller). Transfers "
+        "never reach a trunk (dialplan context <calls.context>-agent)",
     )
 
     @field_validator("transfers")
     @classmethod
     def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
+        for entry in value:
+            name = route_entry(entry)
+            if name is not None:
+                if not _ROUTE_NAME.fullmatch(name):
+                    raise ValueError(f"transfers: {entry!r}: route:<name>, a name of A-Z a-z 0-9 _ . -")
+                continue
             try:
-                re.compile(pattern)
+                re.compile(entry)
             except re.error as exc:
-                raise ValueError(f"transfers: {pattern!r}: {exc}") from exc
+                raise ValueError(f"transfers: {entry!r}: {exc}") from exc
         return value
 
 

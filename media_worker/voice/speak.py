@@ -25,7 +25,8 @@ from media_worker.tts.base import TTS
 from media_worker.voice.base import Output, close_stream
 from media_worker.voice.latency import TurnTimings
 from media_worker.voice.sentences import SentenceSplitter
-from switchyard.messages import AgentAction, encode
+from media_worker.voice.settings import route_entry
+from switchyard.messages import AgentAction, encode, refused
 
 __all__ = ["Reply", "apologise", "speak_text", "stream_reply", "transfer_allowed"]
 
@@ -74,7 +75,8 @@ async def stream_reply(
     transfers: Sequence[str] = (),
 ) -> AsyncIterator[Output]:
     """Yield the agent's reply as audio (and action messages), filling ``reply`` as it goes; a transfer
-    ``transfers`` does not allow (:func:`transfer_allowed`) is dropped and logged."""
+    ``transfers`` does not allow (:func:`transfer_allowed`) is not sent: it is logged and a ``refused``
+    message tells the controller (its CDR keeps it)."""
     queue: asyncio.Queue[_Item] = asyncio.Queue()
     producer = asyncio.create_task(_produce(agent, history, timings, queue), name="agent reply")
     try:
@@ -85,6 +87,7 @@ async def stream_reply(
             if isinstance(item, ActionRequest):
                 if item.action == "transfer" and not transfer_allowed(transfers, item.argument):
                     log.warning("the agent's transfer to %r refused: not in its transfers", item.argument)
+                    yield encode(refused("transfer", item.argument, "not_in_transfers"))
                     continue
                 reply.actions.append(item)
                 yield encode(AgentAction(item.action, item.argument))
@@ -101,13 +104,18 @@ async def stream_reply(
         await asyncio.wait({producer}, timeout=PRODUCER_STOP_S)
 
 
-def transfer_allowed(patterns: Sequence[str], destination: str) -> bool:
-    """Whether an agent with ``transfers: patterns`` may transfer to ``destination`` (whole match).
+def transfer_allowed(entries: Sequence[str], destination: str) -> bool:
+    """Whether an agent with ``transfers: entries`` may transfer to ``destination``, as far as the worker
+    can tell: a pattern matches it whole.
 
-    No patterns: the worker cannot tell, so it lets the controller decide (its default is the directory's
-    users and the routes' destinations, controller.calls.transfers); it checks again in any case.
+    The worker does not know the routes nor the directory, so it lets the controller decide (which checks
+    every transfer in any case, controller.calls.transfers) when the agent has no entries (the default:
+    the directory's users and the routes' destinations) or when one of them names a route
+    (``route:<name>``): refusing there would refuse what the controller allows by name.
     """
-    return not patterns or any(re.fullmatch(pattern, destination) for pattern in patterns)
+    if not entries or any(route_entry(entry) is not None for entry in entries):
+        return True
+    return any(re.fullmatch(pattern, destination) for pattern in entries)
 
 
 def apologise(stage: str, exc: ProviderError, apology: bytes, metrics: WorkerMetrics) -> bytes:

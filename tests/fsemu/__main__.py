@@ -2,7 +2,9 @@
 
 The compose CI tier runs it in FreeSWITCH's place. The ESL password comes from ``--password-file`` or the
 ``FSEMU_PASSWORD`` environment variable (never a default). ``--park EXT`` adds extensions that park, as the
-rendered dialplan does for the controller's routes. SIGTERM or SIGINT stops it.
+rendered dialplan does for the controller's routes. ``--temp-dir`` is where mod_audio_stream's files go
+(default /tmp, FreeSWITCH's own default, which the controller's ``freeswitch.<node>.temp_dir`` expects).
+SIGTERM or SIGINT stops it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--password-file", help="file holding the ESL password (else $FSEMU_PASSWORD)")
     parser.add_argument("--park", action="append", default=[], help="an extension that parks (repeatable)")
     parser.add_argument("--hostname", default="fs-emulator")
+    parser.add_argument("--temp-dir", default="/tmp", help="mod_audio_stream's files (default /tmp)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = _password(args)
@@ -56,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dialplan.update({ext: [("park", "")] for ext in args.park})
     config = EmulatorConfig(
         password=password, host=args.host, port=args.port, hostname=args.hostname,
-        switchname=args.hostname, dialplan=dialplan,
+        switchname=args.hostname, dialplan=dialplan, temp_dir=Path(args.temp_dir),
     )  # fmt: skip
     asyncio.run(_serve(config))
     return 0

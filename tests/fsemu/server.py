@@ -281,6 +281,18 @@ class FreeSwitchEmulator:
         self.hangups.hangup(ch, cause, delay=0.001)
         await asyncio.sleep(0)
 
+    def fire_custom(self, uuid: str, subclass: str, body: str) -> None:
+        """Fire CUSTOM ``subclass`` with the channel headers of ``uuid`` and ``body``, as anyone with ESL
+        access may (a forged ``mod_audio_stream::play``, for the security tests).
+
+        Raises:
+            KeyError: no live channel ``uuid``.
+        """
+        ch = self.core.channels.get(uuid)
+        if ch is None or not ch.alive:
+            raise KeyError(uuid)
+        self.core.fire_channel(ch, "CUSTOM", subclass=subclass, body=body)
+
     # -- SIP endpoints -------------------------------------------------------------------------
     def register_user(
         self,

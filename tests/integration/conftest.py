@@ -42,6 +42,12 @@ class EslTarget:
     park_extension: str = "7102"
     worker_host: str = "127.0.0.1"
     context: str = "default"  # of the two extensions: the capture rig's dialplan has them in "default"
+    temp_dir: str = "/tmp"  # FreeSWITCH's -temp: mod_audio_stream's ::play files are there
+
+    @property
+    def address(self) -> tuple[str, int, str, str]:
+        """``(host, port, password, temp_dir)``: what a controller under test is given (controllerkit)."""
+        return (self.host, self.port, self.password, self.temp_dir)
 
     def node_settings(self, **overrides: Any) -> FreeSwitchNodeSettings:
         """Settings of a node pointing at this target, with fast test deadlines and backoff."""
@@ -74,6 +80,7 @@ def live_target() -> EslTarget:
         os.environ.get("SWITCHYARD_LIVE_PARK_EXT", "7102"),
         os.environ.get("SWITCHYARD_LIVE_WORKER_HOST", "127.0.0.1"),
         os.environ.get("SWITCHYARD_LIVE_CONTEXT", "default"),
+        os.environ.get("SWITCHYARD_LIVE_TEMP_DIR", "/tmp"),
     )
 
 
@@ -93,7 +100,7 @@ async def esl_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         return
     config = EmulatorConfig(password=secrets.token_hex(8), host="127.0.0.1", port=0, temp_dir=tmp_path)
     async with FreeSwitchEmulator(config) as fs:
-        yield EslTarget("emulator", "127.0.0.1", fs.port, config.password, fs)
+        yield EslTarget("emulator", "127.0.0.1", fs.port, config.password, fs, temp_dir=str(tmp_path))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ async def _originate(rc: RunningController, extension: str) -> str:
 
 
 async def test_originate_dtmf_play_hangup_cdr(esl_target: EslTarget, tmp_path: Path) -> None:
-    target = (esl_target.host, esl_target.port, esl_target.password)
+    target = esl_target.address
     async with running_controller(target, tmp_path, calls={"context": esl_target.context}) as rc:
         call_id = await _originate(rc, esl_target.tone_extension)
         dtmf = await _post(rc, f"/v1/calls/{call_id}/dtmf", {"digits": "5"})
@@ -46,7 +46,7 @@ async def test_originate_dtmf_play_hangup_cdr(esl_target: EslTarget, tmp_path: P
 
 
 async def test_bridge_two_originated_calls(esl_target: EslTarget, tmp_path: Path) -> None:
-    target = (esl_target.host, esl_target.port, esl_target.password)
+    target = esl_target.address
     async with running_controller(target, tmp_path, calls={"context": esl_target.context}) as rc:
         a = await _originate(rc, esl_target.tone_extension)
         b = await _originate(rc, esl_target.tone_extension)

@@ -51,7 +51,7 @@ async def test_agent_flow_plays_in_order_barges_in_and_writes_cdr(
     esl_target: EslTarget, tmp_path: Path
 ) -> None:
     routes = [{"destination": f"^{esl_target.park_extension}$", "action": "agent support", "language": "en"}]
-    target = (esl_target.host, esl_target.port, esl_target.password)
+    target = esl_target.address
     async with (
         StandInWorker(_three_chunks, host=esl_target.worker_host) as worker,
         running_controller(target, tmp_path, calls={"routes": routes, "context": esl_target.context}) as rc,

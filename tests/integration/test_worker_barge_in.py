@@ -21,6 +21,7 @@ import pytest
 from controller.calls import AudioStreamMessage, CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
 from controller.calls.sender import CommandSender
+from controller.calls.speechfiles import SpeechFiles
 from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import FreeSwitchNodeSettings
@@ -49,7 +50,8 @@ async def controller(fs: FreeSwitchEmulator) -> AsyncIterator[tuple[FreeSwitchNo
     model = CallModel()
     loop = asyncio.get_running_loop()
     async with FreeSwitchNode(settings) as node:
-        playback = AgentPlayback(CommandSender({node.name: node}, ChangeWaiters()))
+        files = SpeechFiles({node.name: str(fs.config.temp_dir)})  # where the emulator writes ::play files
+        playback = AgentPlayback(CommandSender({node.name: node}, ChangeWaiters()), files=files)
 
         async def follow() -> None:
             async for event in node.events():

@@ -31,6 +31,7 @@ from controller.api.workers import add_worker_routes
 from controller.calls import CallModel, PlaybackChanged
 from controller.calls.playback import AgentPlayback
 from controller.calls.sender import CallConflict, CommandSender
+from controller.calls.speechfiles import SpeechFiles
 from controller.calls.waiters import ChangeWaiters
 from controller.freeswitch.node import FreeSwitchNode
 from controller.settings import ApiToken, FreeSwitchNodeSettings, WorkerPoolSettings
@@ -126,7 +127,7 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
     async with FreeSwitchNode(settings) as node:
         waiters = ChangeWaiters()
         sender = CommandSender({node.name: node}, waiters)
-        playback = AgentPlayback(sender)
+        playback = AgentPlayback(sender, files=SpeechFiles({node.name: str(fs.config.temp_dir)}))
         pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
         streams = AgentStreams(ctl.pool, sender, pool_settings, STREAM_SECRET.encode())
         ctl.node, ctl.streams = node, streams

@@ -112,6 +112,7 @@ def pytest_environment(base: Mapping[str, str], live: Mapping[str, str]) -> dict
             "SWITCHYARD_LIVE_TONE_EXT": TONE_EXTENSION,
             "SWITCHYARD_LIVE_PARK_EXT": PARK_EXTENSION,
             "SWITCHYARD_LIVE_WORKER_HOST": "127.0.0.1",
+            "SWITCHYARD_LIVE_TEMP_DIR": f"{live['LIVE_FS_STATE']}/temp",  # fsrun's -temp
         }
     )
     return env

@@ -42,7 +42,7 @@ async def _originate(rc: RunningController, extension: str, variables: dict[str,
 async def test_dangerous_variable_is_refused_before_freeswitch(
     name: str, esl_target: EslTarget, tmp_path: Path
 ) -> None:
-    target = (esl_target.host, esl_target.port, esl_target.password)
+    target = esl_target.address
     async with running_controller(target, tmp_path, calls={"context": esl_target.context}) as rc:
         sent_us = int(time.time() * 1e6)
         status, body = await _originate(rc, esl_target.tone_extension, {name: ATTACKS[name]})

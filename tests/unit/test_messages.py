@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from switchyard.messages import (
+    ActionRefused,
     AgentAction,
     BargeIn,
     Dtmf,
@@ -18,6 +19,7 @@ from switchyard.messages import (
     encode,
     parse_control,
     parse_worker_message,
+    refused,
     to_json,
 )
 
@@ -50,6 +52,8 @@ def test_controller_messages_are_one_word_and_decode_back(
         (TurnTranscript(2, "pay my bill", "Sure.", {"asr_final": 120.5}),
          '{"type":"transcript","turn":2,"caller":"pay my bill","agent":"Sure.",'
          '"latency_ms":{"asr_final":120.5}}'),
+        (ActionRefused("transfer", "19005550100", "not_in_transfers"),
+         '{"type":"refused","action":"transfer","argument":"19005550100","reason":"not_in_transfers"}'),
     ],
 )  # fmt: skip
 def test_worker_messages_round_trip(message: WorkerMessage, text: str) -> None:
@@ -72,12 +76,27 @@ def test_worker_messages_round_trip(message: WorkerMessage, text: str) -> None:
         ('{"type":"transcript","turn":1,"caller":"' + "x" * 4001 + '","agent":"b"}', "longer than 4000"),
         ('{"type":"transcript","turn":1,"caller":"a","agent":"b","latency_ms":{"x":-1}}', "latency_ms"),
         ('{"type":"transcript","turn":1,"caller":"a","agent":"b","latency_ms":[1]}', "latency_ms"),
+        ('{"type":"refused","action":"hangup","argument":"1","reason":"x"}', "refused.action"),
+        ('{"type":"refused","action":"transfer","argument":"1 900","reason":"x"}', "refused.argument"),
+        ('{"type":"refused","action":"transfer","argument":"","reason":"x"}', "refused.argument"),
+        ('{"type":"refused","action":"transfer","argument":"' + "1" * 65 + '","reason":"x"}', "argument"),
+        ('{"type":"refused","action":"transfer","argument":"1\\n2","reason":"x"}', "refused.argument"),
+        ('{"type":"refused","action":"transfer","argument":"1","reason":"Not allowed"}', "refused.reason"),
+        ('{"type":"refused","action":"transfer","argument":"1","reason":"' + "x" * 33 + '"}', "reason"),
+        ('{"type":"refused","action":"transfer","argument":"1"}', "refused.reason"),
     ],
 )  # fmt: skip
 def test_a_malformed_worker_message_is_refused_with_its_reason(body: str, why: str) -> None:
     message, problem = parse_worker_message(body)
     assert message is None
     assert why in problem
+
+
+def test_a_refusal_is_built_printable() -> None:
+    assert refused("transfer", "1 900\n555", "not_in_transfers").argument == "1?900?555"
+    assert refused("transfer", "", "not_in_transfers").argument == "?"
+    with pytest.raises(ValueError, match="reason"):
+        refused("transfer", "1000", "Not in transfers")
 
 
 def test_an_unknown_type_is_no_message_and_no_problem() -> None:
@@ -91,7 +110,7 @@ JSON = st.recursive(
 )
 
 
-@given(JSON, st.sampled_from(["action", "transcript", "barge_in", "other"]))
+@given(JSON, st.sampled_from(["action", "transcript", "barge_in", "refused", "other"]))
 def test_any_worker_json_decodes_to_a_valid_message_or_none(value: object, kind: str) -> None:
     body = {"type": kind, **value} if isinstance(value, dict) else value
     message, _ = parse_worker_message(json.dumps(body))
