@@ -48,6 +48,7 @@ __all__ = [
     "ControlDeadlines",
     "Deadlines",
     "FreeSwitchNodeSettings",
+    "IdempotencySettings",
     "Scope",
     "Settings",
     "SettingsError",
@@ -126,6 +127,19 @@ class SigninSettings(SettingsModel):
     invite_ttl_s: float = Field(86_400.0, gt=0, description="an unused invite expires after this long")
 
 
+class IdempotencySettings(SettingsModel):
+    """``Idempotency-Key`` on POST /v1/calls (``controller.api.idempotency``): kept in memory only."""
+
+    ttl_s: float = Field(86_400.0, gt=0, description="a key's first answer is replayed this long")
+    max_keys: int = Field(10_000, ge=1, description="keys remembered at most (the oldest is forgotten)")
+    wait_s: float = Field(
+        330.0,
+        gt=0,
+        description="a retry while the first request runs waits this long for its answer, then gets 409 "
+        "(default: beyond the longest originate, 300 s of ringing plus margins)",
+    )
+
+
 class ApiSettings(SettingsModel):
     """The controller's HTTP API.
 
@@ -141,6 +155,7 @@ class ApiSettings(SettingsModel):
         (), description="bearer tokens that open only the media workers' POST /v1/workers/heartbeat"
     )
     signin: SigninSettings = SigninSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -196,6 +211,12 @@ class ControlDeadlines(SettingsModel):
 
     confirm: float = Field(5.0, gt=0, description="reply plus confirming event (answer, hangup, hold...)")
     originate_margin: float = Field(5.0, ge=0, description="added to an originate's ring timeout")
+    originate_probe: float = Field(
+        5.0,
+        gt=0,
+        description="an originate whose result was lost with the ESL connection waits this long for its "
+        "leg's events before FreeSWITCH is asked (uuid_exists)",
+    )
 
 
 class CallSettings(SettingsModel):
