@@ -66,7 +66,7 @@ class CallControl:
     ) -> None:
         self.model = model
         self.sender = sender
-        self.originations = originations or Originations(sender, model.channel)
+        self.originations = originations if originations is not None else Originations(sender, model.channel)
         self.confirm_timeout = confirm_timeout
         self.sip_domain = sip_domain
         self.originate_margin = originate_margin

@@ -394,6 +394,8 @@ class EslConnection:
                 raise JobTimeout(f"bgapi {command.split(' ', 1)[0]}: no result in {timeout}s") from exc
         finally:
             self._jobs.pop(job_uuid, None)
+            if job.done() and not job.cancelled():
+                job.exception()  # failed by the drop its own reply timeout caused: nobody else awaits it
         text = result.body or ""
         return _check(command, text) if check else text
 
