@@ -132,7 +132,7 @@ async def test_the_oldest_key_is_forgotten_beyond_the_cap(tmp_path: Path) -> Non
         running_controller(fs, tmp_path, api={"idempotency": {"max_keys": 2}}) as rc,
     ):
         events = fs.record_events()
-        k1, k2, k3 = [await _post(rc, BODY, key) for key in ("k1", "k2", "k3")]
+        k1, _k2, k3 = [await _post(rc, BODY, key) for key in ("k1", "k2", "k3")]
         k3_again = await _post(rc, BODY, "k3")
         k1_again = await _post(rc, BODY, "k1")  # k1 was evicted: a new call
     assert k3_again[1] == k3[1]
@@ -273,9 +273,9 @@ async def test_openapi_documents_the_header_and_the_202(tmp_path: Path) -> None:
     async with (
         FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
         running_controller(fs, tmp_path) as rc,
+        rc.http.get(f"{rc.base}/openapi.json") as resp,
     ):
-        async with rc.http.get(f"{rc.base}/openapi.json") as resp:
-            doc = await resp.json()
+        doc = await resp.json()
     post = doc["paths"]["/v1/calls"]["post"]
     (header,) = [p for p in post["parameters"] if p["in"] == "header"]
     assert header["name"] == "Idempotency-Key"
