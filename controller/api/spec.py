@@ -30,14 +30,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from controller.api.idempotency import (
-    KEY_HEADER,
-    IdempotencyKeys,
-    KeyRefused,
-    fingerprint,
-    header_parameter,
-    request_key,
-)
+from controller.api import idempotency as idem
 from controller.calls.sender import (
     CallConflict,
     CallError,
@@ -207,7 +200,7 @@ class ApiSpec:
         self.operations: list[Operation] = []
         self.session_check: Callable[[str], Principal | None] | None = None
         """The principal of a signed-in browser's bearer credential, else None (``controller.api.signin``)."""
-        self.idempotency: IdempotencyKeys | None = None
+        self.idempotency: idem.IdempotencyKeys | None = None
         """The keys of ``idempotent`` operations; None: the header is ignored."""
         self.query_token_check: Callable[[str], str | None] | None = None
         """The subject (e.g. a browser's SIP user) of a valid ``access_token`` of ``query_token`` operations,
@@ -226,16 +219,18 @@ class ApiSpec:
                 body = await _parse_body(request, op.body) if op.body is not None else None
                 query = _parse_query(request, op.query) if op.query is not None else None
                 keys = self.idempotency if op.idempotent else None
-                key = request_key(request.headers) if keys is not None else None
+                key = idem.request_key(request.headers) if keys is not None else None
                 req = Request(request, dict(request.match_info), body, query)
                 if keys is None or key is None:
                     return await self._respond(op, req)
                 scope = (_holder(request), request.method, request.path, key)
-                return await keys.respond(scope, fingerprint(body, query), lambda: self._respond(op, req))
+                return await keys.respond(
+                    scope, idem.fingerprint(body, query), lambda: self._respond(op, req)
+                )
             except ApiError as exc:
                 return exc.response()
-            except KeyRefused as exc:
-                return ApiError(exc.status, exc.reason, KEY_HEADER, exc.retry_after).response()
+            except idem.KeyRefused as exc:
+                return ApiError(exc.status, exc.reason, idem.KEY_HEADER, exc.retry_after).response()
 
         return handle
 
@@ -317,7 +312,7 @@ class ApiSpec:
             "tags": [op.tag],
             "parameters": _path_parameters(op.path)
             + _query_parameters(op, refs, defs)
-            + ([header_parameter()] if op.idempotent else []),
+            + ([idem.header_parameter()] if op.idempotent else []),
             "responses": _responses(op, refs),
         }
         if op.auth:
@@ -350,11 +345,9 @@ def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
 
 
 def _holder(request: web.Request) -> str:
-    """Whose ``Idempotency-Key`` this is: the bearer token's name (else the access token's subject)."""
+    """Whose ``Idempotency-Key`` this is: the bearer token's name, else the access token's subject."""
     principal = request.get(PRINCIPAL)
-    if principal is not None:
-        return f"token:{principal.name}"
-    return f"subject:{request.get(ACCESS_SUBJECT, '')}"
+    return f"token:{principal.name}" if principal is not None else f"subject:{request.get(ACCESS_SUBJECT)}"
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:

@@ -98,6 +98,7 @@ class Originations:
         self._clock = clock
         self._records: OrderedDict[str, Origination] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def track(self, uuid: str, node: str) -> Origination:
         """Start following the originate of leg ``uuid`` (before its command is sent)."""
@@ -168,8 +169,8 @@ class Originations:
 
     def settle(self, record: Origination) -> None:
         """The originate's own answer was lost or is late: settle it from the events, else by asking."""
-        if record.done.is_set():
-            return
+        if record.done.is_set() or self._closed:
+            return  # closed: at shutdown, nothing is left to settle it for
         task = asyncio.create_task(self._settle(record), name=f"settle originate {record.uuid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -193,6 +194,7 @@ class Originations:
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Stop settling (the records stay as they are)."""
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
