@@ -1,9 +1,10 @@
 """The controller assembled: nodes, call model, consumers of its changes, and the HTTP API.
 
 Data flows one way (ARCHITECTURE.md): node events → ``CallModel.apply`` → changes → consumers, in this
-order: confirmation waiters, playback, agent streams, router, CDRs, metrics, event feed. Every command to
-FreeSWITCH goes through the one ``CommandSender``. Every node event also goes to ``SipRegistrations``
-(sofia's registration events; a recount after each resync).
+order: confirmation waiters, originations, playback, agent streams, router, CDRs, metrics, event feed.
+Every command to FreeSWITCH goes through the one ``CommandSender``. Every node event also goes to
+``SipRegistrations`` (sofia's registration events; a recount after each resync) and to ``Originations``
+(BACKGROUND_JOBs, late ones included).
 
 The HTTP API sees only the ports the controller builds for it (``controller.api.ports.ApiPorts``): API
 handlers issue commands through ``CallControl``, and the events those cause update the model. The
@@ -35,6 +36,7 @@ from controller.calls.channel import Channel
 from controller.calls.contexts import DialingContexts
 from controller.calls.control import CallControl
 from controller.calls.model import CallModel
+from controller.calls.originations import Originations
 from controller.calls.playback import AgentPlayback
 from controller.calls.router import CallRouter
 from controller.calls.routes import RouteDecision, RouteTable
@@ -96,12 +98,15 @@ class Controller:
         self.janus = JanusAdapter(settings.janus) if settings.janus.enabled else None
         self.pool = WorkerPool(settings.worker_pool.missed_beats, settings.worker_pool.suspect_s)
         self.sender = CommandSender(self.nodes, self.waiters)  # every command to FreeSWITCH goes through it
+        # Originates by the uuid we chose: settled by their BACKGROUND_JOB, else by their leg's events.
+        self.originations = Originations(self.sender, self.model.channel, calls.deadlines.originate_probe)
         self.control = CallControl(
             self.model,
             self.sender,
             calls.deadlines.confirm,
             sip_domain=calls.sip_domain,
             originate_margin=calls.deadlines.originate_margin,
+            originations=self.originations,
         )
         self.streams = AgentStreams(
             self.pool, self.sender, settings.worker_pool, settings.media_worker.stream_key()
@@ -141,7 +146,8 @@ class Controller:
         self.janus_metrics = JanusMetrics(self.metrics.registry) if events.enabled else None
         self.browsers = self._browser_users()
         self.consumers: tuple[ChangeConsumer, ...] = (
-            self.waiters, self.playback, self.streams, self.router, self.cdrs, self.metrics, self.feed,
+            self.waiters, self.originations, self.playback, self.streams, self.router, self.cdrs,
+            self.metrics, self.feed,
         )  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
@@ -228,6 +234,7 @@ class Controller:
         stack.push_async_callback(self.streams.aclose)
         stack.push_async_callback(self.playback.aclose)
         stack.push_async_callback(self.registrations.aclose)
+        stack.push_async_callback(self.originations.aclose)
         return self
 
     async def __aexit__(
@@ -267,9 +274,10 @@ class Controller:
     async def follow(self, node: FreeSwitchNode) -> None:
         """Apply one node's events to the model and its changes to every consumer."""
         model, consumers, name = self.model, self.consumers, node.name
-        registrations = self.registrations
+        registrations, originations = self.registrations, self.originations
         async for event in node.events():
             registrations.apply(name, event)
+            originations.on_event(name, event)
             for change in model.apply(name, event):
                 for consumer in consumers:
                     consumer.apply(name, change)

@@ -52,6 +52,7 @@ __all__ = [
     "ControlDeadlines",
     "Deadlines",
     "FreeSwitchNodeSettings",
+    "IdempotencySettings",
     "Scope",
     "Settings",
     "SettingsError",
@@ -144,6 +145,19 @@ class ApiTlsSettings(TlsFiles):
     port: int = Field(8443, ge=0, le=65535, description="its port (0: any free one, for tests)")
 
 
+class IdempotencySettings(SettingsModel):
+    """``Idempotency-Key`` on POST /v1/calls (``controller.api.idempotency``): kept in memory only."""
+
+    ttl_s: float = Field(86_400.0, gt=0, description="a key's first answer is replayed this long")
+    max_keys: int = Field(10_000, ge=1, description="keys remembered at most (the oldest is forgotten)")
+    wait_s: float = Field(
+        330.0,
+        gt=0,
+        description="a retry while the first request runs waits this long for its answer, then gets 409 "
+        "(default: beyond the longest originate, 300 s of ringing plus margins)",
+    )
+
+
 class ApiSettings(SettingsModel):
     """The controller's HTTP API.
 
@@ -162,6 +176,7 @@ class ApiSettings(SettingsModel):
     tls: ApiTlsSettings | None = Field(
         None, description="also serve the API over HTTPS (browsers' microphone needs a secure page)"
     )
+    idempotency: IdempotencySettings = IdempotencySettings()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -223,6 +238,12 @@ class ControlDeadlines(SettingsModel):
 
     confirm: float = Field(5.0, gt=0, description="reply plus confirming event (answer, hangup, hold...)")
     originate_margin: float = Field(5.0, ge=0, description="added to an originate's ring timeout")
+    originate_probe: float = Field(
+        5.0,
+        gt=0,
+        description="an originate whose result was lost with the ESL connection waits this long for its "
+        "leg's events before FreeSWITCH is asked (uuid_exists)",
+    )
 
 
 class CallSettings(SettingsModel):

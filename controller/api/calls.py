@@ -24,6 +24,7 @@ from controller.api.models import (
     LegBody,
     LegView,
     OriginateBody,
+    OriginateView,
     PlayBody,
     RecordBody,
     StreamBody,
@@ -33,6 +34,7 @@ from controller.api.ports import Calls, WorkerStreams
 from controller.api.spec import ApiError, ApiSpec, Operation, Request
 from controller.calls.channel import Call, Channel
 from controller.calls.originate import Originate
+from controller.calls.originations import OriginateStatus, Origination
 from controller.calls.registry import CallRegistry
 from controller.calls.router import stream_request
 from controller.calls.sender import CallError, UnknownCall
@@ -101,11 +103,19 @@ class _Calls:
     async def get(self, req: Request) -> CallView:
         call_id = req.path["id"]
         call = self.control.model.call(call_id) or self.control.model.ended_call(call_id)
-        if call is None:
+        placed = self.control.origination(call_id)
+        if call is not None:
+            view = call_view(self.control.model, call)
+            return view if placed is None else view.model_copy(update={"originate": _originate_view(placed)})
+        if placed is None:
             raise UnknownCall(f"no call {call_id}", "id")
-        return call_view(self.control.model, call)
+        failed = placed.status is OriginateStatus.FAILED  # pending: FreeSWITCH has not shown the leg yet
+        return CallView(
+            id=call_id, node=placed.node, ended=failed, created_at=None, answered_at=None, ended_at=None,
+            hangup_cause=placed.cause, legs=[], originate=_originate_view(placed),
+        )  # fmt: skip
 
-    async def originate(self, req: Request) -> CallCreated:
+    async def originate(self, req: Request) -> CallCreated | web.Response:
         body: OriginateBody = req.body
         node = self._pick_node(body.node)
         if body.target == "gateway" and not body.gateway:
@@ -123,8 +133,16 @@ class _Calls:
             timeout_s=body.timeout_s,
             variables=dict(body.variables),
         )
-        uuid = await self.control.originate(request)
-        return CallCreated(call_id=uuid, node=node)
+        placed = await self.control.originate(request)
+        if placed.status is OriginateStatus.ANSWERED:
+            return CallCreated(call_id=placed.uuid, node=node)
+        pending = CallCreated(call_id=placed.uuid, node=node, status="pending")
+        return web.Response(
+            status=202,
+            text=pending.model_dump_json(),
+            content_type="application/json",
+            headers={"Location": f"/v1/calls/{placed.uuid}"},
+        )
 
     def _pick_node(self, name: str | None) -> str:
         nodes = self.control.nodes()
@@ -224,6 +242,10 @@ class _Calls:
         return self._done(ch, f"streaming to {worker.worker_id}")
 
 
+def _originate_view(placed: Origination) -> OriginateView:
+    return OriginateView(status=placed.status.value, cause=placed.cause)
+
+
 def check_variables(variables: Mapping[str, str], allowed: Collection[str]) -> None:
     """Refuse a request setting a channel variable outside ``allowed`` (a token scope's set, or the safe
     set plus ``calls.api_variables``): 422 naming ``variables.<name>``.
@@ -257,13 +279,15 @@ def add_call_routes(
         Operation(
             "POST",
             "/v1/calls",
-            "Originate a call (returns when answered)",
+            "Originate a call (201 when answered; 202 pending when FreeSWITCH's answer was lost)",
             h.originate,
             body=OriginateBody,
             response=CallCreated,
             status=201,
-            errors=(409, 503, 504),
+            statuses=(202,),
+            errors=(409, 503),
             scope="originate",
+            idempotent=True,
         ),
     )
     spec.add(

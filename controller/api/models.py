@@ -32,6 +32,7 @@ __all__ = [
     "LegBody",
     "LegView",
     "OriginateBody",
+    "OriginateView",
     "PlayBody",
     "RecordBody",
     "StreamBody",
@@ -163,10 +164,23 @@ class OriginateBody(_Body):
 
 
 class CallCreated(BaseModel):
-    """The new call."""
+    """The new call: answered (201), or pending (202) when FreeSWITCH's answer to the originate was lost
+    with the ESL connection or is late; GET /v1/calls/{call_id} then tells how it ended (``originate``).
+    Do not retry a pending call blindly: a retry with the same Idempotency-Key gets this same call."""
 
-    call_id: str = Field(description="id of the call (the uuid of its first leg)")
+    call_id: str = Field(description="id of the call (the uuid of its first leg, chosen by the controller)")
     node: str = Field(description="FreeSWITCH node that placed it")
+    status: Literal["answered", "pending"] = Field("answered", description="where the originate stands")
+
+
+class OriginateView(BaseModel):
+    """The originate that placed a call (POST /v1/calls), while the controller remembers it."""
+
+    status: Literal["pending", "answered", "failed"]
+    cause: str = Field(
+        description="why it failed: FreeSWITCH's cause (USER_BUSY...), or LOST_WITH_ESL_CONNECTION when "
+        "FreeSWITCH had no such channel after the originate's answer was lost; '' otherwise"
+    )
 
 
 class ActionResult(BaseModel):
@@ -208,6 +222,9 @@ class CallView(BaseModel):
     ended_at: datetime | None
     hangup_cause: str
     legs: list[LegView]
+    originate: OriginateView | None = Field(
+        None, description="the originate that placed the call through the API (absent: none remembered)"
+    )
 
 
 class CallList(BaseModel):

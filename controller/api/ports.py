@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.calls.channel import Channel
 from controller.calls.originate import Originate
+from controller.calls.originations import Origination
 from controller.calls.registry import CallRegistry
 from controller.calls.routes import RouteTable
 from controller.feed import EventFeed
@@ -65,7 +66,9 @@ class Calls(Protocol):
 
     def nodes(self) -> dict[str, bool]: ...
 
-    async def originate(self, request: Originate) -> str: ...
+    async def originate(self, request: Originate) -> Origination: ...
+
+    def origination(self, call_id: str) -> Origination | None: ...
 
     async def answer(self, ch: Channel) -> None: ...
 

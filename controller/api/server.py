@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from controller.api.calls import add_call_routes
+from controller.api.idempotency import IdempotencyKeys
 from controller.api.janus_events import add_janus_event_routes
 from controller.api.phone import add_phone_routes
 from controller.api.ports import PORTS, ApiPorts
@@ -45,6 +46,8 @@ def build_app(
     """
     app = web.Application(client_max_size=64 * 1024)
     spec = ApiSpec("Switchyard controller", API_VERSION, api.tokens, api.worker_tokens)
+    keys = api.idempotency
+    spec.idempotency = IdempotencyKeys(keys.ttl_s, keys.max_keys, keys.wait_s)
     app[SPEC] = spec
     app[PORTS] = ports
     add_system_routes(app, spec, ports)
@@ -68,6 +71,12 @@ def build_app(
         signin = BrowserSignin({u.extension: u for u in users}, api.signin, janus.session_ttl_s)
         add_signin_routes(app, spec, signin)
     document = spec.document()
+
+    async def close_keys(app: web.Application) -> None:
+        if spec.idempotency is not None:
+            await spec.idempotency.aclose()
+
+    app.on_cleanup.append(close_keys)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)

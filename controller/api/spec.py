@@ -13,7 +13,9 @@ signed-in browsers (``ApiSpec.session_check``, scope ``webrtc``).
 Errors are JSON ``{"error": {"status", "field", "reason"}}``: 400 body not JSON, 401 missing/wrong bearer
 token (or ``access_token`` query parameter, for operations that take one: browsers cannot set headers on a
 WebSocket), 403 the token lacks the operation's scope, 404 unknown call/route, 409 conflicting state or
-FreeSWITCH refused, 422 invalid field, 503 node down, 504 not confirmed in time.
+FreeSWITCH refused, 422 invalid field, 503 node down, 504 not confirmed in time. Operations marked
+``idempotent`` take an ``Idempotency-Key`` header (``controller.api.idempotency``): 422 for a malformed
+key or one reused with another body, 409 while the first request with it still runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from controller.api import idempotency as idem
 from controller.calls.sender import (
     CallConflict,
     CallError,
@@ -169,6 +172,10 @@ class Operation:
     """Also accept ``?access_token=<token>`` (checked by ``ApiSpec.query_token_check``) for the header."""
     worker_token: bool = False
     """Also accept the media workers' bearer tokens (``ApiSpec.worker_tokens``), which open nothing else."""
+    idempotent: bool = False
+    """Honour an ``Idempotency-Key`` header (``controller.api.idempotency``, ``ApiSpec.idempotency``)."""
+    statuses: tuple[int, ...] = ()
+    """Other success statuses the handler may answer with (the same response body), e.g. 202."""
 
 
 def _validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -193,6 +200,8 @@ class ApiSpec:
         self.operations: list[Operation] = []
         self.session_check: Callable[[str], Principal | None] | None = None
         """The principal of a signed-in browser's bearer credential, else None (``controller.api.signin``)."""
+        self.idempotency: idem.IdempotencyKeys | None = None
+        """The keys of ``idempotent`` operations; None: the header is ignored."""
         self.query_token_check: Callable[[str], str | None] | None = None
         """The subject (e.g. a browser's SIP user) of a valid ``access_token`` of ``query_token`` operations,
         else None (no check: every one is refused). Handlers read it as ``request[ACCESS_SUBJECT]``."""
@@ -209,20 +218,35 @@ class ApiSpec:
                     self._authorize(op, request)
                 body = await _parse_body(request, op.body) if op.body is not None else None
                 query = _parse_query(request, op.query) if op.query is not None else None
-                result = await op.handler(Request(request, dict(request.match_info), body, query))
+                keys = self.idempotency if op.idempotent else None
+                key = idem.request_key(request.headers) if keys is not None else None
+                req = Request(request, dict(request.match_info), body, query)
+                if keys is None or key is None:
+                    return await self._respond(op, req)
+                scope = (_holder(request), request.method, request.path, key)
+                return await keys.respond(
+                    scope, idem.fingerprint(body, query), lambda: self._respond(op, req)
+                )
             except ApiError as exc:
                 return exc.response()
-            except CallError as exc:
-                return ApiError(_STATUS.get(type(exc), 409), exc.reason, exc.field).response()
-            except InvalidCommand as exc:  # a value the models let through but no command may carry
-                return ApiError(422, exc.reason, exc.field).response()
-            if isinstance(result, web.StreamResponse):
-                return result
-            return web.Response(
-                status=op.status, text=result.model_dump_json(), content_type="application/json"
-            )
+            except idem.KeyRefused as exc:
+                return ApiError(exc.status, exc.reason, idem.KEY_HEADER, exc.retry_after).response()
 
         return handle
+
+    async def _respond(self, op: Operation, req: Request) -> web.StreamResponse:
+        """Run the handler; its result or its error as the response."""
+        try:
+            result = await op.handler(req)
+        except ApiError as exc:
+            return exc.response()
+        except CallError as exc:
+            return ApiError(_STATUS.get(type(exc), 409), exc.reason, exc.field).response()
+        except InvalidCommand as exc:  # a value the models let through but no command may carry
+            return ApiError(422, exc.reason, exc.field).response()
+        if isinstance(result, web.StreamResponse):
+            return result
+        return web.Response(status=op.status, text=result.model_dump_json(), content_type="application/json")
 
     def _authorize(self, op: Operation, request: web.Request) -> None:
         given = request.query.get("access_token") if op.query_token else None
@@ -286,7 +310,9 @@ class ApiSpec:
             "summary": op.summary,
             "operationId": op.method.lower() + re.sub(r"[^a-z0-9]+", "_", op.path.lower()).rstrip("_"),
             "tags": [op.tag],
-            "parameters": _path_parameters(op.path) + _query_parameters(op, refs, defs),
+            "parameters": _path_parameters(op.path)
+            + _query_parameters(op, refs, defs)
+            + ([idem.header_parameter()] if op.idempotent else []),
             "responses": _responses(op, refs),
         }
         if op.auth:
@@ -318,6 +344,12 @@ def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise _validation_error(exc, "query") from exc
 
 
+def _holder(request: web.Request) -> str:
+    """Whose ``Idempotency-Key`` this is: the bearer token's name, else the access token's subject."""
+    principal = request.get(PRINCIPAL)
+    return f"token:{principal.name}" if principal is not None else f"subject:{request.get(ACCESS_SUBJECT)}"
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
     return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
@@ -345,6 +377,8 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
             for media in op.media_types
         }
         responses[str(op.status)] = {"description": op.summary, "content": content}
+        for status in op.statuses:
+            responses[str(status)] = {"description": _REASONS.get(status, op.summary), "content": content}
     else:
         responses[str(op.status)] = {"description": op.summary}
     codes = (
@@ -361,6 +395,7 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
 
 
 _REASONS: Final = {
+    202: "accepted, outcome not known yet (GET the resource for it)",
     400: "malformed request, or the body is not JSON",
     401: "missing or invalid bearer token",
     403: "the bearer token lacks the operation's scope",

@@ -13,7 +13,8 @@ Confirmation per operation (reply = the api reply was ``+OK``; event = the chang
     dtmf        reply                                      parked/bridged
     play        reply, then PlaybackChanged(playing) of the file unless the leg is playing something else
     record      event RecordingChanged of the file   stream  event AudioStreamChanged connected / stopped
-    originate   the background job's ``+OK <uuid>`` (the far end answered)
+    originate   the background job's ``+OK <uuid>`` (the far end answered); when that is lost with the ESL
+                connection or late, the leg's events (``controller.calls.originations``)
 
 Every command comes from ``controller.freeswitch.commands`` and goes through ``CommandSender``; its
 exceptions (``controller.calls.sender``: ``CallError`` and its subclasses) are the ones raised here.
@@ -41,6 +42,7 @@ from controller.calls.changes import (
 from controller.calls.channel import AudioStreamState, Call, Channel, ChannelState
 from controller.calls.model import CallModel
 from controller.calls.originate import Originate, originate
+from controller.calls.originations import Origination, Originations
 from controller.calls.sender import CallConflict, CommandRefused, CommandSender, UnknownCall
 from controller.calls.waiters import ChannelGone, Predicate
 from controller.freeswitch import commands as fc
@@ -60,9 +62,11 @@ class CallControl:
         *,
         sip_domain: str | None = None,
         originate_margin: float = 5.0,
+        originations: Originations | None = None,
     ) -> None:
         self.model = model
         self.sender = sender
+        self.originations = originations if originations is not None else Originations(sender, model.channel)
         self.confirm_timeout = confirm_timeout
         self.sip_domain = sip_domain
         self.originate_margin = originate_margin
@@ -126,9 +130,16 @@ class CallControl:
 
     # ---- operations ------------------------------------------------------------------------------------
 
-    async def originate(self, request: Originate) -> str:
-        """Place an outbound call (``controller.calls.originate``); its uuid (= call id) once answered."""
-        return await originate(self.sender, request, self.sip_domain, self.originate_margin)
+    async def originate(self, request: Originate) -> Origination:
+        """Place an outbound call (``controller.calls.originate``): answered, or pending when FreeSWITCH's
+        answer was lost; its ``uuid`` is the call id."""
+        return await originate(
+            self.sender, self.originations, request, self.sip_domain, self.originate_margin
+        )
+
+    def origination(self, call_id: str) -> Origination | None:
+        """The originate that placed ``call_id``, while remembered."""
+        return self.originations.get(call_id)
 
     async def answer(self, ch: Channel) -> None:
         """``uuid_answer``; confirmed by CHANNEL_ANSWER."""

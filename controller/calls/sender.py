@@ -75,7 +75,14 @@ class EslNode(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    async def execute(self, command: Command, timeout: float | None = None, *, check: bool = True) -> str: ...
+    async def execute(
+        self,
+        command: Command,
+        timeout: float | None = None,
+        *,
+        check: bool = True,
+        job_uuid: str | None = None,
+    ) -> str: ...
 
 
 class CommandSender:
@@ -90,7 +97,13 @@ class CommandSender:
         return {name: node.connected for name, node in self._nodes.items()}
 
     async def run(
-        self, node: str, command: Command, timeout: float | None = None, *, check: bool = True
+        self,
+        node: str,
+        command: Command,
+        timeout: float | None = None,
+        *,
+        check: bool = True,
+        job_uuid: str | None = None,
     ) -> str:
         """Send ``command`` to ``node``; return the reply (a background job's result).
 
@@ -99,6 +112,7 @@ class CommandSender:
             command: what to send.
             timeout: the reply's deadline (a background job's: its result's); None: the node's own.
             check: a ``-ERR`` reply raises ``CommandRefused`` (else it is returned).
+            job_uuid: a background command's Job-UUID (default: a new one).
 
         Raises:
             CommandRefused, NotConfirmed, NodeUnavailable: see the module docstring.
@@ -107,7 +121,7 @@ class CommandSender:
         if esl is None:
             raise NodeUnavailable(f"unknown node {node}", "node")
         try:
-            return await esl.execute(command, timeout, check=check)
+            return await esl.execute(command, timeout, check=check, job_uuid=job_uuid)
         except CommandError as exc:
             raise CommandRefused(f"FreeSWITCH refused {command.verb}: {exc.reply.strip()}") from exc
         except JobTimeout as exc:

@@ -363,15 +363,23 @@ class EslConnection:
         return _check(command, text) if check else text
 
     async def bgapi(
-        self, command: str, timeout: float = 120.0, *, reply_timeout: float = 10.0, check: bool = True
+        self,
+        command: str,
+        timeout: float = 120.0,
+        *,
+        reply_timeout: float = 10.0,
+        check: bool = True,
+        job_uuid: str | None = None,
     ) -> str:
         """Run ``bgapi <command>`` and wait for its BACKGROUND_JOB; return the job's output.
 
         The caller must be subscribed to BACKGROUND_JOB events. The ``+OK Job-UUID`` reply has the
         command deadline ``reply_timeout`` (missing it drops the connection, like ``api``); the job then
         has ``timeout`` seconds, and missing that raises ``JobTimeout`` with the connection left up.
+        ``job_uuid`` names the job (default: a new uuid): a caller that chose it can still recognise the
+        BACKGROUND_JOB, which FreeSWITCH sends to every subscribed connection, after this one ended.
         """
-        job_uuid = str(uuidlib.uuid4())
+        job_uuid = job_uuid or str(uuidlib.uuid4())
         job: asyncio.Future[BackgroundJob] = asyncio.get_running_loop().create_future()
         self._jobs[job_uuid] = job
         try:
@@ -386,6 +394,8 @@ class EslConnection:
                 raise JobTimeout(f"bgapi {command.split(' ', 1)[0]}: no result in {timeout}s") from exc
         finally:
             self._jobs.pop(job_uuid, None)
+            if job.done() and not job.cancelled():
+                job.exception()  # failed by the drop its own reply timeout caused: nobody else awaits it
         text = result.body or ""
         return _check(command, text) if check else text
 

@@ -278,11 +278,18 @@ class FreeSwitchNode:
 
     # ---- commands --------------------------------------------------------------------------------------
 
-    async def execute(self, command: Command, timeout: float | None = None, *, check: bool = True) -> str:
+    async def execute(
+        self,
+        command: Command,
+        timeout: float | None = None,
+        *,
+        check: bool = True,
+        job_uuid: str | None = None,
+    ) -> str:
         """Send ``command``: as ``bgapi`` when it runs in the background (``timeout`` is then its job's
-        deadline), else as ``api``. Raises what ``api`` / ``bgapi`` raise."""
+        deadline, ``job_uuid`` its Job-UUID), else as ``api``. Raises what ``api`` / ``bgapi`` raise."""
         if command.background:
-            return await self.bgapi(command.line, timeout, check=check)
+            return await self.bgapi(command.line, timeout, check=check, job_uuid=job_uuid)
         return await self.api(command.line, timeout, check=check)
 
     async def api(self, command: str, timeout: float | None = None, *, check: bool = True) -> str:
@@ -295,10 +302,16 @@ class FreeSwitchNode:
         conn = await self._connection(timeout)
         return await conn.api(command, timeout, check=check)
 
-    async def bgapi(self, command: str, timeout: float | None = None, *, check: bool = True) -> str:
+    async def bgapi(
+        self, command: str, timeout: float | None = None, *, check: bool = True, job_uuid: str | None = None
+    ) -> str:
         """``bgapi <command>``; returns the BACKGROUND_JOB output (e.g. ``+OK <uuid>`` of originate)."""
         deadlines = self.settings.deadlines
         conn = await self._connection(deadlines.command)
         return await conn.bgapi(
-            command, timeout or deadlines.bgapi, reply_timeout=deadlines.command, check=check
+            command,
+            timeout or deadlines.bgapi,
+            reply_timeout=deadlines.command,
+            check=check,
+            job_uuid=job_uuid,
         )

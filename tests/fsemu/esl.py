@@ -198,15 +198,25 @@ class EslListener:
         if not self.authed:
             await self._send(command_reply(self._auth(line)))
             return
+        stall = self.emu.faults.take(line)  # tests/fsemu/faults.py
+        if stall is not None and stall.mode == "busy":
+            await asyncio.sleep(stall.seconds)
+            if self.eof:
+                return  # the client reset the connection: the unread command is gone with it
+        reply = await self._execute(cmd, low)
+        if stall is not None and stall.mode == "hold":
+            await asyncio.sleep(stall.seconds)
+        await self._send(reply)
+
+    async def _execute(self, cmd: Command, low: str) -> bytes:
+        line = cmd.line
         if low.startswith("api "):
             api_cmd, _, arg = line[4:].partition(" ")
             body = await self.emu.api.execute(api_cmd, arg if _ else None)
-            await self._send(api_response(body or "-ERR no reply\n"))
-            return
+            return api_response(body or "-ERR no reply\n")
         if low.startswith("bgapi "):
-            await self._send(self._bgapi(cmd))
-            return
-        await self._send(command_reply(self._simple(cmd)))
+            return self._bgapi(cmd)
+        return command_reply(self._simple(cmd))
 
     def _auth(self, line: str) -> str:
         if not line.lower().startswith("auth "):

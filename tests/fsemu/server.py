@@ -19,6 +19,7 @@ from tests.fsemu.core import SwitchCore, SwitchIdentity, new_uuid
 from tests.fsemu.coredb import CoreDb
 from tests.fsemu.dialplan import Dialplan
 from tests.fsemu.esl import EslListener
+from tests.fsemu.faults import Faults
 from tests.fsemu.features import Features
 from tests.fsemu.hangup import Hangups
 from tests.fsemu.hold import Holds
@@ -96,6 +97,7 @@ class FreeSwitchEmulator:
             player=self.player, features=self.features, streams=self.streams,
         )  # fmt: skip
         self._install_call_control()
+        self.faults = Faults()  # stalls a test asks for (tests/fsemu/faults.py)
         self._server: asyncio.Server | None = None
         self._listeners: set[EslListener] = set()
         self._conn_tasks: set[asyncio.Task[None]] = set()

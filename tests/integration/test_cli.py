@@ -40,7 +40,7 @@ async def test_originate_list_hangup_cdrs(tmp_path: Path) -> None:
         again = await _cli(rc, "hangup", call_id)
         denied = await _cli(rc, "calls", token="wrong")
     assert code == 0
-    assert out.split("\n")[0].split() == ["CALL_ID", "NODE"]
+    assert out.split("\n")[0].split() == ["CALL_ID", "NODE", "STATUS"]
     assert listed[0] == 0
     assert listed[1].splitlines()[0].split()[:5] == ["CALL", "NODE", "STATE", "FROM", "TO"]
     assert call_id in listed[1]

@@ -106,7 +106,14 @@ class Node:
         self.reply = reply
         self.commands: list[str] = []
 
-    async def execute(self, command: Command, timeout: float | None = None, *, check: bool = True) -> str:
+    async def execute(
+        self,
+        command: Command,
+        timeout: float | None = None,
+        *,
+        check: bool = True,
+        job_uuid: str | None = None,
+    ) -> str:
         self.commands.append(command.line)
         if isinstance(self.reply, BaseException):
             raise self.reply

@@ -1,0 +1,253 @@
+"""``Idempotency-Key``: a client's retry of a non-idempotent request gets the first request's answer
+instead of a second effect (POST /v1/calls: never a second originate). After the IETF httpapi draft
+"The Idempotency-Key HTTP Header Field" (draft-ietf-httpapi-idempotency-key-header).
+
+The rules, for an operation declared ``Operation(idempotent=True)``:
+
+- The key is 1 to 128 characters of ``[A-Za-z0-9._:-]`` (else 422, field ``Idempotency-Key``); a request
+  without one is not remembered.
+- A key belongs to the bearer token's name and the request path: another token's same key is another entry.
+- The same key and the same body (compared once validated: spacing and key order do not count) within
+  ``api.idempotency.ttl_s`` answer what the first request answered: same status, same body, with
+  ``Idempotent-Replayed: true``. A 202 (an originate still pending) replays as that 202; GET
+  /v1/calls/{id} has its outcome.
+- While the first request still runs, a retry waits for its answer (up to ``wait_s``, then 409 with
+  Retry-After).
+- The same key with another body: 422.
+- Answers that mean the request did nothing are not kept, so the key stays usable: ``NOT_KEPT`` (for
+  POST /v1/calls a 503 means no node was connected and nothing was sent).
+- At most ``max_keys`` keys are kept, the oldest forgotten first. They live in memory: a controller restart
+  forgets them, and a retry after a restart can place a second call.
+- The first request runs in a task of its own, so a client that goes away does not cut it short and its
+  answer is kept for the retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+__all__ = [
+    "KEY_HEADER",
+    "NOT_KEPT",
+    "REPLAYED_HEADER",
+    "IdempotencyKeys",
+    "fingerprint",
+    "header_parameter",
+    "request_key",
+]
+
+log = logging.getLogger(__name__)
+
+KEY_HEADER: Final = "Idempotency-Key"
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+KEY_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
+NOT_KEPT: Final = frozenset({400, 401, 403, 404, 422, 429, 503})
+"""Statuses of answers given before the operation acted: the key is released, not bound to them."""
+_KEPT_HEADERS: Final = ("Location", "Retry-After")
+_IN_PROGRESS_RETRY_S: Final = 5
+
+
+class KeyRefused(Exception):
+    """The request's key cannot be used: ``status`` 409 (still in progress) or 422 (another body, bad key)."""
+
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.retry_after = status, reason, retry_after
+
+
+def request_key(headers: Any) -> str | None:
+    """The request's ``Idempotency-Key`` (``headers``: a multidict), None without one.
+
+    Raises:
+        KeyRefused: 422, the header is repeated or outside the allowlist.
+    """
+    values = headers.getall(KEY_HEADER, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise KeyRefused(422, f"give one {KEY_HEADER} header, not {len(values)}")
+    key: str = values[0]
+    if not re.fullmatch(KEY_PATTERN, key):
+        raise KeyRefused(422, f"{KEY_HEADER}: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    return key
+
+
+def fingerprint(*parts: BaseModel | None) -> str:
+    """A digest of the validated body (and query): equal for requests that mean the same."""
+    data = [None if part is None else part.model_dump(mode="json") for part in parts]
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def header_parameter() -> dict[str, Any]:
+    """The header's OpenAPI parameter object."""
+    return {
+        "name": KEY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "retries with the same key and body get the first answer again (same status and "
+        "body, header Idempotent-Replayed: true) instead of acting twice; per token, kept in memory "
+        "(api.idempotency.ttl_s, max_keys; a controller restart forgets them); the same key with another "
+        "body is 422; a retry while the first runs waits for its answer (409 after api.idempotency.wait_s)",
+        "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": 128},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A kept response."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, response: web.Response) -> Answer:
+        """What ``response`` says, to say again."""
+        kept = tuple((name, response.headers[name]) for name in _KEPT_HEADERS if name in response.headers)
+        body = response.body if isinstance(response.body, bytes) else b""
+        return cls(response.status, body, response.content_type, kept)
+
+    def response(self, replayed: bool) -> web.Response:
+        """A fresh response saying it again."""
+        headers = dict(self.headers)
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return web.Response(
+            status=self.status, body=self.body, content_type=self.content_type, headers=headers
+        )
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    fingerprint: str
+    created: float
+    answer: asyncio.Future[Answer | None]  # None: released (the first request did nothing)
+
+
+Scope = tuple[str, ...]
+
+
+class IdempotencyKeys:
+    """The keys seen (see the module docstring); ``clock`` is injectable for the TTL."""
+
+    def __init__(
+        self,
+        ttl_s: float = 86_400.0,
+        max_keys: int = 10_000,
+        wait_s: float = 330.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s, self.max_keys, self.wait_s = ttl_s, max_keys, wait_s
+        self._clock = clock
+        self._entries: OrderedDict[Scope, _Entry] = OrderedDict()
+        self._tasks: set[asyncio.Task[web.StreamResponse]] = set()
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._entries)
+
+    async def respond(
+        self, scope: Scope, digest: str, run: Callable[[], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The answer for key ``scope`` (token, path, key) and body ``digest``: ``run()``'s for the first
+        request, the kept one for a retry.
+
+        Raises:
+            KeyRefused: 422 another body under this key; 409 the first request is still running.
+        """
+        for _ in range(3):  # a released first request hands the key to one of its waiters
+            self._expire()
+            entry = self._entries.get(scope)
+            if entry is None:
+                return await self._first(scope, digest, run)
+            if entry.fingerprint != digest:
+                raise KeyRefused(422, f"this {KEY_HEADER} was used with another body")
+            answer = await self._wait(entry)
+            if answer is not None:
+                return answer.response(replayed=True)
+        raise KeyRefused(409, f"the request with this {KEY_HEADER} is still in progress", 1)
+
+    async def _first(
+        self, scope: Scope, digest: str, run: Callable[[], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        while len(self._entries) >= self.max_keys:
+            self._entries.popitem(last=False)  # one still running still answers its own waiters
+        entry = _Entry(digest, self._clock(), asyncio.get_running_loop().create_future())
+        self._entries[scope] = entry
+        task = asyncio.create_task(self._run(scope, entry, run), name=f"idempotent {scope[-1]}")
+        self._tasks.add(task)
+        task.add_done_callback(_retrieved)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)  # a request cancelled meanwhile leaves the task to finish
+
+    async def _run(
+        self, scope: Scope, entry: _Entry, run: Callable[[], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await run()
+        except BaseException:
+            self._release(scope, entry)
+            raise
+        if not isinstance(response, web.Response):  # a stream cannot be said again
+            self._release(scope, entry)
+            return response
+        answer = Answer.of(response)
+        if answer.status in NOT_KEPT:
+            self._release(scope, entry)
+        elif not entry.answer.done():
+            entry.answer.set_result(answer)
+        return answer.response(replayed=False)
+
+    def _release(self, scope: Scope, entry: _Entry) -> None:
+        if self._entries.get(scope) is entry:
+            del self._entries[scope]
+        if not entry.answer.done():
+            entry.answer.set_result(None)
+
+    async def _wait(self, entry: _Entry) -> Answer | None:
+        try:
+            async with asyncio.timeout(self.wait_s):
+                return await asyncio.shield(entry.answer)
+        except TimeoutError:
+            raise KeyRefused(
+                409, f"the request with this {KEY_HEADER} is still in progress", _IN_PROGRESS_RETRY_S
+            ) from None
+
+    def _expire(self) -> None:
+        horizon = self._clock() - self.ttl_s
+        while self._entries:
+            scope, entry = next(iter(self._entries.items()))
+            if entry.created > horizon:
+                return
+            if not entry.answer.done():
+                return  # still running: kept until it answers
+            del self._entries[scope]
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Cancel first requests still running (at shutdown)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _retrieved(task: asyncio.Task[web.StreamResponse]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("idempotent request %s failed: %r", task.get_name(), exc)  # its requester may be gone
