@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 import uuid
 from pathlib import Path
 
@@ -42,11 +44,19 @@ async def test_a_background_job_reaches_the_next_connection(esl_target: EslTarge
             "the BACKGROUND_JOB on the other connection",
             10,
         )
+        await _no_channels(watcher)  # the next test's controller must not find this test's legs
     (result,) = [e for e in seen if isinstance(e, BackgroundJob) and e.job_uuid == call]
     assert job.done()
     assert exists.strip() == "true"
     assert unknown.strip() == "false"
     assert (result.body or "").startswith("-ERR")
+
+
+async def _no_channels(esl: EslConnection, deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while json.loads(body := await esl.api("show channels as json"))["row_count"]:
+        assert time.monotonic() < end, f"channels still listed after {deadline} s: {body[:300]}"
+        await asyncio.sleep(0.05)
 
 
 async def test_two_posts_with_one_key_place_one_call(esl_target: EslTarget, tmp_path: Path) -> None:
