@@ -125,6 +125,10 @@ class WorkerPool:
         self._beat.set()
         return info
 
+    def get(self, worker_id: str) -> WorkerInfo | None:
+        """The worker ``worker_id``, if known."""
+        return self._workers.get(worker_id)
+
     def alive(self, info: WorkerInfo) -> bool:
         """Beats still arriving."""
         return self._clock() - info.seen_at <= self._missed * info.heartbeat_s
