@@ -10,8 +10,10 @@ Facts from audio_stream_wire.txt (section 6) this follows:
 
 Liveness (``controller.workers.liveness``): before its first start a leg gets ``STREAM_HEART_BEAT=1``, so
 mod_audio_stream pings the worker every second and the worker closes a stream whose FreeSWITCH side went
-quiet; here a watchdog, ticking while streams exist, moves a call whose worker's heartbeats stopped or
-stopped listing it (a frozen worker never closes its socket, so no ``::disconnect`` comes).
+quiet; here a watchdog, ticking from the first start on, moves a call whose worker's heartbeats stopped or
+stopped listing it (a frozen worker never closes its socket, so no ``::disconnect`` comes). A tick that
+comes late (the controller's own loop stalled, holding the beats unread) judges nothing: the next one does,
+once the held beats are in.
 
 Commands go through ``CommandSender``, and a start's ``::connect`` / ``::error`` is awaited with its
 waiters (``CommandSender.expect``) like every other confirmation. A leg that hangs up while its start waits
@@ -165,8 +167,14 @@ class AgentStreams:
 
     async def _watch(self) -> None:
         """Every ``tick_s``: move the calls whose workers froze or dropped them (see the liveness module)."""
+        loop = asyncio.get_running_loop()
+        tick = self._liveness.tick_s
         while True:
-            await asyncio.sleep(self._liveness.tick_s)
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            if loop.time() - due > tick:
+                log.info("stream liveness: tick %.2f s late, not judged", loop.time() - due)
+                continue
             for stream in list(self._streams.values()):
                 if stream.watch is None or stream.failover is not None:
                     continue
