@@ -161,9 +161,11 @@ class Controller:
         if janus is None or not s.janus.directory.enabled:
             return None
         domain = s.calls.sip_domain or s.sip.domain
-        return BrowserUsers(
+        users = BrowserUsers(
             AdapterTokens(janus), domain, s.janus.session_ttl_s, unregister=self.registrations.flush
         )
+        janus.on_connect(users.restore_tokens)  # a restarted Janus forgot their tokens
+        return users
 
     def node_channels(self) -> dict[str, int]:
         """Live channels of the model per node (every configured node present)."""

@@ -231,6 +231,13 @@ class WorkerPoolSettings(SettingsModel):
         None,
         description="played while a call moves to another worker (a path or tone_stream:// on FreeSWITCH)",
     )
+    liveness_s: float = Field(
+        2.0,
+        ge=0.5,
+        le=60,
+        description="a call streaming to a worker that froze (its beats stopped) or dropped the call (two "
+        "beats without it) is moved within this long (0.5 s beats: media_worker.heartbeat_s)",
+    )
 
 
 class ControlDeadlines(SettingsModel):

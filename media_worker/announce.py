@@ -4,9 +4,11 @@ Why announce rather than have the controller poll configured URLs: workers are s
 ``docker compose up --scale worker=N``, where only the worker knows its own address; a heartbeat carries
 fresh load (streams, VAD lag) at no cost to the controller; and a worker that stops is dropped after a few
 missed beats without anyone editing a list. ``POST {controller_url}/v1/workers/heartbeat`` every
-``heartbeat_s``; on shutdown one last beat says ``draining`` so no new call is sent here. A beat that
-fails is retried by the one backoff policy (:mod:`switchyard.retry`): doubling from two periods up to
-30 s, with full jitter, so the workers of a restarted controller do not all come back in step.
+``heartbeat_s`` (0.5 s), listing the call ids of the open streams (:mod:`switchyard.liveness`): the
+controller moves a call whose worker falls silent or stops listing it. On shutdown one last beat says
+``draining`` so no new call is sent here. A beat that fails is retried by the one backoff policy
+(:mod:`switchyard.retry`): doubling from two periods up to 30 s, with full jitter, so the workers of a
+restarted controller do not all come back in step.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 import aiohttp
 
 from media_worker.server import Worker
+from switchyard.liveness import listed_calls
 from switchyard.retry import Backoff, BackoffSettings
 
 __all__ = ["announce", "heartbeat_backoff", "heartbeat_body", "next_beat"]
@@ -60,7 +63,8 @@ def heartbeat_body(worker: Worker, local_ip: str | None = None) -> dict[str, obj
     if ":" in host:
         host = f"[{host}]"
     url = settings.advertise_url or f"ws://{host}:{settings.port}"
-    return {**worker.health(), "url": url, "heartbeat_s": settings.heartbeat_s}
+    calls = listed_calls(worker.sessions)
+    return {**worker.health(), "url": url, "heartbeat_s": settings.heartbeat_s, "calls": calls}
 
 
 async def local_ip_towards(url: str) -> str | None:

@@ -4,6 +4,10 @@ A stream is refused with HTTP 503 before the upgrade when the worker is full or 
 sockets (mod_audio_stream then fires ``::error`` and the controller tries the next worker). The metadata
 must carry the controller's token for this call id and this worker (:mod:`switchyard.streamauth`); a
 stream is closed (1008) when no frame came for ``idle_timeout_s`` or it has been open ``max_stream_s``.
+Liveness: PINGs are answered here (not by aiohttp's autoping, which hides them) and count as frames; once
+the peer has pinged (mod_audio_stream with ``STREAM_HEART_BEAT``, every second whether audio flows or not:
+libwsc's persistent ping timer), ``liveness_s`` without a frame or ping closes the stream — FreeSWITCH's
+side is gone, and the worker's next heartbeats stop listing the call.
 After the upgrade the first text frame must be the metadata, within ``metadata_timeout_s`` (audio frames
 that race ahead of it are kept for the call); any frame that breaks the protocol closes that one socket with
 the code and reason from
@@ -13,13 +17,14 @@ the code and reason from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from media_worker.metrics import WorkerMetrics
@@ -142,7 +147,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="worker starting\n")
     if call_id in worker.sessions:
         raise web.HTTPConflict(text=f"stream {call_id} is already open\n")
-    ws = web.WebSocketResponse(max_msg_size=worker.settings.max_frame_bytes, autoping=True)
+    ws = web.WebSocketResponse(max_msg_size=worker.settings.max_frame_bytes, autoping=False)
     worker.connections += 1
     try:
         await ws.prepare(request)
@@ -169,13 +174,16 @@ async def _first_text(worker: Worker, ws: web.WebSocketResponse) -> tuple[str | 
     max_bytes = worker.settings.max_frame_bytes
     try:
         async with asyncio.timeout(worker.settings.metadata_timeout_s):
-            msg = await ws.receive()
-            while msg.type is WSMsgType.BINARY:
-                check_audio_frame(msg.data, max_bytes)
-                if len(early) == EARLY_FRAMES:
-                    raise WireError(CLOSE_POLICY, f"metadata: none before {EARLY_FRAMES + 1} audio frames")
-                early.append((msg.data, time.monotonic()))
-                msg = await ws.receive()
+            msg = await _receive_one(ws, None)
+            while msg.type is WSMsgType.BINARY or msg.type in _PING_PONG:
+                if msg.type is WSMsgType.BINARY:
+                    check_audio_frame(msg.data, max_bytes)
+                    if len(early) == EARLY_FRAMES:
+                        raise WireError(
+                            CLOSE_POLICY, f"metadata: none before {EARLY_FRAMES + 1} audio frames"
+                        )
+                    early.append((msg.data, time.monotonic()))
+                msg = await _receive_one(ws, None)
     except TimeoutError:
         raise WireError(CLOSE_POLICY, "metadata: none within the deadline") from None
     if msg.type is WSMsgType.TEXT:
@@ -222,6 +230,18 @@ async def _serve(worker: Worker, ws: web.WebSocketResponse, call_id: str) -> Non
         await session.aclose()
 
 
+_PING_PONG: Final = (WSMsgType.PING, WSMsgType.PONG)
+
+
+async def _receive_one(ws: web.WebSocketResponse, timeout: float | None) -> WSMessage:
+    """The next message, a PING answered with its PONG first (``autoping`` is off so pings are seen)."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type is WSMsgType.PING:
+        with contextlib.suppress(ConnectionResetError):  # closing: the next receive says so
+            await ws.pong(msg.data)
+    return msg
+
+
 async def _receive(worker: Worker, ws: web.WebSocketResponse, session: CallSession) -> str:
     """Read frames until the socket closes; returns why it ended."""
     stream = session.stream
@@ -236,11 +256,15 @@ async def _receive(worker: Worker, ws: web.WebSocketResponse, session: CallSessi
         while True:
             left = end - clock()
             try:
-                msg = await ws.receive(timeout=min(idle, left))
+                msg = await _receive_one(ws, min(idle, left))
             except TimeoutError:
                 why = "open too long" if left <= idle else f"no frame for {idle:g} s"
                 raise WireError(CLOSE_POLICY, f"stream: {why}") from None
-            if msg.type is WSMsgType.BINARY:
+            if msg.type is WSMsgType.PING:
+                idle = min(idle, worker.settings.liveness_s)  # the peer pings: hold it to liveness_s
+            elif msg.type is WSMsgType.PONG:
+                pass
+            elif msg.type is WSMsgType.BINARY:
                 data = msg.data
                 check_audio_frame(data, max_bytes)
                 frames += 1

@@ -61,7 +61,13 @@ class WorkerSettings(SettingsModel):
     advertise_url: str | None = Field(None, description="ws:// base the controller streams to")
     controller_url: HttpUrl | None = Field(None, description="where the worker registers and heartbeats")
     controller_token: SecretStr | None = Field(None, description="bearer token for the controller's API")
-    heartbeat_s: float = Field(2.0, gt=0)
+    heartbeat_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="between beats to the controller, which moves a call whose worker falls silent for "
+        "worker_pool.liveness_s: keep two beats within it",
+    )
     stream_secret: SecretStr | None = Field(
         None, description="HMAC key of stream tokens, shared with the controller (none: refuse every stream)"
     )
@@ -71,7 +77,15 @@ class WorkerSettings(SettingsModel):
     max_connections: int = Field(
         256, ge=1, description="open stream sockets, sessions or not yet (more are refused with 503)"
     )
-    idle_timeout_s: float = Field(10.0, gt=0, description="a stream with no frame for this long is closed")
+    idle_timeout_s: float = Field(
+        10.0, gt=0, description="a stream with no frame (audio, text or ping) for this long is closed"
+    )
+    liveness_s: float = Field(
+        1.5,
+        gt=1.0,
+        description="a stream whose peer has pinged (STREAM_HEART_BEAT=1, set by the controller) is "
+        "closed after this long with neither a frame nor a ping: FreeSWITCH's side is gone",
+    )
     max_stream_s: float = Field(4 * 3600.0, gt=0, description="a stream open this long is closed")
     max_frame_bytes: int = Field(
         16_000, ge=320, description="larger binary frames close the stream (100 ms of 16 kHz stereo = 6400)"

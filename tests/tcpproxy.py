@@ -1,5 +1,6 @@
 """A TCP relay for fault injection: clients connect to it instead of the server, and the test can cut every
-connection it carries at once (as a network drop would), while new connections keep working."""
+connection it carries at once (as a network drop would), while new connections keep working, or stall them
+(a partition: both sides keep their sockets open, nothing more gets through, nobody is told)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class TcpRelay:
         self.target = target
         self.port = 0
         self.cuts = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -36,20 +39,26 @@ class TcpRelay:
             for w in pair:
                 w.close()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await reader.read(_CHUNK):
+                await self._flowing.wait()  # stalled: hold the data (TCP then pushes back on the sender)
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
+    def stall(self) -> None:
+        """Stop relaying, both ways, on every connection (open or new) without closing any."""
+        self._flowing.clear()
+
     def cut(self) -> int:
-        """Reset every connection in flight (RST, no close handshake); returns how many were cut."""
+        """Reset every connection in flight (RST, no close handshake); returns how many were cut. A stall
+        ends: new connections flow again."""
         pairs = list(self._pairs)
         for pair in pairs:
             for writer in pair:
                 writer.transport.abort()
+        self._flowing.set()
         self.cuts += len(pairs)
         return len(pairs)
 

@@ -33,10 +33,11 @@ class RunningWorker:
 
     worker: Worker
     port: int
+    host: str = "127.0.0.1"
 
     def url(self, call_id: str) -> str:
         """The stream URL of ``call_id``."""
-        return f"ws://127.0.0.1:{self.port}/stream/{call_id}"
+        return f"ws://{self.host}:{self.port}/stream/{call_id}"
 
     def start_args(self, uuid: str, call_id: str, rate: int, call_type: str = "sip", **meta: Any) -> str:
         """Arguments of ``uuid_audio_stream`` that stream ``uuid`` to this worker (the controller's form)."""
@@ -53,10 +54,10 @@ async def running_worker(
     metrics: WorkerMetrics | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningWorker]:
-    """Serve a worker with ``WorkerSettings(**overrides)`` on an ephemeral loopback port: the agents'
-    ``pipelines`` when given, else the echo agent for every stream."""
+    """Serve a worker with ``WorkerSettings(**overrides)`` on an ephemeral port of its ``host`` (loopback
+    by default): the agents' ``pipelines`` when given, else the echo agent for every stream."""
     settings = WorkerSettings.model_validate({"port": 0, "stream_secret": STREAM_SECRET, **overrides})
     default = None if pipelines else EchoPipeline()
     worker = Worker(settings, model, pipelines or {}, metrics or WorkerMetrics(), default=default)
-    async with served(build_app(worker)) as port:
-        yield RunningWorker(worker, port)
+    async with served(build_app(worker), settings.host) as port:
+        yield RunningWorker(worker, port, settings.host)

@@ -50,6 +50,7 @@ __all__ = [
     "record_start",
     "record_stop_all",
     "send_dtmf",
+    "stream_heartbeat",
     "stream_send_text",
     "stream_start",
     "stream_stop",
@@ -98,7 +99,7 @@ _VERBS: Final = frozenset(
     {
         "uuid_answer", "uuid_exists", "uuid_kill", "uuid_park", "uuid_hold", "uuid_bridge", "uuid_transfer",
         "uuid_send_dtmf", "uuid_broadcast", "uuid_break", "uuid_record", "uuid_audio_stream",
-        "originate", "show", "status", "sofia",
+        "uuid_setvar", "originate", "show", "status", "sofia",
     }
 )  # fmt: skip
 _INLINE_APPS: Final = frozenset({"answer", "echo", "bridge", "conference"})
@@ -258,6 +259,15 @@ def stream_start(uuid: str, url: str, rate: int, metadata: str) -> Command:
     if len(metadata) > _MAX_METADATA or not isinstance(_json(metadata), dict):
         raise InvalidCommand("metadata", metadata, f"a JSON object of at most {_MAX_METADATA} characters")
     return Command("uuid_audio_stream", (_uuid(uuid), "start", url, "mono", _RATES[rate]), metadata)
+
+
+def stream_heartbeat(uuid: str, seconds: int) -> Command:
+    """``uuid_setvar <uuid> STREAM_HEART_BEAT <seconds>``: the next ``uuid_audio_stream … start`` pings
+    every ``seconds`` (audio_streamer_glue.cpp reads it at start as a whole number; unset, the interval is
+    uninitialised, so always set it)."""
+    if not 1 <= seconds <= 3600:
+        raise InvalidCommand("seconds", seconds, "whole seconds from 1 to 3600")
+    return Command("uuid_setvar", (_uuid(uuid), "STREAM_HEART_BEAT", str(seconds)))
 
 
 def _json(text: str) -> object:

@@ -12,7 +12,9 @@ one ``asyncio.TaskGroup``.
 Token auth (``janus.token_auth``): Janus then refuses every Janus API request without a stored token, the
 controller's own too. The adapter makes one random token at start, adds it with the Admin API before every
 (re)connect (adding an existing token is a no-op, src/auth.c ``janus_auth_add_token``; a restarted Janus
-forgot it) and removes it on exit.
+forgot it) and removes it on exit. A restarted Janus forgot the browsers' tokens too: after each (re)connect
+the adapter runs its ``on_connect`` callbacks (``controller.janus.browsers.BrowserUsers.restore_tokens``
+adds the live identities' tokens again) beside the held session, cancelled if the session is lost first.
 
 janus-client 0.9.0 waits on its transactions without a deadline and does not notice a closed WebSocket
 (its pending requests then wait forever): every wait here has a deadline, and the WebSocket's reader task is
@@ -81,6 +83,7 @@ class JanusAdapter:
         self._reaper: SessionReaper | None = None
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
 
     # ---- public state ----------------------------------------------------------------------------------
 
@@ -125,6 +128,10 @@ class JanusAdapter:
             while self.healthy:
                 self._changed.clear()
                 await self._changed.wait()
+
+    def on_connect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every (re)connect (its ``JanusError`` is logged, not raised)."""
+        self._on_connect.append(callback)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -185,15 +192,25 @@ class JanusAdapter:
             raise
 
     async def _held(self, session: Any) -> str:
-        """Hold the session until it is lost; returns why."""
+        """Hold the session until it is lost, running the ``on_connect`` callbacks beside; returns why."""
+        connected = asyncio.create_task(self._connected(), name=f"janus {self.name} on connect")
         try:
             await self._hold(session)
         except JanusError as exc:
             self._lost(exc)
         finally:
+            connected.cancel()
+            await asyncio.wait({connected}, timeout=self.settings.request_timeout_s)
             self._lost(None)
             await self._close(session)
         return self.last_error or ""
+
+    async def _connected(self) -> None:
+        for callback in self._on_connect:
+            try:
+                await callback()
+            except JanusError as exc:
+                log.warning("janus %s: after connecting: %s", self.name, exc)
 
     async def _open(self) -> Any:
         """Add the token, connect, create a session and learn its id; returns the ``JanusSession``."""

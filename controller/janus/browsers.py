@@ -14,6 +14,8 @@ At expiry (a timer task, ``start``/``aclose``) the user leaves the directory and
 working at once (``lookup`` and ``feed_subject`` check the clock too), then the Janus token is removed
 and the user's registrations are flushed (``unregister``, e.g. ``sofia profile internal flush_inbound_reg
 <user>@<domain> reboot`` over ESL). ``aclose`` expires every user, so no token outlives the controller.
+Janus keeps tokens in memory only: after a Janus restart the adapter calls ``restore_tokens``, which adds
+the live identities' tokens again (``JanusAdapter.on_connect``).
 
 Usernames are ``webrtc-`` and 12 hex digits: never a numeric extension of the static directory.
 
@@ -170,6 +172,26 @@ class BrowserUsers:
             await self._unregister(f"{username}@{self.domain}")
         log.info("browser identity %s expired", username)
         return True
+
+    async def restore_tokens(self) -> None:
+        """Add every live identity's Janus token again (a restarted Janus forgot them; adding a known token
+        is a no-op). One that fails is logged and the others are still added.
+
+        Raises:
+            JanusUnavailable: Janus cannot be reached (the rest would fail alike; its next connect retries).
+        """
+        restored = 0
+        for user in [u for u in self._users.values() if u.expires_at > self._clock()]:
+            try:
+                await self._admin.add_token(user.janus_token, _SIP_PLUGIN)
+            except JanusUnavailable:
+                raise
+            except JanusError as exc:
+                log.warning("%s: Janus token not restored: %s", user.username, exc)
+                continue
+            restored += 1
+        if restored:
+            log.info("%d browser identit(ies): Janus tokens restored", restored)
 
     # ---- timer ------------------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ with its own ``X-PRE-PROCESS include`` line (no globs), so files left in the dir
 never read::
 
     freeswitch.xml                    the document: vars, then the configuration, directory, dialplan sections
-    vars.xml                          pre-processor variables: domain, codec prefs, hold_music, recordings_dir
+    vars.xml                          pre-processor variables: domain, codec prefs, hold_music,
+                                      recordings_dir, media timeouts (global: every channel reads them)
     autoload_configs/<name>.conf.xml  one <configuration> per module reading one (``CONFIG_FILES``, xml_curl)
     sip_profiles/internal.xml         sofia profile of phones and Janus's SIP plugin (included by sofia.conf)
     sip_profiles/external.xml         sofia profile of the trunks, with their gateways
@@ -256,6 +257,8 @@ def _context(settings: Settings) -> dict[str, object]:
         "codecs": ",".join(f"{codec}@{sip.ptime_ms}i" for codec in sip.codecs),
         "hold_music": HOLD_MUSIC,
         "recordings_dir": settings.calls.recordings_dir,
+        "media_timeout_ms": round(sip.media_timeout_s * 1000),
+        "media_hold_timeout_ms": round(sip.media_hold_timeout_s * 1000),
         "rtp_start": sip.rtp_start,
         "rtp_end": sip.rtp_end,
         "max_sessions": sip.max_sessions,

@@ -109,6 +109,20 @@ class SipSettings(SettingsModel):
         CODECS, min_length=1, description="offered and accepted, in order of preference"
     )
     ptime_ms: Literal[20] = Field(20, description="packetisation of every codec")
+    media_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="a call leg that receives no RTP for this long is hung up with MEDIA_TIMEOUT (a phone "
+        "that vanished); 0: never. FreeSWITCH's media_timeout variable, in ms (rtp-timeout-sec: deprecated)",
+    )
+    media_hold_timeout_s: float = Field(
+        600.0,
+        ge=0,
+        le=86_400,
+        description="the same while the leg is on hold (media_hold_timeout); 0: ten times media_timeout_s "
+        "(switch_core_media.c)",
+    )
     user_agent: str = Field("Switchyard", pattern=r"^[A-Za-z0-9 ._/-]{1,40}$")
 
     @model_validator(mode="after")

@@ -4,6 +4,9 @@ Workers announce themselves (``media_worker.announce``): each ``POST /v1/workers
 worker's stream URL, capacity, open streams and VAD lag. A worker is healthy while its beats keep coming
 (``missed_beats`` times its interval), it is not draining, not marked suspect (a failed start) and has room.
 Streams handed out since its last beat count as load, so a burst of calls spreads over the workers.
+A beat also lists the call ids of the worker's open streams (:mod:`switchyard.liveness`; ``None``: not
+said), numbered (``WorkerInfo.beats``) so ``controller.workers.liveness`` can count the beats that left a
+call out.
 
 Worker tokens are shared by all workers, so a beat proves no identity: while a worker is alive its id keeps
 its URL and its URL its id (:class:`WorkerConflict`); only a lost worker's id or URL may be taken over (a
@@ -20,11 +23,15 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from switchyard.liveness import CALL_ID_PATTERN, MAX_LISTED_CALLS
 
 __all__ = ["WORKER_STATES", "Heartbeat", "WorkerConflict", "WorkerInfo", "WorkerPool"]
+
+CallId = Annotated[str, StringConstraints(pattern=CALL_ID_PATTERN)]
 
 WORKER_STATES: Final = ("healthy", "suspect", "draining", "lost")
 """What ``WorkerPool.state_of`` says about a worker."""
@@ -46,6 +53,9 @@ class Heartbeat(BaseModel):
     status: str = "ok"
     heartbeat_s: float = Field(2.0, gt=0, le=60)
     vad_lag_p99_ms: float | None = None
+    calls: list[CallId] | None = Field(
+        None, max_length=MAX_LISTED_CALLS, description="call ids of the open streams (none: not said)"
+    )
 
 
 @dataclass
@@ -62,6 +72,8 @@ class WorkerInfo:
     lag_p99_ms: float | None = None
     assigned: int = 0  # streams handed out since the last beat
     suspect_until: float = 0.0
+    calls: frozenset[str] | None = None  # the last beat's open streams (None: not listed)
+    beats: int = 0  # beats received (at this URL)
 
     @property
     def load(self) -> float:
@@ -108,12 +120,22 @@ class WorkerPool:
         info.draining = beat.status != "ok"
         info.lag_p99_ms = beat.vad_lag_p99_ms
         info.seen_at, info.assigned = now, 0
+        info.calls = None if beat.calls is None else frozenset(beat.calls)
+        info.beats += 1
         self._beat.set()
         return info
+
+    def get(self, worker_id: str) -> WorkerInfo | None:
+        """The worker ``worker_id``, if known."""
+        return self._workers.get(worker_id)
 
     def alive(self, info: WorkerInfo) -> bool:
         """Beats still arriving."""
         return self._clock() - info.seen_at <= self._missed * info.heartbeat_s
+
+    def silent_s(self, info: WorkerInfo) -> float:
+        """Seconds since the worker's last beat."""
+        return self._clock() - info.seen_at
 
     def healthy(self, info: WorkerInfo) -> bool:
         """Alive, not draining, not suspect, and with room for one more stream."""

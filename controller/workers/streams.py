@@ -8,6 +8,13 @@ Facts from audio_stream_wire.txt (section 6) this follows:
   until ``stop``; there is no reconnect. So on a failed start or a lost worker: ``stop`` first, then start on
   the next worker; a lost worker's call also hears a short apology prompt meanwhile instead of silence.
 
+Liveness (``controller.workers.liveness``): before its first start a leg gets ``STREAM_HEART_BEAT=1``, so
+mod_audio_stream pings the worker every second and the worker closes a stream whose FreeSWITCH side went
+quiet; here a watchdog, ticking from the first start on, moves a call whose worker's heartbeats stopped or
+stopped listing it (a frozen worker never closes its socket, so no ``::disconnect`` comes). A tick that
+comes late (the controller's own loop stalled, holding the beats unread) judges nothing: the next one does,
+once the held beats are in.
+
 Commands go through ``CommandSender``, and a start's ``::connect`` / ``::error`` is awaited with its
 waiters (``CommandSender.expect``) like every other confirmation. A leg that hangs up while its start waits
 ends the start (``CallConflict``): it is not the worker's fault, so no worker is marked suspect for it.
@@ -34,6 +41,7 @@ from controller.calls.sender import CallConflict, CallError, CommandSender
 from controller.calls.waiters import ChannelGone
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
+from controller.workers.liveness import LivenessCheck, StreamWatch
 from controller.workers.pool import WorkerInfo, WorkerPool
 from switchyard.streamauth import sign
 from switchyard.tasks import cancel_all
@@ -48,6 +56,8 @@ log = logging.getLogger("switchyard.streams")
 
 # The worker closed the socket (::disconnect) or the connection failed under way (::error).
 _LOST = (AudioStreamState.DISCONNECTED, AudioStreamState.FAILED)
+PING_S = 1
+"""``STREAM_HEART_BEAT``: libwsc's smallest ping interval (whole seconds); media_worker.liveness_s is 1.5."""
 
 
 class NoWorkerAvailable(Exception):
@@ -72,6 +82,7 @@ class _Stream:
     failover: asyncio.Task[None] | None = None
     moves: int = 0
     tried: set[str] = field(default_factory=set)
+    watch: StreamWatch | None = None  # while connected to ``worker``
 
 
 class AgentStreams:
@@ -95,6 +106,8 @@ class AgentStreams:
         self._max_attempts = settings.max_attempts
         self._wait_s = settings.wait_s
         self._streams: dict[str, _Stream] = {}
+        self._liveness = LivenessCheck(pool, settings.liveness_s)
+        self._watchdog: asyncio.Task[None] | None = None
 
     def worker_of(self, uuid: str) -> str | None:
         """The worker currently streaming ``uuid``."""
@@ -114,6 +127,9 @@ class AgentStreams:
             CallConflict: the leg was removed meanwhile.
         """
         stream = self._streams.setdefault(request.uuid, _Stream(request))
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch(), name="stream liveness")
+        await self._command(request.node, fc.stream_heartbeat(request.uuid, PING_S))
         return await self._connect(stream)
 
     async def stop(self, uuid: str) -> None:
@@ -142,7 +158,30 @@ class AgentStreams:
             log.warning(
                 "%s: worker %s closed the stream (%s %s)", change.uuid, worker, change.code, change.reason
             )
-            stream.failover = asyncio.create_task(self._move(stream), name=f"move stream {change.uuid}")
+            self._start_move(stream)
+
+    def _start_move(self, stream: _Stream) -> None:
+        stream.watch = None
+        uuid = stream.request.uuid
+        stream.failover = asyncio.create_task(self._move(stream), name=f"move stream {uuid}")
+
+    async def _watch(self) -> None:
+        """Every ``tick_s``: move the calls whose workers froze or dropped them (see the liveness module)."""
+        loop = asyncio.get_running_loop()
+        tick = self._liveness.tick_s
+        while True:
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            if loop.time() - due > tick:
+                log.info("stream liveness: tick %.2f s late, not judged", loop.time() - due)
+                continue
+            for stream in list(self._streams.values()):
+                if stream.watch is None or stream.failover is not None:
+                    continue
+                why = self._liveness.verdict(stream.watch)
+                if why is not None:
+                    log.warning("%s: %s: moving the call", stream.request.uuid, why)
+                    self._start_move(stream)
 
     async def _connect(self, stream: _Stream) -> WorkerInfo:
         request = stream.request
@@ -160,6 +199,7 @@ class AgentStreams:
             state = await self._attempt(request, fc.stream_start(request.uuid, url, request.rate, metadata))
             if state is AudioStreamState.CONNECTED:
                 stream.worker = worker
+                stream.watch = self._liveness.watch(worker, request.call_id)
                 return worker
             log.warning("%s: worker %s did not take the stream (%s)", request.uuid, worker.worker_id, state)
             self._pool.suspect(worker.worker_id)
@@ -240,6 +280,8 @@ class AgentStreams:
             log.debug("%s: %s", command.args[:2], exc)
 
     async def aclose(self) -> None:
-        """Cancel pending moves (bounded wait)."""
-        await cancel_all(s.failover for s in self._streams.values() if s.failover is not None)
+        """Cancel pending moves and the watchdog (bounded wait)."""
+        watchdog, self._watchdog = self._watchdog, None
+        tasks = [s.failover for s in self._streams.values() if s.failover is not None]
+        await cancel_all([*tasks, *([watchdog] if watchdog is not None else [])])
         self._streams.clear()

@@ -14,6 +14,12 @@ not checked: a wrong one connects). After it: a TCP reset -> 1 "Connection reset
 104)"; EOF without a close frame -> 1 "Connection closed without WebSocket CLOSE (abnormal EOF)". On hangup
 the bug goes in CS_HANGUP, before CHANNEL_CALLSTATE HANGUP (stream_stop_and_hangup.txt).
 
+Pings: the channel variable ``STREAM_HEART_BEAT`` (whole seconds, read at start as ``strtol`` with nothing
+after the digits, audio_streamer_glue.cpp) becomes libwsc's ``setPingInterval``: an ``EV_PERSIST`` timer
+(WebSocketContext.cpp ``pingCallback`` → ``sendPing``) sends a PING with the payload ``ping`` every N
+seconds once upgraded, whether or not audio flows; PONGs are only logged (``onRxPong``: no pong timeout).
+Unset, the interval is uninitialised in the module: no pings were seen, so none are sent here.
+
 ``early_frames`` (EmulatorConfig.audio_before_metadata) models a race of the real module: its media-bug
 thread sends audio once libwsc marks the socket connected, before libwsc's open callback has sent the
 metadata (audio_streamer_glue.cpp: writeBinary checks only isConnected), so that many frames can precede it.
@@ -34,7 +40,7 @@ from typing import Any
 import numpy as np
 import wsproto.events
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 
 from tests.fsemu.argsplit import unescape_argument
@@ -92,6 +98,9 @@ class StreamSession:
     task: asyncio.Task[None] | None = None
     closing: bool = False
     opened: bool = False  # the open callback ran: metadata sent, ::connect fired
+    ping_s: int = 0  # STREAM_HEART_BEAT at start (0: no pings)
+    pings_sent: int = 0
+    pongs: int = 0
 
 
 def parse_rate(text: str) -> int | None:
@@ -149,7 +158,8 @@ class AudioStreams:
             return FAILED
         self.pre_answer(ch)
         metadata = unescape_argument(argv[5]) if len(argv) > 5 else None  # as switch_separate_string does
-        session = StreamSession(ch, url, mix, rate, metadata)
+        ping_s = heart_beat(ch.get_var("STREAM_HEART_BEAT"))
+        session = StreamSession(ch, url, mix, rate, metadata, ping_s=ping_s)
         self.sessions[ch.uuid] = session
         pre = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
         self.core.fire_channel(ch, "MEDIA_BUG_START", pre=pre)
@@ -221,13 +231,15 @@ class AudioStreams:
         if not self.early_frames:
             self._opened(session)
         pump = asyncio.create_task(self._pump_audio(session), name=f"audio-pump-{session.channel.uuid}")
+        pings = asyncio.create_task(self._ping(session), name=f"audio-ping-{session.channel.uuid}")
         try:
             await self._read_frames(session, reader)
         except StreamFailure as exc:
             self._fail(session, exc)
         finally:
             pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            pings.cancel()
+            await asyncio.gather(pump, pings, return_exceptions=True)
             if session.writer is not None:
                 session.writer.close()
 
@@ -296,6 +308,8 @@ class AudioStreams:
                         text_parts.clear()
                 elif isinstance(event, Ping):
                     self._send(session, event.response())
+                elif isinstance(event, Pong):
+                    session.pongs += 1
                 elif isinstance(event, CloseConnection):
                     self._on_close(session, event.code, event.reason or "")
                     return
@@ -347,6 +361,16 @@ class AudioStreams:
         out["file"] = str(path)
         return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
 
+    async def _ping(self, session: StreamSession) -> None:
+        """libwsc's ping timer: a PING every ``ping_s`` seconds while connected, audio or not."""
+        if session.ping_s <= 0:
+            return
+        while session.state == "connected":
+            await asyncio.sleep(session.ping_s)
+            if session.state == "connected" and not session.closing:
+                self._send(session, Ping(payload=b"ping"))
+                session.pings_sent += 1
+
     # -- audio ---------------------------------------------------------------------------------
     async def _pump_audio(self, session: StreamSession) -> None:
         loop = asyncio.get_running_loop()
@@ -369,6 +393,12 @@ class AudioStreams:
                 self._opened(session)  # the race: frames went out before the open callback
             next_at += ptime / 1000
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+
+def heart_beat(text: str | None) -> int:
+    """``STREAM_HEART_BEAT`` as the module reads it: an integer with nothing after it, else unset (0)."""
+    match = re.fullmatch(r"\s*([+-]?\d+)", text or "")
+    return max(0, int(match.group(1))) if match else 0
 
 
 def _frame(session: StreamSession, source: AudioSource, ptime: int) -> bytes | None:

@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +62,15 @@ class WorkerProcess:
 
 
 @contextmanager
-def worker_processes(api_port: int, cwd: Path, ids: list[str]) -> Iterator[list[WorkerProcess]]:
-    """Start one worker process per id, heartbeating every 0.3 s; stop them (by PID) at the end."""
+def worker_processes(
+    api_port: int,
+    cwd: Path,
+    ids: list[str],
+    heartbeat_s: float = 0.3,
+    advertise: Mapping[str, str] | None = None,
+) -> Iterator[list[WorkerProcess]]:
+    """Start one worker process per id, heartbeating every ``heartbeat_s``, advertising the URL
+    ``advertise`` names for its id (else its own); stop them (by PID) at the end."""
     started: list[WorkerProcess] = []
     try:
         for worker_id in ids:
@@ -72,13 +79,15 @@ def worker_processes(api_port: int, cwd: Path, ids: list[str]) -> Iterator[list[
             env.update(
                 SWITCHYARD_MEDIA_WORKER__PORT=str(port),
                 SWITCHYARD_MEDIA_WORKER__WORKER_ID=worker_id,
-                SWITCHYARD_MEDIA_WORKER__HEARTBEAT_S="0.3",
+                SWITCHYARD_MEDIA_WORKER__HEARTBEAT_S=str(heartbeat_s),
                 SWITCHYARD_MEDIA_WORKER__CONTROLLER_URL=f"http://127.0.0.1:{api_port}",
                 SWITCHYARD_MEDIA_WORKER__CONTROLLER_TOKEN=TOKEN,
                 SWITCHYARD_AGENTS="[]",  # no models to load: every stream gets the echo pipeline
                 SWITCHYARD_MEDIA_WORKER__ECHO_UNKNOWN_AGENTS="true",
                 SWITCHYARD_MEDIA_WORKER__STREAM_SECRET=STREAM_SECRET,
             )
+            if advertise and worker_id in advertise:
+                env["SWITCHYARD_MEDIA_WORKER__ADVERTISE_URL"] = advertise[worker_id]
             cmd = [sys.executable, "-m", "media_worker", "--log-level", "WARNING"]
             proc = subprocess.Popen(cmd, cwd=cwd, env=env)
             started.append(WorkerProcess(worker_id, port, proc))

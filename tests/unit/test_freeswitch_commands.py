@@ -56,6 +56,7 @@ META = '{"call_id":"c1","sample_rate":8000,"call_type":"sip","caller":"4000","ca
         (fc.stream_start(A, URL, 8000, META), f"uuid_audio_stream <A> start {URL} mono 8k {META}"),
         (fc.stream_start(A, V6, 16000, SPACED), f"uuid_audio_stream <A> start {V6} mono 16k {SPACED}"),
         (fc.stream_stop(A), "uuid_audio_stream <A> stop"),
+        (fc.stream_heartbeat(A, 1), "uuid_setvar <A> STREAM_HEART_BEAT 1"),
         (fc.stream_send_text(A, DTMF_TEXT), f"uuid_audio_stream <A> send_text {DTMF_TEXT}"),
         (fc.flush_inbound_reg(BROWSER), f"sofia profile internal flush_inbound_reg {BROWSER} reboot"),
         (fc.SHOW_CHANNELS, "show channels as json"),
@@ -168,6 +169,7 @@ def test_each_argument_refuses_hostile_text(name: str, value: str) -> None:
         (lambda: fc.stream_start(A, "ws://h/s", 8000, '{"a":"\n"}'), "metadata"),
         (lambda: fc.stream_start(A, "ws://h/s", 8000, '{"a":"b"}\n'), "uuid_audio_stream"),
         (lambda: fc.stream_send_text(A, "x" * 4097), "text"),
+        (lambda: fc.stream_heartbeat(A, 0), "seconds"),
         (lambda: fc.transfer_inline(A, []), "apps"),
         (lambda: fc.transfer_inline(A, [("bridge", "sofia/gw/1:2")]), "bridge"),
         (lambda: originate("loopback", "7"), "target"),  # type: ignore[arg-type]

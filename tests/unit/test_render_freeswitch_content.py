@@ -24,6 +24,7 @@ from tests.unit.fsrenderkit import (
     Change,
     _context,
     _data,
+    _document,
     _render,
     _set,
 )
@@ -117,6 +118,19 @@ def test_dialplan(root: ET.Element) -> None:
         ),
     ]
     assert public[3][1:] == (None, [("hangup", "UNALLOCATED_NUMBER")])
+
+
+def test_rtp_timeouts_are_global_media_timeout_variables_in_milliseconds(tree: dict[str, str]) -> None:
+    """A vanished phone is hung up (MEDIA_TIMEOUT): ``media_timeout``/``media_hold_timeout`` in ms as global
+    variables every channel falls back to; never the deprecated profile params."""
+    _, variables, _ = _document(tree)
+    assert (variables["media_timeout"], variables["media_hold_timeout"]) == ("30000", "600000")
+    changed = _render(lambda d: d["sip"].update(media_timeout_s=12.5, media_hold_timeout_s=0))
+    _, variables, _ = _document(changed)
+    assert (variables["media_timeout"], variables["media_hold_timeout"]) == ("12500", "0")
+    for name in ("sip_profiles/internal.xml", "sip_profiles/external.xml"):
+        assert "rtp-timeout-sec" not in tree[name]
+        assert "rtp-hold-timeout-sec" not in tree[name]
 
 
 def test_patterns_are_xml_escaped() -> None:

@@ -98,7 +98,8 @@ def test_each_file_parses_and_the_document_includes_each_once(tree: dict[str, st
     assert variables == {
         "domain": "pbx.example.com", "domain_name": "pbx.example.com", "global_codec_prefs": CODECS,
         "outbound_codec_prefs": CODECS, "hold_music": HOLD_MUSIC,
-        "recordings_dir": "/var/lib/freeswitch/recordings",
+        "recordings_dir": "/var/lib/freeswitch/recordings", "media_timeout": "30000",
+        "media_hold_timeout": "600000",
     }  # fmt: skip
     assert "local_stream" not in "".join(tree.values())
 
