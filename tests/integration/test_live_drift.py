@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -101,15 +101,20 @@ async def _gone(rec: EslRecorder, uuid: str) -> None:
 
 
 async def _rows(
-    rec: EslRecorder, command: str, present: set[str], absent: set[str]
+    rec: EslRecorder,
+    command: str,
+    present: set[str],
+    absent: set[str],
+    settled: Callable[[dict[str, dict[str, str]]], bool] = lambda rows: True,
 ) -> tuple[str, list[dict[str, str]]]:
-    """Poll ``show ... as json`` until ``present`` are listed and ``absent`` are not; the last reply."""
+    """Poll ``show ... as json`` until ``present`` are listed, ``absent`` are not and ``settled(rows by
+    uuid)`` holds (the core database writes a leg's row first and its later changes after); the last reply."""
     deadline = time.monotonic() + DEADLINE
     while True:
         body = await rec.api(command, record=False)
         rows = json.loads(body).get("rows", [])
-        listed = {row["uuid"] for row in rows}
-        if present <= listed and not absent & listed:
+        by_uuid = {row["uuid"]: row for row in rows}
+        if present <= by_uuid.keys() and not absent & by_uuid.keys() and settled(by_uuid):
             return body, rows
         assert time.monotonic() < deadline, f"{command}: {present} not listed or {absent} still listed"
         await asyncio.sleep(0.02)
@@ -133,7 +138,11 @@ async def test_show_json_is_unformatted_cjson_with_the_core_db_columns(esl_targe
         await rec.api(_originate(esl_target, a_leg, esl_target.tone_extension))
         try:
             b_leg = (await rec.api(f"uuid_getvar {a_leg} other_loopback_leg_uuid")).strip()
-            body, rows = await _rows(rec, "show channels as json", {a_leg, b_leg}, set())
+
+            def flipped(rows: dict[str, dict[str, str]]) -> bool:  # the CALL_UPDATE reached the table
+                return rows[a_leg]["cid_name"] != ""
+
+            body, rows = await _rows(rec, "show channels as json", {a_leg, b_leg}, set(), flipped)
             calls_body, calls = await _rows(rec, "show calls as json", {a_leg, b_leg}, set())
         finally:
             await rec.api(f"uuid_kill {a_leg}")
