@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from controller.api.ports import ApiPorts, JanusEvents
 from controller.api.server import build_app
 from controller.calls.cdr import CdrRecorder
+from controller.calls.cdr_writer import RetryPolicy
 from controller.calls.changes import CallChange
 from controller.calls.channel import Channel
 from controller.calls.contexts import DialingContexts
@@ -38,6 +39,7 @@ from controller.calls.playback import AgentPlayback
 from controller.calls.router import CallRouter
 from controller.calls.routes import RouteDecision, RouteTable
 from controller.calls.sender import CommandSender
+from controller.calls.snapshot import SnapshotReader
 from controller.calls.transfers import AgentTransfers
 from controller.calls.waiters import ChangeWaiters
 from controller.feed import EventFeed
@@ -103,9 +105,17 @@ class Controller:
         self.streams = AgentStreams(
             self.pool, self.sender, settings.worker_pool, settings.media_worker.stream_key()
         )
-        self.store = store or SqliteCdrStore(Path(settings.cdr.path))
+        cdr = settings.cdr
+        self.store = store or SqliteCdrStore(Path(cdr.path), busy_timeout_s=cdr.busy_timeout_s)
         self.webrtc_links = WebrtcLinks()  # Janus handle ↔ SIP Call-ID, fed by /janus/events
-        self.cdrs = CdrRecorder(self.store, self.model, self.webrtc_links)
+        self.cdrs = CdrRecorder(
+            self.store, self.model, self.webrtc_links, sender=self.sender,
+            retry=RetryPolicy(cdr.retry_initial_s, cdr.retry_max_s, cdr.surface_after),
+            on_write_failure=lambda op: self.metrics.cdr_write_failed(op),  # noqa: PLW0108 - built below
+            followed=lambda: [name for name, node in self.nodes.items() if node.connected],
+            touch_every_s=cdr.touch_every_s,
+        )  # fmt: skip
+        self.snapshots = SnapshotReader(self.sender)
         self.playback = AgentPlayback(
             self.sender,
             AgentTransfers(
@@ -132,6 +142,7 @@ class Controller:
             self.streams,
             sip_domain=calls.sip_domain,
             on_decision=self._routed,
+            on_adopted=self.playback.serving,
         )
         events = settings.janus.events
         self.janus_metrics = JanusMetrics(self.metrics.registry) if events.enabled else None
@@ -179,6 +190,7 @@ class Controller:
             janus=self.janus,
             janus_events=None if events is None else JanusEvents(events, self.webrtc_links.apply),
             browsers=self.browsers,
+            cdr_writes=self.cdrs.health,
         )
 
     def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
@@ -259,13 +271,22 @@ class Controller:
         """Apply one node's events to the model and its changes to every consumer."""
         model, consumers, name = self.model, self.consumers, node.name
         registrations = self.registrations
-        async for event in node.events():
+        async for received in node.events():
+            event = await self._complete_resync(received) if type(received) is ChannelsResync else received
+            if event is None:
+                continue  # the node went away while its resync was completed: its next connect resyncs again
             registrations.apply(name, event)
             for change in model.apply(name, event):
                 for consumer in consumers:
                     consumer.apply(name, change)
             if type(event) is ChannelsResync:
                 await self.cdrs.reconcile(name)
+
+    async def _complete_resync(self, snapshot: ChannelsResync) -> ChannelsResync | None:
+        """The snapshot with each channel's own record (``controller.calls.snapshot``), looking also for the
+        legs of the node's open CDR rows that the lagging table may not list yet."""
+        expected = await self.cdrs.load_open(snapshot.node)
+        return await self.snapshots.complete(snapshot, expected)
 
 
 def on_signal(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[], object]) -> None:

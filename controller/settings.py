@@ -263,6 +263,15 @@ class CdrSettings(SettingsModel):
     """Where call detail records are kept."""
 
     path: Path = Field(Path("var/cdrs.sqlite3"), description="SQLite database file (WAL mode)")
+    busy_timeout_s: float = Field(5.0, ge=0, description="a write waits this long for another's lock")
+    retry_initial_s: float = Field(0.05, gt=0, description="first wait before a failed write is retried")
+    retry_max_s: float = Field(5.0, gt=0, description="longest wait between retries (doubling up to it)")
+    surface_after: int = Field(
+        3, ge=1, description="failed attempts of one write before it is an error (log, metric, /readyz)"
+    )
+    touch_every_s: float = Field(
+        5.0, ge=0, description="open rows get last_seen_at this often (0: never); bounds an unseen end"
+    )
 
 
 class Settings(SettingsModel):

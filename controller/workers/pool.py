@@ -111,6 +111,10 @@ class WorkerPool:
         self._beat.set()
         return info
 
+    def known(self, worker_id: str) -> WorkerInfo | None:
+        """The worker ``worker_id`` if it ever beat (and is not forgotten yet)."""
+        return self._workers.get(worker_id)
+
     def alive(self, info: WorkerInfo) -> bool:
         """Beats still arriving."""
         return self._clock() - info.seen_at <= self._missed * info.heartbeat_s

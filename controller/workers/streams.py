@@ -8,6 +8,10 @@ Facts from audio_stream_wire.txt (section 6) this follows:
   until ``stop``; there is no reconnect. So on a failed start or a lost worker: ``stop`` first, then start on
   the next worker; a lost worker's call also hears a short apology prompt meanwhile instead of silence.
 
+Restarts: once a worker took a stream, its id goes onto the leg (``switchyard_worker``, set with
+``uuid_setvar_multi``); a restarted controller that finds the leg still carrying the bug adopts the stream
+(``adopt``: no new start) and supervises it as its own, so a worker that later closes it is failed over.
+
 Commands go through ``CommandSender``, and a start's ``::connect`` / ``::error`` is awaited with its
 waiters (``CommandSender.expect``) like every other confirmation. A leg that hangs up while its start waits
 ends the start (``CallConflict``): it is not the worker's fault, so no worker is marked suspect for it.
@@ -31,6 +35,7 @@ from controller.calls.changes import AudioStreamChanged, CallChange, ChannelRemo
 from controller.calls.channel import AudioStreamState
 from controller.calls.control import stream_answered
 from controller.calls.sender import CallConflict, CallError, CommandSender
+from controller.calls.snapshot import WORKER_VARIABLE
 from controller.calls.waiters import ChannelGone
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
@@ -116,6 +121,19 @@ class AgentStreams:
         stream = self._streams.setdefault(request.uuid, _Stream(request))
         return await self._connect(stream)
 
+    def adopt(self, request: StreamRequest, worker_id: str) -> None:
+        """Supervise a stream an earlier controller started (found on the leg by the resync): no start."""
+        if request.uuid in self._streams:
+            return
+        worker = self._pool.known(worker_id) if worker_id else None
+        if worker is None and worker_id:
+            # Not heard from yet (its next beat registers it): the id is all a failover needs of it.
+            worker = WorkerInfo(worker_id, "", 1, 0, draining=False, heartbeat_s=1.0, seen_at=float("-inf"))
+        stream = _Stream(request, worker)
+        if worker is not None:
+            stream.tried.add(worker.worker_id)
+        self._streams[request.uuid] = stream
+
     async def stop(self, uuid: str) -> None:
         """Stop supervising and stop the stream (FreeSWITCH removes the worker's files)."""
         stream = self._streams.pop(uuid, None)
@@ -160,6 +178,9 @@ class AgentStreams:
             state = await self._attempt(request, fc.stream_start(request.uuid, url, request.rate, metadata))
             if state is AudioStreamState.CONNECTED:
                 stream.worker = worker
+                await self._command(
+                    request.node, fc.setvars(request.uuid, {WORKER_VARIABLE: worker.worker_id})
+                )
                 return worker
             log.warning("%s: worker %s did not take the stream (%s)", request.uuid, worker.worker_id, state)
             self._pool.suspect(worker.worker_id)
