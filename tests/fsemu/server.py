@@ -58,10 +58,10 @@ class EmulatorConfig:
     ipv4: str = "198.51.100.10"
     ipv6: str = "2001:db8::10"
     dialplan: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: dict(DEFAULT_DIALPLAN))
-    # The core database's rows (show channels|calls) follow the events this late (coredb.py). A real
-    # FreeSWITCH lags 0.1-0.3 s (tests/fixtures/live/show_json.txt; REAL_TABLE_LAG); 0 by default because the
-    # controller's resync tests snapshot right after changes and would see the lag (see test_live_drift.py).
-    channel_table_lag: float = 0.0
+    # The core database's rows (show channels|calls) follow the events this late (coredb.py), as a real
+    # FreeSWITCH does (0.1-0.3 s, tests/fixtures/live/show_json.txt; REAL_TABLE_LAG). The controller reads
+    # each listed channel from its session after a resync (controller/calls/snapshot.py), so it copes.
+    channel_table_lag: float = REAL_TABLE_LAG
     # mod_audio_stream's race: this many audio frames go out before the metadata text (audio_stream.py).
     audio_before_metadata: int = 0
 
