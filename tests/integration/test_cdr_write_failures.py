@@ -21,26 +21,28 @@ async def test_a_locked_database_is_retried_surfaced_and_nothing_dropped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "switchyard.cdr")
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs:
-        async with running_controller(fs, tmp_path, calls={"routes": ROUTES}, cdr=CDR) as rc:
-            blocker = sqlite3.connect(tmp_path / "cdrs.sqlite3", isolation_level=None)
-            try:
-                blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
-                uuid = await fs.inject_inbound_call(caller="1000", destination="9196")
-                await until(lambda: not rc.controller.cdrs.health().ok, "writes failing")
-                async with rc.http.get(rc.base + "/readyz") as response:
-                    status, failing = response.status, await response.json()
-                async with rc.http.get(rc.base + "/metrics") as response:
-                    metrics = await response.text()
-                await fs.caller_hangup(uuid)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-            await rc.call_ended(uuid)
-            await until(lambda: rc.controller.cdrs.health().ok, "writes land again")
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs,
+        running_controller(fs, tmp_path, calls={"routes": ROUTES}, cdr=CDR) as rc,
+    ):
+        blocker = sqlite3.connect(tmp_path / "cdrs.sqlite3", isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+            uuid = await fs.inject_inbound_call(caller="1000", destination="9196")
+            await until(lambda: not rc.controller.cdrs.health().ok, "writes failing")
             async with rc.http.get(rc.base + "/readyz") as response:
-                recovered = response.status
-            record = await rc.controller.store.get(uuid)
+                status, failing = response.status, await response.json()
+            async with rc.http.get(rc.base + "/metrics") as response:
+                metrics = await response.text()
+            await fs.caller_hangup(uuid)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await rc.call_ended(uuid)
+        await until(lambda: rc.controller.cdrs.health().ok, "writes land again")
+        async with rc.http.get(rc.base + "/readyz") as response:
+            recovered = response.status
+        record = await rc.controller.store.get(uuid)
     assert status == 503
     assert failing["ready"] is False
     assert failing["cdr_writes"]["pending"] >= 1

@@ -86,7 +86,8 @@ async def test_a_streaming_call_is_adopted_with_its_worker_and_a_true_cdr(tmp_pa
     assert record.closed_while_down is False
     assert record.close_reason == ""
     assert [t.caller for t in record.transcript] == ["hello there"]
-    assert record.answered_at is not None and record.ended_at is not None
+    assert record.answered_at is not None
+    assert record.ended_at is not None
     assert abs(record.answered_at.timestamp() - answered_truth / 1e6) < 0.01  # the channel's own time
     assert abs(record.ended_at.timestamp() - ended_truth) < 1.0
     assert abs(record.billsec_s - (ended_truth - answered_truth / 1e6)) < 1.0
@@ -144,7 +145,8 @@ async def test_a_call_that_ended_while_down_ends_at_its_last_known_time(tmp_path
     assert record.disposition == "lost"
     assert record.closed_while_down is True
     assert record.route == "agent support"
-    assert record.answered_at is not None and record.ended_at is not None
+    assert record.answered_at is not None
+    assert record.ended_at is not None
     assert stopped_at - 0.5 <= record.ended_at.timestamp() <= stopped_at  # last known up
     assert record.billsec_s > 0.2  # touched after the answer: not just the last change
     assert "uuid_exists false" in record.close_reason
