@@ -83,7 +83,7 @@ async def test_bgapi_honours_job_uuid_and_json_events() -> None:
 
 
 async def test_custom_subclass_subscription_and_channels_json() -> None:
-    # channel_table_lag=0: the rows are read right after the events (the lag has its own twin, test_live_drift)
+    # channel_table_lag=0: rows read right after the events (the lag has its own twin in test_live_drift)
     async with FreeSwitchEmulator(EmulatorConfig(password="pw", channel_table_lag=0.0)) as fs:
         peer = await _authed(fs)
         await _command(peer, "event plain CHANNEL_PARK CUSTOM mod_audio_stream::error")

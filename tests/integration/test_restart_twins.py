@@ -21,7 +21,8 @@ BUG = "<function>audio_stream</function>"
 async def test_the_route_kept_on_the_channel_reads_back_from_its_dump(esl_target: EslTarget) -> None:
     async with stream_call(esl_target) as call:
         rec, a_leg = call.rec, call.a_leg
-        reply = await rec.api(f"uuid_setvar_multi {a_leg} switchyard_route=agent;switchyard_route_arg=support")
+        route = "switchyard_route=agent;switchyard_route_arg=support"
+        reply = await rec.api(f"uuid_setvar_multi {a_leg} {route}")
         dump = json.loads(await rec.api(f"uuid_dump {a_leg} json"))
         bugs_before = await rec.api(f"uuid_buglist {a_leg}")
         assert await call.start(call.worker.url()) == "+OK Success\n"
