@@ -26,7 +26,8 @@ channel takes its state from ``Answer-State``, its times from ``Caller-Channel-C
 ``-Answered-Time`` (microseconds, where the row has whole seconds and no answer time), its caller profile,
 loopback peer and variables; a channel we hold learns an answer time it missed. Rows go oldest first by
 those times. A vanished channel ends when the node was last known up (``down_since_us``, the end of the
-previous connection) if that is known, else now.
+previous connection) if that is known, else now. A ``late`` snapshot (a second look, see
+``controller.app``) only adds the channels the model does not hold: it removes and unbridges nothing.
 
 Adoption: a new channel whose dump carries ``switchyard_route`` was routed by an earlier controller. It is
 reported ``ChannelAdopted`` (route, argument, worker, and whether mod_audio_stream's bug is still on it)
@@ -105,12 +106,15 @@ def apply_resync(registry: CallRegistry, snapshot: ChannelsResync) -> list[CallC
     ]
     partner = dict(pairs) | {b: a for a, b in pairs}
     changes: list[CallChange] = []
-    lost_at = snapshot.down_since_us or registry.now_us()
-    for ch in [c for c in registry.channels.values() if c.node == node and c.uuid not in rows]:
-        registry._complete(ch, changes, ch.hangup_us or lost_at, LOST_CAUSE)
+    if snapshot.late:  # a second look: only what the first one could not list yet
+        rows = {uuid: row for uuid, row in rows.items() if registry.channel(uuid) is None}
+    else:
+        lost_at = snapshot.down_since_us or registry.now_us()
+        for ch in [c for c in registry.channels.values() if c.node == node and c.uuid not in rows]:
+            registry._complete(ch, changes, ch.hangup_us or lost_at, LOST_CAUSE)
     for row in sorted(rows.values(), key=lambda r: _created_us(r, snapshot.details)):
         _sync_row(registry, snapshot, row, partner.get(row["uuid"], ""), changes)
-    _sync_bridges(registry, node, pairs, changes)
+    _sync_bridges(registry, node, pairs, changes, drop=not snapshot.late)
     return changes
 
 
@@ -122,7 +126,8 @@ def _sync_row(
     state = _BY_CALLSTATE.get(row.get("callstate", ""), ChannelState.NEW)
     if dump:
         state = derive_state(header_str(dump, "Answer-State"), header_str(dump, "Channel-Call-State"))
-    parked = row.get("application", "") == "park"
+    application = header_str(dump, "variable_current_application") if dump else ""
+    parked = (application or row.get("application", "")) == "park"  # the session's, else the table's
     ch = registry.channel(uuid)
     if ch is None:
         if registry.is_gone(uuid):
@@ -192,7 +197,7 @@ def _from_dump(ch: Channel, dump: Dump) -> None:
 
 
 def _sync_bridges(
-    registry: CallRegistry, node: str, pairs: list[tuple[str, str]], changes: list[CallChange]
+    registry: CallRegistry, node: str, pairs: list[tuple[str, str]], changes: list[CallChange], *, drop: bool
 ) -> None:
     paired: set[str] = set()
     for a_uuid, b_uuid in pairs:
@@ -202,6 +207,8 @@ def _sync_bridges(
         paired.add(a_uuid)
         paired.add(b_uuid)
         registry._bridge(a, b_uuid, changes)
+    if not drop:
+        return
     for ch in list(registry.channels.values()):
         if ch.node == node and ch.bridged_to and ch.uuid not in paired:
             registry._unbridge(ch, ch.bridged_to, changes)

@@ -133,8 +133,8 @@ class CallRouter:
     def _adopt(self, change: ChannelAdopted) -> None:
         """A leg an earlier controller routed: routed already; an agent leg keeps (or regains) its stream."""
         ch = self._control.model.channel(change.uuid)
-        if ch is None:
-            return
+        if ch is None or (change.route != "agent" and ch.parked):
+            return  # still parked: its transfer never happened, so it is routed (at its ChannelParked)
         self._routed[ch.uuid] = ch.destination_number
         if change.route != "agent":
             return

@@ -14,6 +14,7 @@ itself (mod_commands, which locates the session, not the database):
   (function ``audio_stream``, as MEDIA_BUG_STOP names it) is still attached.
 
 A leg the table lacks but the session has (created within the table's lag) gets a row built from its dump.
+``late`` is a second look a moment later (``controller.app``): rows the first could not list yet.
 If the node goes away meanwhile, the snapshot is dropped: the next connect brings another one. The dumps run
 a few at a time on the node's one connection (ESL replies are FIFO).
 
@@ -34,6 +35,7 @@ import orjson
 from controller.calls.sender import CallError, CommandSender
 from controller.freeswitch import commands as fc
 from controller.freeswitch.events import ChannelsResync
+from controller.freeswitch.protocol import ProtocolError
 
 __all__ = [
     "ROUTE_ARG_VARIABLE",
@@ -134,6 +136,24 @@ class SnapshotReader:
             log.warning("node %s: resync dropped, the channels could not be read: %s", snapshot.node, exc)
             return None
         return _completed(snapshot, dumps, extra, frozenset(u for u, on in bugs.items() if on))
+
+    async def late(self, node: str, known: Iterable[str]) -> ChannelsResync | None:
+        """A second look at ``node``'s channels: the rows of those not ``known``, completed; None when there
+        are none or the node cannot be asked."""
+        # Here, not at the top: controller.freeswitch.node imports the settings, which import the call layer.
+        from controller.freeswitch.node import parse_show_json  # noqa: PLC0415
+
+        try:
+            channels = parse_show_json(await self._sender.run(node, fc.SHOW_CHANNELS, self._timeout))
+            calls = parse_show_json(await self._sender.run(node, fc.SHOW_CALLS, self._timeout))
+        except (CallError, ProtocolError) as exc:
+            log.warning("node %s: no second look at the channels: %s", node, exc)
+            return None
+        held = set(known)
+        rows = tuple(row for row in channels if row.get("uuid") and row["uuid"] not in held)
+        if not rows:
+            return None
+        return await self.complete(ChannelsResync(node, rows, calls, late=True))
 
     async def _each(self, node: str, uuids: list[str], read: Any) -> dict[str, Any]:
         """``read(node, uuid)`` for every uuid, a few at a time; the first CallError ends them all."""

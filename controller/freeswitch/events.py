@@ -316,7 +316,9 @@ class ChannelsResync:
     ``b_uuid``). ``down_since_us`` is when the previous connection ended (0 on the first): the last moment
     the node's channels were known. The controller completes the snapshot (``controller.calls.snapshot``)
     with ``details`` (each channel's own ``uuid_dump``, by uuid) and ``streaming`` (uuids that still carry
-    mod_audio_stream's media bug).
+    mod_audio_stream's media bug). A ``late`` snapshot is a second look a moment after the first (the core
+    database lags the events: a channel created just before the connect may be listed only later): it only
+    adds channels the model does not know.
     """
 
     node: str
@@ -325,3 +327,4 @@ class ChannelsResync:
     down_since_us: int = 0
     details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     streaming: frozenset[str] = frozenset()
+    late: bool = False

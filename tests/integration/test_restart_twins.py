@@ -29,6 +29,9 @@ async def test_the_route_kept_on_the_channel_reads_back_from_its_dump(esl_target
         await call.until("CUSTOM mod_audio_stream::connect")
         bugs_streaming = await rec.api(f"uuid_buglist {a_leg}")
         exists = await rec.api(f"uuid_exists {a_leg}")
+        assert await call.stop() == "+OK Success\n"
+        await call.until("MEDIA_BUG_STOP")
+        await call.worker.wait_done(0, 10.0)
     assert reply.startswith("+OK")
     assert dump["Unique-ID"] == a_leg
     assert dump["variable_switchyard_route"] == "agent"
