@@ -4,7 +4,8 @@ Issue 18, measured on a real FreeSWITCH: after a controller restart an answered,
 as a new call (route '', agent '', no answer time, disposition failed, transcript gone), and a parked idle
 one would have been routed again (its second stream start refused, the worker blamed). Here the first
 controller stops while calls are up; the emulator keeps the calls, their media bugs and the worker's
-WebSocket; a second controller on the same CDR database takes over.
+WebSocket; a second controller on the same CDR database takes over. The emulator's core database lags
+like the real one (REAL_TABLE_LAG).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.controllerkit import (
     until,
 )
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.fsemu.server import REAL_TABLE_LAG
 from tests.fsemu.wire import Event
 
 ROUTES = [{"destination": "^7150$", "action": "agent support", "language": "en"}]
@@ -52,7 +54,10 @@ async def _streaming_call(fs: FreeSwitchEmulator, worker: StandInWorker) -> tupl
 
 async def test_a_streaming_call_is_adopted_with_its_worker_and_a_true_cdr(tmp_path: Path) -> None:
     calls = {"routes": ROUTES}
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs, StandInWorker() as worker:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs,
+        StandInWorker() as worker,
+    ):
         events = fs.record_events()
         async with running_controller(fs, tmp_path, calls=calls) as first:
             await register_worker(first, "w1", worker.url)
@@ -94,7 +99,10 @@ async def test_a_streaming_call_is_adopted_with_its_worker_and_a_true_cdr(tmp_pa
 
 
 async def test_a_parked_call_never_routed_is_routed_after_the_restart(tmp_path: Path) -> None:
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs, StandInWorker() as worker:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs,
+        StandInWorker() as worker,
+    ):
         uuid = await fs.inject_inbound_call(caller="1000", destination="7150")  # no controller: it parks
         await fs.wait_for(lambda: fs.channels[uuid].parked, timeout=5)
         async with running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc:
@@ -112,7 +120,10 @@ async def test_a_parked_call_never_routed_is_routed_after_the_restart(tmp_path: 
 
 async def test_an_adopted_call_whose_stream_died_meanwhile_streams_again(tmp_path: Path) -> None:
     calls = {"routes": ROUTES}
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs, StandInWorker() as worker:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs,
+        StandInWorker() as worker,
+    ):
         events = fs.record_events()
         async with running_controller(fs, tmp_path, calls=calls) as first:
             await register_worker(first, "w1", worker.url)
@@ -129,7 +140,10 @@ async def test_an_adopted_call_whose_stream_died_meanwhile_streams_again(tmp_pat
 async def test_a_call_that_ended_while_down_ends_at_its_last_known_time(tmp_path: Path) -> None:
     calls = {"routes": ROUTES}
     cdr = {"touch_every_s": 0.2}
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs, StandInWorker() as worker:
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs,
+        StandInWorker() as worker,
+    ):
         async with running_controller(fs, tmp_path, calls=calls, cdr=cdr) as first:
             await register_worker(first, "w1", worker.url)
             uuid, _ = await _streaming_call(fs, worker)
