@@ -111,6 +111,12 @@ class ControllerMetrics:
         )
         for disposition in ("answered", "unanswered"):
             self.call_duration.labels(disposition=disposition)
+        self.cdr_write_failures = Counter(
+            "switchyard_cdr_write_failures",
+            "CDR writes that kept failing (each is retried until it lands; see /readyz)",
+            ["op"],
+            registry=registry,
+        )
         active = Gauge("switchyard_calls_active", "Calls in progress", registry=registry)
         active.set_function(lambda: float(active_calls()))
         connected = Gauge(
@@ -119,6 +125,10 @@ class ControllerMetrics:
         for name, is_up in nodes_connected.items():
             connected.labels(node=name).set_function(_as_float(is_up))
         _state_gauges(registry, node_channels, sip_registrations, workers)
+
+    def cdr_write_failed(self, op: str) -> None:
+        """A CDR write (``begin``, ``finish``, ``discard``, ``touch``) keeps failing."""
+        self.cdr_write_failures.labels(op=op).inc()
 
     def apply(self, node: str, change: CallChange) -> None:
         """Count calls from the model's changes."""

@@ -238,6 +238,12 @@ class WorkerPoolSettings(SettingsModel):
         description="a call streaming to a worker that froze (its beats stopped) or dropped the call (two "
         "beats without it) is moved within this long (0.5 s beats: media_worker.heartbeat_s)",
     )
+    adopt_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="after a restart, a stream found on a leg whose worker has not beaten within this long "
+        "is moved to another worker (workers' beats resume within their backoff, at most 2 s)",
+    )
 
 
 class ControlDeadlines(SettingsModel):
@@ -323,6 +329,15 @@ class CdrSettings(SettingsModel):
     """Where call detail records are kept."""
 
     path: Path = Field(Path("var/cdrs.sqlite3"), description="SQLite database file (WAL mode)")
+    busy_timeout_s: float = Field(5.0, ge=0, description="a write waits this long for another's lock")
+    retry_initial_s: float = Field(0.05, gt=0, description="first wait before a failed write is retried")
+    retry_max_s: float = Field(5.0, gt=0, description="longest wait between retries (doubling up to it)")
+    surface_after: int = Field(
+        3, ge=1, description="failed attempts of one write before it is an error (log, metric, /readyz)"
+    )
+    touch_every_s: float = Field(
+        5.0, ge=0, description="open rows get last_seen_at this often (0: never); bounds an unseen end"
+    )
 
 
 class Settings(SettingsModel):

@@ -33,12 +33,14 @@ log = logging.getLogger("switchyard.worker.announce")
 
 
 _WILDCARDS = ("0.0.0.0", "::", "")
-_MAX_WAIT_S = 30.0
+_MAX_WAIT_S = 2.0  # the controller routes and judges liveness by these beats: resume soon after it is back
 
 
 def heartbeat_backoff(heartbeat_s: float, rng: Callable[[], float] = random.random) -> Backoff:
-    """The waits after failed beats: from two periods, doubling, up to 30 s, full jitter."""
-    return Backoff(BackoffSettings(initial=2 * heartbeat_s, maximum=_MAX_WAIT_S, quick_failure=0), rng)
+    """The waits after failed beats: from two periods, doubling, up to 2 s (at least two periods), full
+    jitter."""
+    maximum = max(_MAX_WAIT_S, 2 * heartbeat_s)
+    return Backoff(BackoffSettings(initial=2 * heartbeat_s, maximum=maximum, quick_failure=0), rng)
 
 
 def next_beat(

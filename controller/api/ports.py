@@ -24,6 +24,7 @@ from typing import Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from controller.calls.cdr_writer import WriteHealth as CdrWriteHealth
 from controller.calls.channel import Channel
 from controller.calls.originate import Originate
 from controller.calls.originations import Origination
@@ -213,6 +214,7 @@ class ApiPorts:
     janus: JanusStatus | None = None
     janus_events: JanusEvents | None = None
     browsers: BrowserIdentities | None = None
+    cdr_writes: Callable[[], CdrWriteHealth] | None = None  # CdrRecorder.health
 
 
 PORTS = web.AppKey("ports", ApiPorts)

@@ -1,8 +1,8 @@
 """Health, readiness, metrics, FreeSWITCH nodes and registrations, routes, the event feed and the CDRs.
 
 ``/healthz`` and ``/metrics`` need no token (probes and Prometheus); everything else does. ``/readyz`` is
-200 only when every configured node is connected and, when ``janus.enabled``, the Janus adapter is healthy;
-else 503 naming what is not.
+200 only when every configured node is connected, CDR writes land (``controller.calls.cdr_writer``) and,
+when ``janus.enabled``, the Janus adapter is healthy; else 503 naming what is not.
 """
 
 from __future__ import annotations
@@ -44,12 +44,21 @@ class JanusHealth(BaseModel):
     error: str | None = Field(None, description="why it is not healthy (the last failure)")
 
 
+class CdrWrites(BaseModel):
+    """CDR writes that keep failing (retried until they land)."""
+
+    pending: int = Field(description="writes not done yet")
+    error: str | None = Field(description="the last failure")
+
+
 class Readiness(BaseModel):
-    """Readiness: every configured FreeSWITCH node connected, and Janus healthy when enabled."""
+    """Readiness: every configured FreeSWITCH node connected, CDR writes landing, and Janus healthy when
+    enabled."""
 
     ready: bool
     nodes: dict[str, bool] = Field(description="node name -> connected")
     janus: JanusHealth | None = Field(None, description="the Janus instance (absent unless janus.enabled)")
+    cdr_writes: CdrWrites | None = Field(None, description="failing CDR writes (absent while they land)")
 
 
 class NodeView(BaseModel):
@@ -130,9 +139,14 @@ class _System:
     async def readyz(self, req: Request) -> web.StreamResponse:
         nodes = {name: node.connected for name, node in self.p.nodes.items()}
         janus = self._janus_health()
-        ready = bool(nodes) and all(nodes.values()) and (janus is None or janus.healthy)
-        body = Readiness(ready=ready, nodes=nodes, janus=janus)
-        text = body.model_dump_json(exclude={"janus"} if janus is None else None)  # absent unless enabled
+        writes = self.p.cdr_writes() if self.p.cdr_writes is not None else None
+        failing = (
+            None if writes is None or writes.ok else CdrWrites(pending=writes.pending, error=writes.error)
+        )
+        ready = bool(nodes) and all(nodes.values()) and (janus is None or janus.healthy) and failing is None
+        body = Readiness(ready=ready, nodes=nodes, janus=janus, cdr_writes=failing)
+        absent = {name for name, value in (("janus", janus), ("cdr_writes", failing)) if value is None}
+        text = body.model_dump_json(exclude=absent or None)  # absent unless enabled / failing
         return web.Response(status=200 if body.ready else 503, text=text, content_type="application/json")
 
     def _janus_health(self) -> JanusHealth | None:

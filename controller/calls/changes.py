@@ -20,6 +20,7 @@ __all__ = [
     "CallMerged",
     "CallStarted",
     "ChannelAdded",
+    "ChannelAdopted",
     "ChannelAnswered",
     "ChannelBridged",
     "ChannelChange",
@@ -76,6 +77,21 @@ class ChannelChange(CallChange):
 @dataclass(frozen=True, slots=True)
 class ChannelAdded(ChannelChange):
     """The model learnt about a channel (CHANNEL_CREATE, any first event for it, or a resync row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAdopted(ChannelChange):
+    """A resync found a leg an earlier controller had routed (its ``switchyard_*`` channel variables,
+    ``controller.calls.resync``): keep it as it is, never route it again.
+
+    ``route`` / ``arg`` are the route action's kind and argument (``agent`` / ``support``); ``worker`` the
+    worker that took its stream ('' for none); ``streaming`` whether mod_audio_stream's bug is still on it.
+    """
+
+    route: str
+    arg: str
+    worker: str
+    streaming: bool
 
 
 @dataclass(frozen=True, slots=True)

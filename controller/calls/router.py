@@ -15,6 +15,13 @@ Inbound legs are routed by destination; outbound legs (originated by the API) on
 ``switchyard_agent`` variable or were transferred, and a leg parked again at the same destination
 (``park`` via the API) is not routed twice. A blind transfer to another destination that parks is routed
 again. The table is swapped whole on reload, so a call in progress keeps what it was given.
+
+Restarts: before acting, the router writes its decision onto the leg (``uuid_setvar_multi``:
+``switchyard_route``, ``switchyard_route_arg``; the stream adds ``switchyard_worker``,
+``controller.calls.snapshot``). A restarted controller reads them back in its resync and reports the leg
+``ChannelAdopted``: the router then takes it as routed, never routes it again, and hands an agent leg's
+stream to ``AgentStreams.adopt`` (same worker). Only when the stream's media bug is gone (the stream failed
+while no controller ran) does it start a stream again, for the same agent, without answering again.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ import time
 from collections.abc import Callable
 from typing import Final, Literal
 
-from controller.calls.changes import CallChange, ChannelParked, ChannelRemoved
+from controller.calls.changes import CallChange, ChannelAdopted, ChannelParked, ChannelRemoved
 from controller.calls.channel import Channel
 from controller.calls.control import CallControl
 from controller.calls.originate import AGENT_VARIABLE
 from controller.calls.routes import Action, RouteDecision, RouteTable
 from controller.calls.sender import CallError
+from controller.calls.snapshot import ROUTE_ARG_VARIABLE, ROUTE_VARIABLE
+from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import InvalidCommand
 from controller.workers.streams import AgentStreams, NoWorkerAvailable, StreamRequest
 from switchyard.tasks import TaskSet
@@ -87,12 +96,14 @@ class CallRouter:
         *,
         sip_domain: str | None = None,
         on_decision: DecisionHook | None = None,
+        on_adopted: Callable[[str, str], None] | None = None,
     ) -> None:
         self.table = table
         self._control = control
         self._streams = streams
         self._sip_domain = sip_domain
         self._on_decision = on_decision
+        self._on_adopted = on_adopted  # told (uuid, agent) of an adopted agent leg (playback's transfer rule)
         self._routed: dict[str, str] = {}  # uuid -> destination it was routed for
         self._tasks = TaskSet()
 
@@ -105,6 +116,9 @@ class CallRouter:
         if isinstance(change, ChannelRemoved):
             self._routed.pop(change.uuid, None)
             return
+        if isinstance(change, ChannelAdopted):
+            self._adopt(change)
+            return
         if not isinstance(change, ChannelParked):
             return
         ch = self._control.model.channel(change.uuid)
@@ -115,6 +129,27 @@ class CallRouter:
             return
         self._routed[ch.uuid] = ch.destination_number
         self._tasks.spawn(self._route(ch, decision, time.perf_counter()), f"route {ch.uuid}")
+
+    def _adopt(self, change: ChannelAdopted) -> None:
+        """A leg an earlier controller routed: routed already; an agent leg keeps (or regains) its stream."""
+        ch = self._control.model.channel(change.uuid)
+        if ch is None or (change.route != "agent" and ch.parked):
+            return  # still parked: its transfer never happened, so it is routed (at its ChannelParked)
+        self._routed[ch.uuid] = ch.destination_number
+        if change.route != "agent":
+            return
+        if self._on_adopted is not None:
+            self._on_adopted(ch.uuid, change.arg)
+        current = self.table.decide(ch.destination_number, ch.caller_id_number, ch.context)
+        same = current is not None and current.action == Action("agent", change.arg)
+        if change.streaming:
+            language = current.route.language if same and current and current.route else "en"
+            log.info("%s: adopted, streaming to worker %s", ch.uuid, change.worker or "?")
+            self._streams.adopt(stream_request(ch, change.arg, language), change.worker)
+            return
+        log.warning("%s: adopted without its stream (gone while no controller ran); streaming again", ch.uuid)
+        decision = current if same and current else RouteDecision(Action("agent", change.arg), None, -1)
+        self._tasks.spawn(self._route(ch, decision, time.perf_counter()), f"restream {ch.uuid}")
 
     def _decide(self, ch: Channel) -> RouteDecision | None:
         if ch.direction == "outbound" and not ch.headers.get("variable_transfer_source"):
@@ -130,11 +165,23 @@ class CallRouter:
         if decision.route is None and action.kind == "reject" and ch.direction != "outbound":
             log.warning("%s: no route for destination %r; rejecting", ch.uuid, ch.destination_number)
         try:
+            await self._remember(ch, action)
             await self._act(ch, decision, action)
         except (CallError, InvalidCommand) as exc:
             log.warning("%s: %s failed: %s", ch.uuid, action, exc)
         if self._on_decision is not None:
             self._on_decision(ch, decision, time.perf_counter() - parked_at)
+
+    async def _remember(self, ch: Channel, action: Action) -> None:
+        """Write the decision onto the leg, so a restarted controller adopts it instead of routing it again
+        (a reject needs none: the leg goes). A refusal is logged; the call is routed all the same."""
+        if action.kind == "reject":
+            return
+        variables = {ROUTE_VARIABLE: action.kind, ROUTE_ARG_VARIABLE: action.arg}
+        try:
+            await self._control.run(ch.node, fc.setvars(ch.uuid, variables))
+        except (CallError, InvalidCommand) as exc:
+            log.warning("%s: the route is not kept on the channel: %s", ch.uuid, exc)
 
     async def _act(self, ch: Channel, decision: RouteDecision, action: Action) -> None:
         control = self._control

@@ -41,6 +41,8 @@ __all__ = [
     "break_all",
     "bridge",
     "broadcast",
+    "buglist",
+    "dump",
     "exists",
     "flush_inbound_reg",
     "hold",
@@ -50,6 +52,7 @@ __all__ = [
     "record_start",
     "record_stop_all",
     "send_dtmf",
+    "setvars",
     "stream_heartbeat",
     "stream_send_text",
     "stream_start",
@@ -98,8 +101,8 @@ _MAX_URL, _MAX_TEXT, _MAX_METADATA = 512, 4096, 8192
 _VERBS: Final = frozenset(
     {
         "uuid_answer", "uuid_exists", "uuid_kill", "uuid_park", "uuid_hold", "uuid_bridge", "uuid_transfer",
-        "uuid_send_dtmf", "uuid_broadcast", "uuid_break", "uuid_record", "uuid_audio_stream",
-        "uuid_setvar", "originate", "show", "status", "sofia",
+        "uuid_send_dtmf", "uuid_broadcast", "uuid_break", "uuid_record", "uuid_audio_stream", "uuid_setvar",
+        "uuid_dump", "uuid_buglist", "uuid_setvar_multi", "originate", "show", "status", "sofia",
     }
 )  # fmt: skip
 _INLINE_APPS: Final = frozenset({"answer", "echo", "bridge", "conference"})
@@ -176,6 +179,26 @@ def exists(uuid: str) -> Command:
     """``uuid_exists <uuid>``: ``true`` / ``false`` from the session table itself (not the core database,
     which lags the events: tests/fixtures/live/show_json.txt)."""
     return Command("uuid_exists", (_uuid(uuid),))
+
+
+def dump(uuid: str) -> Command:
+    """``uuid_dump <uuid> json``: the channel's own record as one JSON object of event headers (caller
+    profile times in microseconds, ``Answer-State``, every ``variable_*``), read from the session itself."""
+    return Command("uuid_dump", (_uuid(uuid), "json"))
+
+
+def buglist(uuid: str) -> Command:
+    """``uuid_buglist <uuid>``: the media bugs on the channel (switch_core_media_bug_enumerate), one
+    ``<function>`` each; mod_audio_stream's is ``audio_stream``."""
+    return Command("uuid_buglist", (_uuid(uuid),))
+
+
+def setvars(uuid: str, variables: Mapping[str, str]) -> Command:
+    """``uuid_setvar_multi <uuid> <name>=<value>;...`` (mod_commands splits on ``;`` then ``=``)."""
+    if not variables:
+        raise InvalidCommand("variables", "", "at least one variable")
+    text = ";".join(_variable(key, value) for key, value in variables.items())
+    return Command("uuid_setvar_multi", (_uuid(uuid), text))
 
 
 def kill(uuid: str, cause: str = "NORMAL_CLEARING") -> Command:

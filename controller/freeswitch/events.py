@@ -15,7 +15,7 @@ Exception tree: decoding raises ``controller.freeswitch.protocol.ProtocolError``
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -313,9 +313,18 @@ class ChannelsResync:
     The adapter emits it into the event stream after ``show channels as json`` and ``show calls as json``
     so the call model can drop channels that ended while we were away and add the ones that appeared.
     ``channels`` are the rows of ``show channels``; ``calls`` the rows of ``show calls`` (bridged pairs carry
-    ``b_uuid``).
+    ``b_uuid``). ``down_since_us`` is when the previous connection ended (0 on the first): the last moment
+    the node's channels were known. The controller completes the snapshot (``controller.calls.snapshot``)
+    with ``details`` (each channel's own ``uuid_dump``, by uuid) and ``streaming`` (uuids that still carry
+    mod_audio_stream's media bug). A ``late`` snapshot is a second look a moment after the first (the core
+    database lags the events: a channel created just before the connect may be listed only later): it only
+    adds channels the model does not know.
     """
 
     node: str
     channels: tuple[Mapping[str, str], ...]
     calls: tuple[Mapping[str, str], ...]
+    down_since_us: int = 0
+    details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    streaming: frozenset[str] = frozenset()
+    late: bool = False

@@ -7,8 +7,9 @@ its tasks run in one ``asyncio.TaskGroup`` per connection.
 
 After every (re)connect a ``ChannelsResync`` (rows of ``show channels as json`` / ``show calls as json``)
 is put into the event stream at the point where the subscription started, so the call model is correct
-again without a restart. Events before it are older than the snapshot; events after it are newer or
-repeat what the snapshot says, and the call model applies them idempotently.
+again without a restart; it carries when the previous connection ended (``down_since_us``: channels that
+vanished meanwhile were last known up then). Events before it are older than the snapshot; events after it
+are newer or repeat what the snapshot says, and the call model applies them idempotently.
 
 Exceptions: those of ``controller.freeswitch.connection``. An ``AuthenticationError`` is final: the node
 stops, and ``api``/``bgapi``/``events`` raise it.
@@ -86,11 +87,14 @@ class FreeSwitchNode:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self._sleep = sleep
         self._monotonic = monotonic
+        self._clock = clock
+        self._down_since_us = 0  # when the last connection ended (wall clock, µs); 0 before the first
         self._backoff = Backoff(settings.backoff, rng)
         self._conn: EslConnection | None = None
         self._connected = asyncio.Event()
@@ -210,6 +214,7 @@ class FreeSwitchNode:
                 placeholder.set_exception(ConnectionLost("connection ended before the resync"))
             placeholder.exception()  # retrieved here: events() skips a failed resync
             self._conn = None
+            self._down_since_us = int(self._clock() * 1_000_000)
             await conn.close(self.settings.deadlines.close)
         return why
 
@@ -226,7 +231,7 @@ class FreeSwitchNode:
         except EslError as exc:
             placeholder.set_exception(exc)
             return
-        placeholder.set_result(ChannelsResync(self.name, channels, calls))
+        placeholder.set_result(ChannelsResync(self.name, channels, calls, self._down_since_us))
         self._event_ready.set()
 
     async def _keepalive(self, conn: EslConnection) -> None:

@@ -23,6 +23,7 @@ built.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -129,3 +130,14 @@ class CdrStore(ABC):
         Raises:
             StoreError: the read failed or a stored row is unreadable.
         """
+
+    async def touch(self, node: str, seen_at: datetime) -> None:
+        """Set ``last_seen_at`` of every open row of ``node`` (the controller still follows its calls).
+
+        This generic form rewrites each row; a backend may do it in one statement.
+
+        Raises:
+            StoreError: the read or a write failed.
+        """
+        for record in await self.open_records(node):
+            await self.begin(record.model_copy(update={"last_seen_at": seen_at}))

@@ -143,6 +143,15 @@ class CdrRecord(_Frozen):
         description="true if the record was closed at a restart or resync, without seeing the call end: "
         "times and cause are what was known then",
     )
+    last_seen_at: UtcDatetime | None = Field(
+        None,
+        description="last time the controller knew the call was up (it touches open rows while it runs)",
+    )
+    close_reason: str = Field(
+        "",
+        description="why the row was closed without seeing the end, or why it is still open after a restart; "
+        "'' when the end was seen",
+    )
     extra: dict[str, ExtraValue] = Field(
         default_factory=dict, description="further scalar attributes by name (JSON scalars)"
     )

@@ -22,6 +22,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Final, ParamSpec, TypeVar
@@ -72,6 +73,10 @@ _UPSERT: Final = f"""
 # begin(): an open record may replace an open row only; a closed row stays closed.
 _UPSERT_OPEN: Final = _UPSERT + " WHERE cdrs.status = 'open'"
 _DELETE_OPEN: Final = "DELETE FROM cdrs WHERE call_id = ? AND status = 'open'"
+# touch(): one statement for every open row of a node (SQLite's JSON functions, built in since 3.38).
+_TOUCH_OPEN: Final = (
+    "UPDATE cdrs SET data = json_set(data, '$.last_seen_at', ?) WHERE status = 'open' AND node = ?"
+)
 _SELECT_ONE: Final = "SELECT call_id, data FROM cdrs WHERE call_id = ?"
 _SELECT_OPEN: Final = "SELECT call_id, data FROM cdrs WHERE status = 'open'"
 _OLDEST_FIRST: Final = " ORDER BY created_us, call_id"
@@ -256,6 +261,11 @@ class SqliteCdrStore(CdrStore):
     async def discard(self, call_id: str) -> None:
         """Delete the row of ``call_id`` if it is still open (see ``CdrStore.discard``)."""
         await self._run(self._db.write, _DELETE_OPEN, (call_id,))
+
+    async def touch(self, node: str, seen_at: datetime) -> None:
+        """Mark the open rows of ``node`` seen at ``seen_at``, in one statement (see ``CdrStore.touch``)."""
+        stamp = seen_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        await self._run(self._db.write, _TOUCH_OPEN, (stamp, node))
 
     async def get(self, call_id: str) -> CdrRecord | None:
         """The record of ``call_id`` or None (see ``CdrStore.get``)."""

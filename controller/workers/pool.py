@@ -133,6 +133,10 @@ class WorkerPool:
         """Beats still arriving."""
         return self._clock() - info.seen_at <= self._missed * info.heartbeat_s
 
+    def now(self) -> float:
+        """The pool's clock (monotonic seconds)."""
+        return self._clock()
+
     def silent_s(self, info: WorkerInfo) -> float:
         """Seconds since the worker's last beat."""
         return self._clock() - info.seen_at

@@ -15,6 +15,10 @@ stopped listing it (a frozen worker never closes its socket, so no ``::disconnec
 comes late (the controller's own loop stalled, holding the beats unread) judges nothing: the next one does,
 once the held beats are in.
 
+Restarts: once a worker took a stream, its id goes onto the leg (``switchyard_worker``, set with
+``uuid_setvar_multi``); a restarted controller that finds the leg still carrying the bug adopts the stream
+(``adopt``: no new start) and supervises it as its own, so a worker that later closes it is failed over.
+
 Commands go through ``CommandSender``, and a start's ``::connect`` / ``::error`` is awaited with its
 waiters (``CommandSender.expect``) like every other confirmation. A leg that hangs up while its start waits
 ends the start (``CallConflict``): it is not the worker's fault, so no worker is marked suspect for it.
@@ -38,6 +42,7 @@ from controller.calls.changes import AudioStreamChanged, CallChange, ChannelRemo
 from controller.calls.channel import AudioStreamState
 from controller.calls.control import stream_answered
 from controller.calls.sender import CallConflict, CallError, CommandSender
+from controller.calls.snapshot import WORKER_VARIABLE
 from controller.calls.waiters import ChannelGone
 from controller.freeswitch import commands as fc
 from controller.freeswitch.commands import Command, InvalidCommand
@@ -83,6 +88,7 @@ class _Stream:
     moves: int = 0
     tried: set[str] = field(default_factory=set)
     watch: StreamWatch | None = None  # while connected to ``worker``
+    adopted_at: float | None = None  # pool clock, for a stream an earlier controller started
 
 
 class AgentStreams:
@@ -107,6 +113,7 @@ class AgentStreams:
         self._wait_s = settings.wait_s
         self._streams: dict[str, _Stream] = {}
         self._liveness = LivenessCheck(pool, settings.liveness_s)
+        self._adopt_grace_s = settings.adopt_grace_s
         self._watchdog: asyncio.Task[None] | None = None
 
     def worker_of(self, uuid: str) -> str | None:
@@ -127,10 +134,29 @@ class AgentStreams:
             CallConflict: the leg was removed meanwhile.
         """
         stream = self._streams.setdefault(request.uuid, _Stream(request))
-        if self._watchdog is None:
-            self._watchdog = asyncio.create_task(self._watch(), name="stream liveness")
+        self._ensure_watchdog()
         await self._command(request.node, fc.stream_heartbeat(request.uuid, PING_S))
         return await self._connect(stream)
+
+    def adopt(self, request: StreamRequest, worker_id: str) -> None:
+        """Supervise a stream an earlier controller started (found on the leg by the resync): no start.
+
+        A worker not heard from yet (its beats resume after the controller's restart) is watched from its
+        first beat; one that never beats within ``adopt_grace_s`` is taken for gone and the call moves.
+        """
+        if request.uuid in self._streams:
+            return
+        known = self._pool.get(worker_id) if worker_id else None
+        # Until it beats, the id is all a failover needs of the worker.
+        placeholder = WorkerInfo(worker_id, "", 1, 0, draining=False, heartbeat_s=1.0, seen_at=float("-inf"))
+        worker = known or (placeholder if worker_id else None)
+        stream = _Stream(request, worker, adopted_at=self._pool.now())
+        if worker is not None:
+            stream.tried.add(worker.worker_id)
+        if known is not None:
+            stream.watch = self._liveness.watch(known, request.call_id)
+        self._streams[request.uuid] = stream
+        self._ensure_watchdog()
 
     async def stop(self, uuid: str) -> None:
         """Stop supervising and stop the stream (FreeSWITCH removes the worker's files)."""
@@ -160,6 +186,10 @@ class AgentStreams:
             )
             self._start_move(stream)
 
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch(), name="stream liveness")
+
     def _start_move(self, stream: _Stream) -> None:
         stream.watch = None
         uuid = stream.request.uuid
@@ -176,12 +206,23 @@ class AgentStreams:
                 log.info("stream liveness: tick %.2f s late, not judged", loop.time() - due)
                 continue
             for stream in list(self._streams.values()):
-                if stream.watch is None or stream.failover is not None:
-                    continue
-                why = self._liveness.verdict(stream.watch)
+                why = self._judge(stream)
                 if why is not None:
                     log.warning("%s: %s: moving the call", stream.request.uuid, why)
                     self._start_move(stream)
+
+    def _judge(self, stream: _Stream) -> str | None:
+        """Why ``stream`` must move now (liveness), or None; an adopted stream is watched from its worker's
+        first beat."""
+        if stream.failover is not None:
+            return None
+        if stream.watch is None and stream.adopted_at is not None and stream.worker is not None:
+            known = self._pool.get(stream.worker.worker_id)
+            if known is not None:
+                stream.worker, stream.watch = known, self._liveness.watch(known, stream.request.call_id)
+            elif self._pool.now() - stream.adopted_at > self._adopt_grace_s:
+                return f"adopted worker {stream.worker.worker_id} never beat"
+        return None if stream.watch is None else self._liveness.verdict(stream.watch)
 
     async def _connect(self, stream: _Stream) -> WorkerInfo:
         request = stream.request
@@ -200,6 +241,9 @@ class AgentStreams:
             if state is AudioStreamState.CONNECTED:
                 stream.worker = worker
                 stream.watch = self._liveness.watch(worker, request.call_id)
+                await self._command(
+                    request.node, fc.setvars(request.uuid, {WORKER_VARIABLE: worker.worker_id})
+                )
                 return worker
             log.warning("%s: worker %s did not take the stream (%s)", request.uuid, worker.worker_id, state)
             self._pool.suspect(worker.worker_id)

@@ -14,7 +14,7 @@ from tests.fsemu.hangup import Hangups
 from tests.fsemu.loopback import Loopback
 from tests.fsemu.playback import Player
 from tests.fsemu.sofia import Sofia
-from tests.fsemu.wire import HeaderValue
+from tests.fsemu.wire import Event, HeaderValue, serialize_json, serialize_plain
 
 NO_CHANNEL = "-ERR No such channel!\n"
 Handler = Callable[[str], Awaitable[str]]
@@ -45,6 +45,7 @@ class Api:
             "uuid_bridge": self._bridge, "uuid_getvar": self._getvar, "uuid_setvar": self._setvar,
             "msleep": self._msleep, "show": self._show, "hupall": self._hupall,
             "uuid_audio_stream": self.streams.command, "uuid_exists": self._exists,
+            "uuid_setvar_multi": self._setvar_multi, "uuid_dump": self._dump, "uuid_buglist": self._buglist,
         }  # fmt: skip
         # ``show <table> ...`` renderers added by other parts of the emulator (e.g. registrations).
         self.show_tables: dict[str, Callable[[list[str]], str]] = {}
@@ -174,6 +175,46 @@ class Api:
         value = arg.split(" ", 2)[2] if len(arg.split(" ", 2)) > 2 else None
         ch.set_var(rest[0], value)
         return "+OK\n"
+
+    async def _setvar_multi(self, arg: str) -> str:
+        # mod_commands.c uuid_setvar_multi_function: "<uuid> <var>=<value>;<var>=<value>..."
+        parts = arg.split(" ", 1)
+        if len(parts) < 2 or not parts[1]:
+            return "-USAGE: <uuid> <var>=<value>;<var>=<value>...\n"
+        ch, _ = self._channel(parts[0])
+        if ch is None:
+            return NO_CHANNEL
+        for item in parts[1].split(";"):
+            name, _, value = item.partition("=")
+            if not name:
+                return "-ERR No variable specified\n"
+            ch.set_var(name, value or None)
+        return "+OK\n"
+
+    async def _dump(self, arg: str) -> str:
+        """``uuid_dump <uuid> [json]``: a CHANNEL_DATA event of the channel (caller profile, times,
+        Answer-State, every variable), serialised, never fired (mod_commands.c uuid_dump_function)."""
+        ch, rest = self._channel(arg)
+        if ch is None:
+            return NO_CHANNEL
+        site = ("mod_commands.c", "uuid_dump_function", 0)
+        event = Event(self.core.core_headers("CHANNEL_DATA", site, None) + ch.event_headers("CHANNEL_DATA"))
+        if rest and rest[0] == "json":
+            return serialize_json(event).decode()
+        return serialize_plain(event).decode()
+
+    async def _buglist(self, arg: str) -> str:
+        """``uuid_buglist <uuid>``: switch_core_media_bug_enumerate's list (mod_audio_stream's bug only)."""
+        ch, _ = self._channel(arg)
+        if ch is None:
+            return NO_CHANNEL
+        out = "<media-bugs>\n"
+        if ch.uuid in self.streams.sessions:
+            out += (
+                " <media-bug>\n  <function>audio_stream</function>\n  <target>N/A</target>\n"
+                "  <thread-locked>0</thread-locked>\n </media-bug>\n"
+            )
+        return out + "</media-bugs>\n"
 
     async def _exists(self, arg: str) -> str:
         ch, _ = self._channel(arg)

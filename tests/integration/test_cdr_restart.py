@@ -11,12 +11,14 @@ from pathlib import Path
 
 from tests.controllerkit import running_controller
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
+from tests.fsemu.server import REAL_TABLE_LAG
 
 ROUTES = [{"destination": "^9196$", "action": "echo"}]
 
 
 async def test_calls_ended_while_down_are_closed_on_restart(tmp_path: Path) -> None:
-    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs:
+    # The core database lags like the real one: a restart within the lag must not close a live call's row.
+    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs:
         async with running_controller(fs, tmp_path, calls={"routes": ROUTES}) as first:
             gone = await fs.inject_inbound_call(caller="1000", destination="9196")
             kept = await fs.inject_inbound_call(caller="1001", destination="9196")

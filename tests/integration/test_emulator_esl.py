@@ -83,7 +83,8 @@ async def test_bgapi_honours_job_uuid_and_json_events() -> None:
 
 
 async def test_custom_subclass_subscription_and_channels_json() -> None:
-    async with FreeSwitchEmulator(EmulatorConfig(password="pw")) as fs:
+    # channel_table_lag=0: rows read right after the events (the lag has its own twin in test_live_drift)
+    async with FreeSwitchEmulator(EmulatorConfig(password="pw", channel_table_lag=0.0)) as fs:
         peer = await _authed(fs)
         await _command(peer, "event plain CHANNEL_PARK CUSTOM mod_audio_stream::error")
         uuid = await fs.inject_inbound_call(caller="1001", destination="7102")
@@ -120,7 +121,7 @@ async def test_slow_listener_is_dropped_after_max_missed() -> None:
 
 
 async def test_stop_and_restart_keep_channels() -> None:
-    async with FreeSwitchEmulator(EmulatorConfig(password="pw")) as fs:
+    async with FreeSwitchEmulator(EmulatorConfig(password="pw", channel_table_lag=0.0)) as fs:  # rows at once
         uuid = await fs.inject_inbound_call()
         peer = await _authed(fs)
         port = fs.port

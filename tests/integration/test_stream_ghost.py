@@ -4,7 +4,9 @@ tests/fixtures/live/show_json.txt) must not cost a worker its health.
 Found by the live tier: a controller started right after another one's call ended adopted that call's leg
 from ``show channels``, routed it to the agent, got ``-ERR Operation Failed`` for the stream start
 (mod_audio_stream: "Error locating session") and marked the only worker suspect, so the next real call was
-rejected. The start now asks ``uuid_exists`` when it is refused: a leg that is gone blames no worker.
+rejected. The start now asks ``uuid_exists`` when it is refused: a leg that is gone blames no worker. And
+the resync now reads each listed channel from its session (``uuid_dump``, controller/calls/snapshot.py):
+the ghost's "no such channel" keeps it out of the call model altogether.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ async def test_a_ghost_from_the_resync_blames_no_worker(tmp_path: Path) -> None:
         await fs.caller_hangup(ghost)
         async with running_controller(fs, tmp_path, calls={"routes": ROUTES}) as rc:
             await register_worker(rc, "w1", worker.url)
-            await fs.wait_for(lambda: rc.controller.model.channel(ghost) is not None, timeout=5)
             await fs.wait_for(
                 lambda: not any(r["uuid"] == ghost for r in fs.coredb.channel_rows()), timeout=5
             )
             call = await fs.inject_inbound_call(destination="7150")
             await fs.wait_for(lambda: call in worker.sessions, timeout=10)
             health = rc.controller.pool.count_by_state()
+            adopted_ghost = rc.controller.model.channel(ghost) or rc.controller.model.ended_call(ghost)
+    assert adopted_ghost is None
     assert ghost not in worker.sessions
     assert health["healthy"] == 1
     assert health["suspect"] == 0

@@ -94,8 +94,10 @@ def test_heartbeats_keep_their_period_and_back_off_from_two_periods_after_failur
     backoff = heartbeat_backoff(2.0, fixed(1.0))
     assert next_beat(2.0, backoff, failed=False, rng=fixed(0.0)) == pytest.approx(1.6)
     assert next_beat(2.0, backoff, failed=False, rng=fixed(1.0)) == pytest.approx(2.0)
-    failed = [next_beat(2.0, backoff, failed=True) for _ in range(6)]
-    assert failed == pytest.approx([4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+    failed = [next_beat(2.0, backoff, failed=True) for _ in range(3)]
+    assert failed == pytest.approx([4.0, 4.0, 4.0])  # capped at two periods when that exceeds 2 s
+    quick = heartbeat_backoff(0.5, fixed(1.0))
+    assert [next_beat(0.5, quick, failed=True) for _ in range(4)] == pytest.approx([1.0, 2.0, 2.0, 2.0])
     next_beat(2.0, backoff, failed=False)
     assert next_beat(2.0, backoff, failed=True) == pytest.approx(4.0)  # a delivered beat reset it
     assert next_beat(2.0, heartbeat_backoff(2.0, fixed(0.0)), failed=True) == 0.0
