@@ -22,7 +22,7 @@ from tests.speech import build_call
 
 __all__ = [
     "CDR_DEADLINE_S", "SCENARIO", "SIPP_DEADLINE_S", "UTTERANCE", "caller_audio", "cdr_of", "local_ip",
-    "run_sipp", "scenario",
+    "run_sipp", "scenario", "start_sipp",
 ]  # fmt: skip
 
 SCENARIO: Final = Path(__file__).resolve().parent / "sipp" / "uac_register_call.xml"
@@ -42,39 +42,56 @@ def local_ip(host: str, port: int) -> str:
         return address
 
 
-def caller_audio(workdir: Path, utterance: str = UTTERANCE) -> Path:
-    """8 kHz mu-law WAV: 4 s of silence (the greeting), the request, then 10 s to hear the answer; written
-    as ``caller.wav`` in ``workdir``, where the scenario's ``rtp_stream`` finds it."""
-    call = build_call(workdir, 8000, [(4.0, utterance)], tail=10.0)
+def caller_audio(
+    workdir: Path, utterance: str = UTTERANCE, *, script: list[tuple[float, str]] | None = None,
+    tail: float = 10.0,
+) -> Path:  # fmt: skip
+    """8 kHz mu-law WAV: 4 s of silence (the greeting), the request, then ``tail`` s to hear the answer (or
+    ``script``: (seconds of silence, sentence) pairs); written as ``caller.wav`` in ``workdir``, where the
+    scenario's ``rtp_stream`` finds it."""
+    call = build_call(workdir, 8000, script or [(4.0, utterance)], tail=tail)
     out = workdir / "caller.wav"
     subprocess.run(["sox", str(call.path), "-e", "u-law", "-b", "8", str(out)], check=True, timeout=30)
     return out
 
 
-def scenario(workdir: Path, user: str, password: str, domain: str) -> Path:
-    """A private copy of the scenario with the phone's account filled in."""
+def scenario(workdir: Path, user: str, password: str, domain: str, hold_s: float = 16.0) -> Path:
+    """A private copy of the scenario with the phone's account filled in; each call hangs up ``hold_s``
+    after its audio starts."""
     text = SCENARIO.read_text().replace("@USER@", user).replace("@DOMAIN@", domain)
+    text = text.replace("@HOLD_MS@", str(round(hold_s * 1000)))
     path = workdir / "phone.xml"
     path.touch(0o600)
     path.write_text(text.replace("@PASSWORD@", password))
     return path
 
 
-async def run_sipp(workdir: Path, target: str, service: str, scenario: Path) -> str:
-    """One call of ``scenario`` to ``service`` at ``target`` (``host:port``); its screen. Fails the test with
-    sipp's screen and error log when sipp fails."""
+async def start_sipp(
+    workdir: Path, target: str, service: str, scenario: Path, *, calls: int = 1, cps: float = 1.0,
+    deadline_s: float = SIPP_DEADLINE_S,
+) -> asyncio.subprocess.Process:  # fmt: skip
+    """sipp placing ``calls`` calls of ``scenario`` to ``service`` at ``target`` (``host:port``), ``cps`` a
+    second, all up at once; SIP messages traced to ``*_messages.log`` in ``workdir``, stdout piped."""
     host, _, port = target.rpartition(":")
     local = local_ip(host, int(port))
     sipp = shutil.which("sipp")
     assert sipp is not None, "sipp is missing (Debian: sip-tester)"
-    process = await asyncio.create_subprocess_exec(
+    period_ms = max(1, round(1000 / cps))
+    return await asyncio.create_subprocess_exec(
         *(sipp, target, "-sf", str(scenario), "-s", service),
-        *("-i", local, "-mi", local, "-p", "0", "-mp", "0", "-m", "1", "-l", "1", "-nostdin"),
-        *("-trace_err", "-timeout", f"{int(SIPP_DEADLINE_S)}s", "-timeout_error"),
+        *("-i", local, "-mi", local, "-p", "0", "-mp", "0"),
+        *("-m", str(calls), "-l", str(calls), "-r", "1", "-rp", str(period_ms), "-nostdin"),
+        *("-trace_err", "-trace_msg", "-timeout", f"{int(deadline_s)}s", "-timeout_error"),
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )
+    )  # fmt: skip
+
+
+async def run_sipp(workdir: Path, target: str, service: str, scenario: Path) -> str:
+    """One call of ``scenario`` to ``service`` at ``target`` (``host:port``); its screen. Fails the test with
+    sipp's screen and error log when sipp fails."""
+    process = await start_sipp(workdir, target, service, scenario)
     try:
         output, _ = await asyncio.wait_for(process.communicate(), SIPP_DEADLINE_S + 10)
     except TimeoutError:

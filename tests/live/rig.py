@@ -164,6 +164,8 @@ async def run_rig(fsrun: Path, args: Sequence[str]) -> int:
     try:
         async with network_namespace() as ns:
             live = rig_variables(ns, workdir, rig_ports(ns))
+            # The chaos twin restarts FreeSWITCH itself: fsrun and the configuration it runs on.
+            live |= {"LIVE_FSRUN": str(fsrun), "LIVE_FS_CONF": str(workdir / "conf" / "freeswitch" / "conf")}
             env = pytest_environment(os.environ, live)
             fs_env = settings_environment(os.environ, live) | {"FS_STATE": live["LIVE_FS_STATE"]}
             render = [sys.executable, "-m", "controller", "render", "--config", str(SETTINGS)]

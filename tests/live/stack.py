@@ -112,7 +112,7 @@ class LiveStack:
             self._logs["janus"] = janus_dir / "janus.log"
             await self.start("controller", "-m", "controller", "run")
             await self.start("worker", "-m", "media_worker")
-            await self._ready()
+            await self.ready()
         except BaseException:
             await self.aclose()
             raise
@@ -121,18 +121,22 @@ class LiveStack:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def start(self, name: str, *args: str) -> asyncio.subprocess.Process:
-        """Start (or restart) the stack process ``name``: ``python args`` with its log in the workdir."""
+    async def start(
+        self, name: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """Start (or restart) the stack process ``name``: ``python args`` with its log in the workdir, and
+        ``env`` on top of the stack's environment (e.g. a second worker's ``SWITCHYARD_MEDIA_WORKER__*``)."""
         log = self.workdir / f"{name}.log"
         self._logs[name] = log
         with log.open("ab") as out:
-            process = await _spawn(out, self.child_env(), sys.executable, *args)
+            process = await _spawn(out, self.child_env() | dict(env or {}), sys.executable, *args)
         self.processes[name] = process
         return process
 
     async def aclose(self) -> None:
-        """Stop every process by PID (worker, controller, then Janus), each with a bounded wait."""
-        for name in ("worker", "controller", "janus"):
+        """Stop every process by PID (workers, controller, then Janus), each with a bounded wait."""
+        names = [n for n in self.processes if n.startswith("worker")] + ["controller", "janus"]
+        for name in names:
             process = self.processes.pop(name, None)
             if process is not None:
                 await stop_process(process)
@@ -145,7 +149,8 @@ class LiveStack:
             parts.append(f"--- {name} ({path}):\n{text[-LOG_TAIL:]}")
         return "\n".join(parts)
 
-    async def _ready(self) -> None:
+    async def ready(self, workers: int = 1) -> None:
+        """Wait until ``/readyz`` passes and ``workers`` workers are healthy (deadline READY_DEADLINE)."""
         target = self.target
         headers = {"Authorization": f"Bearer {target.token}"}
         timeout = aiohttp.ClientTimeout(total=5)
@@ -154,12 +159,12 @@ class LiveStack:
                 aiohttp.ClientSession(headers=headers, timeout=timeout) as http,
                 asyncio.timeout(READY_DEADLINE),
             ):
-                while not await self._up(http, target.api):  # noqa: ASYNC110 - polls over HTTP
+                while not await self._up(http, target.api, workers):  # noqa: ASYNC110 - polls over HTTP
                     await asyncio.sleep(0.25)
         except TimeoutError:
             raise AssertionError(f"the stack was not ready in {READY_DEADLINE} s:\n{self.logs()}") from None
 
-    async def _up(self, http: aiohttp.ClientSession, api: str) -> bool:
+    async def _up(self, http: aiohttp.ClientSession, api: str, workers: int) -> bool:
         for name, process in self.processes.items():
             if process.returncode is not None:
                 raise AssertionError(f"{name} exited {process.returncode}:\n{self.logs()}")
@@ -168,10 +173,10 @@ class LiveStack:
                 if ready.status != 200:
                     return False
             async with http.get(f"{api}/v1/workers") as response:
-                workers = (await response.json())["workers"]
+                listed = (await response.json())["workers"]
         except (aiohttp.ClientError, TimeoutError):
             return False
-        return any(w["healthy"] for w in workers)
+        return sum(1 for w in listed if w["healthy"]) >= workers
 
 
 async def _spawn(out: IO[bytes], env: Mapping[str, str], *argv: str) -> asyncio.subprocess.Process:
