@@ -67,6 +67,7 @@ class LiveStack:
 
     environ: Mapping[str, str]
     workdir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # on top of child_env for every process
     settings: Settings = field(init=False)
     netns: Netns = field(init=False)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -102,7 +103,7 @@ class LiveStack:
     def child_env(self) -> dict[str, str]:
         """The environment of the stack's processes: no ``SWITCHYARD_*`` but the settings file's path."""
         env = {key: value for key, value in self.environ.items() if not key.startswith("SWITCHYARD_")}
-        return env | {"SWITCHYARD_CONFIG": self.environ["SWITCHYARD_LIVE_RIG"]}
+        return env | {"SWITCHYARD_CONFIG": self.environ["SWITCHYARD_LIVE_RIG"]} | dict(self.extra_env)
 
     async def __aenter__(self) -> Self:
         try:
