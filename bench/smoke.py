@@ -77,6 +77,7 @@ class Smoke:
 CPS = 20.0
 UTTERANCES = 2
 REGISTRATIONS = 2 * 4  # --starts 2 --registrations 4
+SOAK_CALLS = 20
 
 SMOKES = (
     Smoke(
@@ -115,6 +116,20 @@ SMOKES = (
             "cpu_ms_per_call": POSITIVE,
         },
         (("p99_ms >= p50_ms", lambda f: f["p99_ms"] >= f["p50_ms"]),),
+    ),
+    Smoke(
+        "soak",
+        ("--seconds", "8", "--concurrent", str(SOAK_CALLS), "--hold-min", "1", "--hold-max", "3"),
+        {
+            "calls": POSITIVE,
+            "concurrent": between(SOAK_CALLS, SOAK_CALLS),
+            "rss_start_mb": POSITIVE,
+            "rss_end_mb": POSITIVE,
+            "tasks_start": POSITIVE,
+            "tasks_end": POSITIVE,
+            "lost_cdrs": between(0, 0),
+        },
+        (("calls > concurrent (calls were replaced)", lambda f: f["calls"] > f["concurrent"]),),
     ),
     Smoke(
         "voice_turn",

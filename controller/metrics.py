@@ -1,11 +1,13 @@
 """The controller's Prometheus metrics, on a registry passed in (one per app; tests build their own).
 
 Gauges of things the controller already holds (calls, channels per node, SIP registrations, workers by
-state) are read at scrape time from callbacks, so they cannot drift from the state they describe.
+state) are read at scrape time from callbacks, so they cannot drift from the state they describe. So is the
+number of asyncio tasks on the loop that serves the scrape (the controller's): a task leak makes it grow.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -119,6 +121,12 @@ class ControllerMetrics:
         )
         active = Gauge("switchyard_calls_active", "Calls in progress", registry=registry)
         active.set_function(lambda: float(active_calls()))
+        tasks = Gauge(
+            "switchyard_asyncio_tasks",
+            "Asyncio tasks not done on the controller's event loop when scraped (NaN off the loop)",
+            registry=registry,
+        )
+        tasks.set_function(_loop_tasks)
         connected = Gauge(
             "switchyard_esl_connected", "1 when the node's ESL connection is up", ["node"], registry=registry
         )
@@ -157,6 +165,14 @@ class ControllerMetrics:
         """One routing decision, and how long it took."""
         self.route_decisions.labels(action=decision.action.kind).inc()
         self.route_seconds.observe(seconds)
+
+
+def _loop_tasks() -> float:
+    """Tasks not done on the running loop: ``/metrics`` is served on the controller's."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected from a thread without a running loop
+        return float("nan")
 
 
 def _as_float(flag: Callable[[], bool]) -> Callable[[], float]:
