@@ -66,6 +66,9 @@ bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench.voice_turn
 	$(BIN)/python -m bench.janus_register
 
+soak: $(STAMP) ## 10 minutes of 200 concurrent emulated calls with churn: controller RSS and tasks flat, no lost CDR
+	$(BIN)/python -m bench.soak
+
 bench-smoke: $(STAMP) ## run each bench for a few seconds: figures plausible and non-zero, a broken bench must fail
 	$(BIN)/python -m bench.smoke
 
@@ -73,4 +76,4 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: help venv up down logs ps run render check test test-compose test-live bench bench-smoke fmt
+.PHONY: help venv up down logs ps run render check test test-compose test-live bench soak bench-smoke fmt

@@ -7,7 +7,8 @@ import struct
 
 import pytest
 
-from bench.result import figures_line, parse_figures, summarize_closes
+from bench import soak
+from bench.result import ImpossibleResult, figures_line, parse_figures, summarize_closes
 from bench.smoke import SMOKES, Smoke, check_figures, judge
 from bench.stream_load import ServerFrames
 
@@ -110,3 +111,15 @@ def test_the_negative_control_must_fail_and_say_why() -> None:
     assert judge(control, 1, "", f"noise\n{refused}\n")[0] is True
     assert judge(control, 0, GOOD_WORKER, "")[0] is False  # the old bug: a broken bench exiting 0
     assert judge(control, 1, "", "Traceback ...\nKeyError: 'x'")[0] is False  # failing for another reason
+
+
+def test_the_soak_counts_a_missing_open_or_lost_cdr_as_lost_and_refuses_it() -> None:
+    closed: tuple[str, str | None] = ("closed", "answered")
+    cdrs = {"w": closed, "a": closed, "b": ("open", None), "c": ("closed", "lost")}  # "d": none
+    run = soak.Run(["w"], soak.Churn(uuids=["a", "b", "c", "d"]), (100.0, 101.0), (10, 10), True, cdrs, 4)
+    assert soak.lost(run) == ["b", "c", "d"]
+    with pytest.raises(ImpossibleResult, match="lost_cdrs=3"):
+        soak.check(run, soak.lost(run))
+    run.cdrs = dict.fromkeys("wabcd", closed)
+    assert soak.lost(run) == []
+    soak.check(run, [])
