@@ -115,7 +115,11 @@ class Controller:
             originations=self.originations,
         )
         self.streams = AgentStreams(
-            self.pool, self.sender, settings.worker_pool, settings.media_worker.stream_key()
+            self.pool,
+            self.sender,
+            settings.worker_pool,
+            settings.media_worker.stream_key(),
+            on_moved=self._stream_moved,
         )
         cdr = settings.cdr
         self.store = store or SqliteCdrStore(Path(cdr.path), busy_timeout_s=cdr.busy_timeout_s)
@@ -210,6 +214,9 @@ class Controller:
             browsers=self.browsers,
             cdr_writes=self.cdrs.health,
         )
+
+    def _stream_moved(self, uuid: str, worker: str, starts: int) -> None:
+        self.cdrs.stream_moved(uuid, worker, starts)
 
     def _routed(self, ch: Channel, decision: RouteDecision, seconds: float) -> None:
         self.metrics.routed(decision, seconds)

@@ -94,9 +94,10 @@ async def restart_freeswitch(environ: Mapping[str, str]) -> float:
     return killed_at
 
 
-def turns_answered(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (caller, agent) texts of a CDR's turns where the caller said something and the agent answered."""
-    return [(t["caller"], t["agent"]) for t in record["transcript"] if t.get("caller") and t.get("agent")]
+def turns_answered(record: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """(turn number, agent's answer) of a CDR's turns where the caller said something and the agent
+    answered, in the order the CDR has them; numbers are the worker's (a new worker counts from 1)."""
+    return [(t["turn"], t["agent"]) for t in record["transcript"] if t.get("caller") and t.get("agent")]
 
 
 @dataclass

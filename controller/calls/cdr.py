@@ -281,6 +281,15 @@ class CdrRecorder:
             draft.worker, draft.attempts = worker or "", attempts
         self._changed(ch.call_id, draft)
 
+    def stream_moved(self, uuid: str, worker: str, attempts: int) -> None:
+        """The stream of leg ``uuid`` moved to ``worker`` (``attempts`` starts in all so far)."""
+        ch = self._model.channel(uuid)
+        draft = self._drafts.get(ch.call_id) if ch is not None else None
+        if ch is None or draft is None:
+            return
+        draft.worker, draft.attempts = worker, max(attempts, draft.attempts + 1)
+        self._changed(ch.call_id, draft)
+
     def note(self, uuid: str, name: str, value: str) -> None:
         """Keep ``name: value`` in the record of the call of leg ``uuid`` (``extra``), e.g. a refused
         transfer; a later value of the same name is appended after a space."""

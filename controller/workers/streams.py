@@ -89,6 +89,7 @@ class _Stream:
     tried: set[str] = field(default_factory=set)
     watch: StreamWatch | None = None  # while connected to ``worker``
     adopted_at: float | None = None  # pool clock, for a stream an earlier controller started
+    starts: int = 0  # stream starts sent, over every move
 
 
 class AgentStreams:
@@ -101,8 +102,11 @@ class AgentStreams:
         settings: WorkerPoolSettings,
         key: bytes | None = None,
         wall_clock: Callable[[], float] = time.time,
+        *,
+        on_moved: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_moved = on_moved  # told (uuid, new worker, stream starts so far) after each move: the CDR
         self._key = key  # media_worker.stream_secret: each start carries a token (switchyard.streamauth)
         self._token_ttl_s = settings.token_ttl_s
         self._wall_clock = wall_clock
@@ -122,9 +126,9 @@ class AgentStreams:
         return None if stream is None or stream.worker is None else stream.worker.worker_id
 
     def attempts_of(self, uuid: str) -> int:
-        """Workers tried for ``uuid``'s stream so far."""
+        """Stream starts tried for ``uuid`` so far (one per worker tried, moves included)."""
         stream = self._streams.get(uuid)
-        return 0 if stream is None else len(stream.tried)
+        return 0 if stream is None else stream.starts
 
     async def start(self, request: StreamRequest) -> WorkerInfo:
         """Stream the leg to the least-loaded healthy worker, failing over on ``::error`` or timeout.
@@ -235,6 +239,7 @@ class AgentStreams:
             if worker is None:
                 break
             stream.tried.add(worker.worker_id)
+            stream.starts += 1
             url = worker.stream_url(request.call_id)
             metadata = self._signed(request, worker.worker_id)
             state = await self._attempt(request, fc.stream_start(request.uuid, url, request.rate, metadata))
@@ -307,6 +312,8 @@ class AgentStreams:
             stream.failover = None
         stream.moves += 1
         log.info("%s: stream moved to worker %s", request.uuid, worker.worker_id)
+        if self._on_moved is not None:
+            self._on_moved(request.uuid, worker.worker_id, stream.starts)
 
     def _apology_command(self, uuid: str) -> Command | None:
         try:

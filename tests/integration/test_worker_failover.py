@@ -113,6 +113,7 @@ class Controller:
     node: FreeSwitchNode | None = None
     streams: AgentStreams | None = None
     playback_log: list[tuple[float, str, str]] = field(default_factory=list)
+    moves: list[tuple[str, str, int]] = field(default_factory=list)  # AgentStreams' on_moved (the CDR's)
 
 
 @asynccontextmanager
@@ -138,7 +139,9 @@ async def controller_media(ctl: Controller, fs: FreeSwitchEmulator, apology: str
         sender = CommandSender({node.name: node}, waiters)
         playback = AgentPlayback(sender, files=SpeechFiles({node.name: str(fs.config.temp_dir)}))
         pool_settings = WorkerPoolSettings(connect_timeout=0.5, apology_prompt=apology, wait_s=0)
-        streams = AgentStreams(ctl.pool, sender, pool_settings, STREAM_SECRET.encode())
+        streams = AgentStreams(
+            ctl.pool, sender, pool_settings, STREAM_SECRET.encode(), on_moved=lambda *m: ctl.moves.append(m)
+        )
         ctl.node, ctl.streams = node, streams
 
         async def follow() -> None:
@@ -234,6 +237,9 @@ async def test_start_fails_over_and_a_killed_worker_moves_the_call(tmp_path: Pat
                 await asyncio.sleep(1.0)
                 assert session.frames_sent > 20  # audio flows to the new worker
                 assert ctl.streams.worker_of(uuid) == other.worker_id
+                # What the CDR is told: the new worker, and four starts (a-dead, a-hung, first, other).
+                assert ctl.moves == [(uuid, other.worker_id, 4)]
+                assert ctl.streams.attempts_of(uuid) == 4
                 apologies = [p for p in ctl.playback_log if p[1] == str(apology) and p[2] == "playing"]
                 await ctl.streams.stop(uuid)
     hung.close()
