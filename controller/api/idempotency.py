@@ -25,7 +25,6 @@ The rules, for an operation declared ``Operation(idempotent=True)``:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -38,6 +37,8 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 from pydantic import BaseModel
+
+from switchyard.tasks import cancel_all
 
 __all__ = [
     "KEY_HEADER",
@@ -239,13 +240,7 @@ class IdempotencyKeys:
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Cancel first requests still running (at shutdown)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks), timeout)
 
 
 def _retrieved(task: asyncio.Task[web.StreamResponse]) -> None:

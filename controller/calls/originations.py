@@ -35,6 +35,7 @@ from controller.calls.channel import Channel
 from controller.calls.sender import CallError, CommandSender
 from controller.freeswitch import commands as fc
 from controller.freeswitch.events import BackgroundJob, ChannelsResync, Event
+from switchyard.tasks import cancel_all
 
 __all__ = ["NOT_FOUND", "OriginateStatus", "Origination", "Originations"]
 
@@ -195,10 +196,4 @@ class Originations:
     async def aclose(self, timeout: float = 2.0) -> None:
         """Stop settling (the records stay as they are)."""
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks), timeout)
