@@ -24,6 +24,8 @@ from controller.calls.routes import HANGUP_CAUSES, Route, parse_action
 from controller.calls.speechfiles import FREESWITCH_TEMP_DIR, TempDir
 from controller.calls.transfers import route_entry_errors
 from controller.calls.variables import VARIABLE_NAME
+from controller.freeswitch.backlog import MAX_BACKLOG_BYTES, MAX_BACKLOG_EVENTS
+from controller.freeswitch.protocol import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from controller.janus.settings import JanusSettings
 from controller.render.settings import (
     EventSocketSettings,
@@ -87,7 +89,28 @@ class FreeSwitchNodeSettings(SettingsModel):
     password_file: Path | None = None
     keepalive: float = Field(15.0, ge=0, description="seconds between liveness probes (0 = off)")
     event_backlog: int = Field(
-        100_000, gt=0, description="events buffered for the controller before the node is resynced"
+        MAX_BACKLOG_EVENTS,
+        gt=0,
+        description="events held for the controller; at this many the node stops reading from FreeSWITCH "
+        "until half are consumed (TCP backpressure: no event is dropped; controller.freeswitch.backlog)",
+    )
+    event_backlog_bytes: int = Field(
+        MAX_BACKLOG_BYTES,
+        ge=64 * 1024,
+        description="wire bytes of the events held for the controller; at this many reading stops as for "
+        "event_backlog (a node holds at most this, one read of 256 KiB and one partial frame)",
+    )
+    max_header_bytes: int = Field(
+        MAX_HEADER_BYTES,
+        ge=1024,
+        description="longest ESL frame header block; a longer one is a protocol error: logged, the "
+        "connection dropped, the node reconnects",
+    )
+    max_body_bytes: int = Field(
+        MAX_BODY_BYTES,
+        ge=64 * 1024,
+        description="largest ESL frame body (Content-Length; show channels on a loaded node is the "
+        "largest); a larger one is a protocol error, like max_header_bytes",
     )
     temp_dir: TempDir = Field(
         FREESWITCH_TEMP_DIR,

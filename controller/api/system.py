@@ -69,7 +69,7 @@ class NodeView(BaseModel):
     port: int
     connected: bool
     connects: int = Field(description="successful connections since start")
-    overflows: int = Field(description="times the event backlog overflowed (resynced)")
+    overflows: int = Field(description="times the event backlog filled and reading paused until it drained")
     channels: int = Field(description="live channels of the node in the call model")
 
 

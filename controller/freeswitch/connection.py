@@ -14,6 +14,9 @@ Exception tree (extends ``controller.freeswitch.protocol``)::
     ├── AuthenticationError    wrong password or ACL rejection: never retried
     ├── CommandError           FreeSWITCH answered ``-ERR ...`` / ``-USAGE ...``
     └── JobTimeout             a bgapi job did not finish in time (the connection stays up)
+
+Bounds: a frame larger than the parser's limits is a ``ProtocolError`` (logged, the connection dropped);
+events wait in an ``EventBacklog`` whose bound pauses reading (``controller.freeswitch.backlog``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,20 @@ import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
+from controller.freeswitch.backlog import MAX_BACKLOG_BYTES, MAX_BACKLOG_EVENTS, EventBacklog
 from controller.freeswitch.decode import decode_event
 from controller.freeswitch.events import BackgroundJob, Event
-from controller.freeswitch.protocol import EslError, EslParser, Frame, ProtocolError, encode_command
+from controller.freeswitch.protocol import (
+    DEFAULT_LIMITS,
+    EslError,
+    EslParser,
+    Frame,
+    FrameLimits,
+    ProtocolError,
+    encode_command,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -37,6 +49,7 @@ __all__ = [
     "CommandTimeout",
     "ConnectionLost",
     "EslConnection",
+    "EventSink",
     "JobTimeout",
 ]
 
@@ -84,27 +97,36 @@ def _reply_text(frame: Frame) -> str:
     return frame.headers.get("Reply-Text", "")
 
 
-EventSink = Callable[[Event], None]
+EventSink = Callable[[Event, int], None]
+"""Takes each event and its size in wire bytes (called from the reader, must not block)."""
 
 
 class EslConnection:
     """An authenticated inbound ESL connection (use ``EslConnection.open`` as ``async with``).
 
-    Events go to ``on_event`` if given (called from the reader, must not block), else into an internal
-    queue read with ``next_event()``. BACKGROUND_JOB events resolve their ``bgapi`` and are passed on too.
+    Events go to ``on_event`` if given, else into an internal queue read with ``next_event()``.
+    BACKGROUND_JOB events resolve their ``bgapi`` and are passed on too. Before each read the reader waits
+    for room in ``backlog``: the sink's queue (``FreeSwitchNode``'s), else the internal queue.
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_event: EventSink | None = None
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_event: EventSink | None = None,
+        *,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        backlog: EventBacklog[Any] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
-        self._parser = EslParser()
+        self._parser = EslParser(limits)
         self._replies: deque[asyncio.Future[Frame]] = deque()
         self._jobs: dict[str, asyncio.Future[BackgroundJob]] = {}
-        self._events: deque[Event] = deque()
+        self._events = EventBacklog[Event](MAX_BACKLOG_EVENTS, MAX_BACKLOG_BYTES)
         self._event_ready = asyncio.Event()
         self._on_event = on_event or self._queue_event
+        self._backlog = self._events if backlog is None else backlog
         self._closed = asyncio.get_running_loop().create_future()
         self._read_task: asyncio.Task[None] | None = None
         self.decode_errors = 0
@@ -122,6 +144,8 @@ class EslConnection:
         connect_timeout: float = 5.0,
         auth_timeout: float = 5.0,
         on_event: EventSink | None = None,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        backlog: EventBacklog[Any] | None = None,
     ) -> Self:
         """Connect, wait for ``auth/request``, authenticate, and start reading.
 
@@ -138,7 +162,7 @@ class EslConnection:
             raise CommandTimeout(f"connect to {host}:{port}: no answer in {connect_timeout}s") from exc
         except OSError as exc:
             raise ConnectionLost(f"connect to {host}:{port}: {exc}") from exc
-        conn = cls(reader, writer, on_event)
+        conn = cls(reader, writer, on_event, limits=limits, backlog=backlog)
         try:
             async with asyncio.timeout(auth_timeout):
                 await conn._authenticate(password)
@@ -246,9 +270,12 @@ class EslConnection:
 
     async def _read_loop(self) -> None:
         reason: EslError | None = ConnectionLost("connection closed by FreeSWITCH")
+        backlog = self._backlog
         try:
             self._dispatch_buffered()
             while True:
+                if backlog.full:
+                    await backlog.room()  # backpressure: the socket is not read while the backlog is full
                 data = await self._reader.read(READ_CHUNK)
                 if not data:
                     break
@@ -297,11 +324,16 @@ class EslConnection:
             job = self._jobs.pop(event.job_uuid, None)
             if job is not None and not job.done():
                 job.set_result(event)
-        self._on_event(event)
+        self._on_event(event, len(frame.body))
 
-    def _queue_event(self, event: Event) -> None:
-        self._events.append(event)
+    def _queue_event(self, event: Event, size: int) -> None:
+        self._events.append(event, size)
         self._event_ready.set()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket and not yet framed (at most a partial frame and the rest of a read)."""
+        return self._parser.buffered
 
     async def next_event(self, timeout: float) -> Event:
         """The next event from the internal queue (only when no ``on_event`` sink was given).

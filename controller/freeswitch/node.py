@@ -5,6 +5,12 @@ a listener that falls 500 events behind, so we take only what we need), resyncs 
 liveness, and reconnects with capped, jittered backoff when the connection ends. Used as ``async with``;
 its tasks run in one ``asyncio.TaskGroup`` per connection.
 
+Events wait for the consumer in a bounded backlog (``event_backlog`` events, ``event_backlog_bytes``):
+when it is full the node stops reading from FreeSWITCH until half is consumed, rather than drop events
+(the policy, and what FreeSWITCH does meanwhile, in ``controller.freeswitch.backlog``). A frame beyond
+``max_header_bytes`` / ``max_body_bytes`` is a protocol error: logged, the connection dropped, and the node
+reconnects and resyncs like after any loss.
+
 After every (re)connect a ``ChannelsResync`` (rows of ``show channels as json`` / ``show calls as json``)
 is put into the event stream at the point where the subscription started, so the call model is correct
 again without a restart; it carries when the previous connection ended (``down_since_us``: channels that
@@ -22,17 +28,17 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Final, Self
 
 import orjson
 
+from controller.freeswitch.backlog import EventBacklog
 from controller.freeswitch.commands import SHOW_CALLS, SHOW_CHANNELS, STATUS, Command
 from controller.freeswitch.connection import AuthenticationError, ConnectionLost, EslConnection
 from controller.freeswitch.events import ChannelsResync, Event
-from controller.freeswitch.protocol import EslError, ProtocolError
+from controller.freeswitch.protocol import EslError, FrameLimits, ProtocolError
 from controller.settings import FreeSwitchNodeSettings
 from switchyard.retry import Backoff, Reconnect
 
@@ -98,13 +104,15 @@ class FreeSwitchNode:
         self._backoff = Backoff(settings.backoff, rng)
         self._conn: EslConnection | None = None
         self._connected = asyncio.Event()
-        self._events: deque[NodeEvent | _Pending] = deque()
+        self.backlog = EventBacklog[NodeEvent | _Pending](
+            settings.event_backlog, settings.event_backlog_bytes, f"node {self.name}"
+        )
         self._event_ready = asyncio.Event()
+        self._limits = FrameLimits(settings.max_header_bytes, settings.max_body_bytes)
         self._failure: EslError | None = None
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
-        self.overflows = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -131,6 +139,17 @@ class FreeSwitchNode:
                     await task
         self._connected.set()
         self._event_ready.set()
+
+    @property
+    def overflows(self) -> int:
+        """Times the event backlog filled and reading paused until the consumer caught up."""
+        return self.backlog.fills
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received from FreeSWITCH and not yet consumed: the backlog's events and the partial frame."""
+        conn = self._conn
+        return self.backlog.bytes + (conn.buffered if conn is not None else 0)
 
     @property
     def connected(self) -> bool:
@@ -180,7 +199,7 @@ class FreeSwitchNode:
         s = self.settings
         conn = await EslConnection.open(
             s.host, s.port, s.secret(), connect_timeout=s.deadlines.connect,
-            auth_timeout=s.deadlines.auth, on_event=self._on_event,
+            auth_timeout=s.deadlines.auth, on_event=self._push, limits=self._limits, backlog=self.backlog,
         )  # fmt: skip
         try:
             await conn.subscribe(SUBSCRIBED_EVENTS, CUSTOM_EVENTS, timeout=s.deadlines.command)
@@ -243,28 +262,16 @@ class FreeSwitchNode:
 
     # ---- events ----------------------------------------------------------------------------------------
 
-    def _push(self, item: NodeEvent | _Pending) -> None:
-        self._events.append(item)
+    def _push(self, item: NodeEvent | _Pending, size: int = 0) -> None:
+        self.backlog.append(item, size)
         self._event_ready.set()
-
-    def _on_event(self, event: Event) -> None:
-        events = self._events
-        events.append(event)
-        self._event_ready.set()
-        if len(events) > self.settings.event_backlog:
-            # Like FreeSWITCH dropping a slow listener: stop here, reconnect, and let the resync repair.
-            self.overflows += 1
-            conn = self._conn
-            if conn is not None and conn.is_open:
-                log.error("node %s: %d events unread; dropping the connection", self.name, len(events))
-                conn.abort(ConnectionLost("event backlog overflow"))
 
     async def events(self) -> AsyncIterator[NodeEvent]:
         """All events of this node across reconnects, with a ``ChannelsResync`` after each connect.
 
         Ends when the node is closed. Raises ``AuthenticationError`` if the password was refused.
         """
-        events = self._events
+        events = self.backlog
         while True:
             while events:
                 item = events.popleft()

@@ -22,18 +22,20 @@ from types import MappingProxyType
 from typing import Final
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "EslError",
     "EslParser",
     "Frame",
+    "FrameLimits",
     "ProtocolError",
     "encode_command",
 ]
 
 MAX_HEADER_BYTES: Final = 64 * 1024
-"""Longest header block we accept. The outbound ``connect`` reply, the biggest seen, is ~8 KiB."""
+"""Longest header block accepted by default. The outbound ``connect`` reply, the biggest seen, is ~8 KiB."""
 
 MAX_BODY_BYTES: Final = 64 * 1024 * 1024
-"""Largest body we accept; `show channels` on a loaded node stays far below this."""
+"""Largest body accepted by default; ``show channels`` on a loaded node stays far below this."""
 
 _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 
@@ -44,6 +46,18 @@ class EslError(Exception):
 
 class ProtocolError(EslError):
     """The peer sent bytes that are not a well-formed ESL frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLimits:
+    """The bounds on one frame: beyond either, the bytes are a ``ProtocolError``."""
+
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+DEFAULT_LIMITS: Final = FrameLimits()
+"""The default bounds (``MAX_HEADER_BYTES``, ``MAX_BODY_BYTES``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +99,17 @@ def parse_header_block(block: bytes) -> dict[str, str]:
     return headers
 
 
-def parse_content_length(value: str) -> int:
-    """Parse a ``Content-Length`` value strictly (decimal digits only, bounded).
+def parse_content_length(value: str, limit: int = MAX_BODY_BYTES) -> int:
+    """Parse a ``Content-Length`` value strictly (decimal digits only, at most ``limit``).
 
     Raises:
-        ProtocolError: not a plain decimal number, or larger than ``MAX_BODY_BYTES``.
+        ProtocolError: not a plain decimal number, or larger than ``limit``.
     """
     if not value.isdigit() or not value.isascii():
         raise ProtocolError(f"bad Content-Length {value[:40]!r}")
     length = int(value)
-    if length > MAX_BODY_BYTES:
-        raise ProtocolError(f"Content-Length {length} exceeds {MAX_BODY_BYTES}")
+    if length > limit:
+        raise ProtocolError(f"Content-Length {length} exceeds the limit of {limit} bytes")
     return length
 
 
@@ -109,13 +123,18 @@ def _check_first_line(buf: bytearray, start: int) -> None:
 class EslParser:
     """Incremental ESL frame parser: ``feed()`` bytes, then drain ``next_frame()`` until it returns None.
 
+    A partial frame is bounded by ``limits``: a header block longer than ``max_header_bytes`` (complete or
+    not) and a ``Content-Length`` above ``max_body_bytes`` are protocol errors as soon as they are seen, so
+    the buffer never holds more than one read beyond ``max_header_bytes + max_body_bytes``.
     After a ``ProtocolError`` the stream cannot be re-synchronised (there is no frame marker to hunt for),
     so the parser stays broken and the connection must be closed.
     """
 
-    __slots__ = ("_broken", "_buf", "_headers", "_need", "_pos")
+    __slots__ = ("_broken", "_buf", "_headers", "_max_body", "_max_header", "_need", "_pos")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: FrameLimits = DEFAULT_LIMITS) -> None:
+        self._max_header = limits.max_header_bytes
+        self._max_body = limits.max_body_bytes
         self._buf = bytearray()
         self._pos = 0  # start of the unparsed bytes; the consumed prefix is dropped on the next feed
         self._headers: dict[str, str] | None = None  # headers of a frame whose body is still incomplete
@@ -158,17 +177,16 @@ class EslParser:
             start += 1
         self._pos = start
         end = buf.find(b"\n\n", start)
+        # Unterminated, the buffer may hold a whole block and the first newline of the blank line after it.
+        if (end - start if end >= 0 else len(buf) - start - 1) > self._max_header:
+            raise ProtocolError(f"header block longer than the limit of {self._max_header} bytes")
         if end < 0:
-            if len(buf) - start > MAX_HEADER_BYTES:
-                raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
             _check_first_line(buf, start)
             return False
-        if end - start > MAX_HEADER_BYTES:
-            raise ProtocolError(f"header block longer than {MAX_HEADER_BYTES} bytes")
         self._headers = parse_header_block(bytes(buf[start:end]))
         self._pos = end + 2
         length_text = self._headers.get("Content-Length")
-        self._need = 0 if length_text is None else parse_content_length(length_text)
+        self._need = 0 if length_text is None else parse_content_length(length_text, self._max_body)
         return True
 
     def _read_body(self) -> Frame | None:

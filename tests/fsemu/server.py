@@ -384,6 +384,12 @@ class FreeSwitchEmulator:
                 if sent % yield_every == 0:
                     await asyncio.sleep(0)
 
+    def send_raw(self, data: bytes) -> None:
+        """Fault: write ``data`` as is to every ESL connection, between two frames (bytes that are not
+        FreeSWITCH's: an oversized or broken frame)."""
+        for listener in self._listeners:
+            listener.writer.write(data)
+
     def build_event(
         self, name: str, headers: Sequence[tuple[str, HeaderValue]] = (), body: str | None = None
     ) -> Event:
