@@ -25,7 +25,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from controller.api.ports import ApiPorts, JanusEvents
@@ -60,6 +59,7 @@ from controller.store import CdrStore
 from controller.store.sqlite import SqliteCdrStore
 from controller.workers.pool import WorkerPool
 from controller.workers.streams import AgentStreams
+from switchyard.httpserver import HttpServer
 from switchyard.tasks import TaskSet
 from switchyard.tls import server_context
 
@@ -170,7 +170,7 @@ class Controller:
             self.metrics, self.feed,
         )  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
-        self._runner: web.AppRunner | None = None
+        self.api_server: HttpServer | None = None
         self.api_port = 0
         self.api_tls_port = 0  # the HTTPS listener's, with api.tls
 
@@ -272,19 +272,14 @@ class Controller:
     async def _serve_api(self) -> None:
         s = self.settings
         app = build_app(self.api_ports(), s.api, s.calls, s.janus, s.users)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
         api = self.settings.api
-        site = web.TCPSite(runner, api.host, api.port)
-        await site.start()
-        self.api_port = _bound_port(site, api.port)
+        self.api_server = HttpServer(app, api.http, name="API", access_log=None)
+        await self._stack.enter_async_context(self.api_server)
+        self.api_port = await self.api_server.listen(api.host, api.port)
         log.info("API on %s:%d", api.host, self.api_port)
-        if api.tls is not None:  # HTTPS beside it (switchyard.tls)
+        if api.tls is not None:  # HTTPS beside it (switchyard.tls), within the same limits
             host = api.tls.host or api.host
-            secure = web.TCPSite(runner, host, api.tls.port, ssl_context=server_context(api.tls))
-            await secure.start()
-            self.api_tls_port = _bound_port(secure, api.tls.port)
+            self.api_tls_port = await self.api_server.listen(host, api.tls.port, server_context(api.tls))
             log.info("API over HTTPS on %s:%d", host, self.api_tls_port)
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -343,13 +338,6 @@ def on_signal(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[
             log.error("signal %d: %s", signum, exc)
 
     loop.add_signal_handler(signum, run)
-
-
-def _bound_port(site: web.TCPSite, configured: int) -> int:
-    """The port ``site`` listens on (the kernel's choice for port 0)."""
-    sockets = getattr(site._server, "sockets", None) or []
-    port: int = sockets[0].getsockname()[1] if sockets else configured
-    return port
 
 
 def _is_connected(node: FreeSwitchNode) -> Callable[[], bool]:

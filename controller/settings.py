@@ -37,6 +37,7 @@ from controller.render.settings import (
 )
 from media_worker.settings import WorkerSettings
 from media_worker.voice.settings import Agents, default_agents
+from switchyard.httpserver import HttpLimits
 from switchyard.retry import BackoffSettings
 from switchyard.sections import CONTROLLER_SECTIONS, SECTIONS
 from switchyard.settings import SettingsError, SettingsModel, load, unique
@@ -200,6 +201,9 @@ class ApiSettings(SettingsModel):
         None, description="also serve the API over HTTPS (browsers' microphone needs a secure page)"
     )
     idempotency: IdempotencySettings = IdempotencySettings()
+    http: HttpLimits = Field(
+        HttpLimits(), description="request time and connection limits of the API server (both listeners)"
+    )
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -225,6 +229,10 @@ class ApiSettings(SettingsModel):
                         f"{field}.{i}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
                     )
         unique((t.name for t in self.tokens), "token name", "api.tokens")
+        if self.http.max_connections <= self.max_feed_subscribers:
+            raise ValueError(
+                "http.max_connections must exceed max_feed_subscribers (each feed is a connection)"
+            )
         return self
 
     @model_validator(mode="after")

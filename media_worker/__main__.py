@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvloop
-from aiohttp import web
 
 from media_worker.announce import announce
 from media_worker.metrics import WorkerMetrics
@@ -24,6 +23,7 @@ from media_worker.vad.model import PROVIDERS as VAD_PROVIDERS
 from media_worker.vad.silero import VadModelError
 from media_worker.voice.echo import EchoPipeline
 from media_worker.voice.providers import ProviderRegistry
+from switchyard.httpserver import HttpServer
 from switchyard.settings import SettingsError
 
 log = logging.getLogger("switchyard.worker")
@@ -52,15 +52,10 @@ def make_worker(settings: WorkerProcessSettings) -> Worker:
 async def serve(worker: Worker, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, heartbeating to the controller when one is configured."""
     settings = worker.settings
-    runner = web.AppRunner(build_app(worker), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    log.info("worker %s listening on %s:%d", settings.worker_id, settings.host, settings.port)
-    try:
+    async with HttpServer(build_app(worker), settings.http, name="worker") as server:
+        port = await server.listen(settings.host, settings.port)
+        log.info("worker %s listening on %s:%d", settings.worker_id, settings.host, port)
         await announce(worker, stop)
-    finally:
-        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,6 +52,7 @@ log = logging.getLogger("switchyard.worker")
 # Audio frames kept when they arrive before the metadata (1 s of 20 ms frames); one more closes the stream.
 EARLY_FRAMES: Final = 50
 _Early = tuple[bytes, float]  # a frame and when it arrived (time.monotonic)
+MAX_BODY_BYTES: Final = 1024
 
 
 @dataclass
@@ -113,8 +114,9 @@ async def _batcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(worker: Worker) -> web.Application:
-    """The worker's aiohttp application (the batcher runs while the app runs)."""
-    app = web.Application()
+    """The worker's aiohttp application (the batcher runs while the app runs); its handlers read no
+    request body, so ``client_max_size`` is small (served by ``switchyard.httpserver.HttpServer``)."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[WORKER] = worker
     app.cleanup_ctx.append(_batcher_ctx)
     app.router.add_get("/stream/{call_id}", _stream)

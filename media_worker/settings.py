@@ -18,6 +18,7 @@ from pydantic import Field, HttpUrl, PlainValidator, SecretStr, SerializeAsAny, 
 
 from media_worker.vad.model import VadSettings, parse_vad
 from media_worker.voice.settings import Agents, default_agents
+from switchyard.httpserver import HttpLimits
 from switchyard.sections import WORKER_SECTIONS
 from switchyard.settings import SettingsModel, load
 
@@ -102,6 +103,9 @@ class WorkerSettings(SettingsModel):
     sip: TurnProfile = TurnProfile(threshold=0.6, turn_silence_ms=500)
     webrtc: TurnProfile = TurnProfile(threshold=0.5, turn_silence_ms=300)
     barge_in: BargeInSettings = BargeInSettings()
+    http: HttpLimits = Field(
+        HttpLimits(), description="request time and connection limits of the worker's HTTP server"
+    )
 
     @model_validator(mode="after")
     def _token_with_controller(self) -> WorkerSettings:
@@ -113,6 +117,11 @@ class WorkerSettings(SettingsModel):
             raise ValueError("give at most one of stream_secret or stream_secret_file")
         if self.stream_secret is not None and len(self.stream_secret.get_secret_value()) < 16:
             raise ValueError("stream_secret: at least 16 characters")
+        if self.http.max_connections <= self.max_connections:
+            raise ValueError(
+                "http.max_connections must exceed max_connections (the stream sockets), leaving room for "
+                "/healthz and /metrics"
+            )
         return self
 
     def stream_key(self) -> bytes | None:

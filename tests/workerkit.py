@@ -15,8 +15,8 @@ from media_worker.settings import WorkerSettings
 from media_worker.vad.silero import SileroModel
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.echo import EchoPipeline
+from switchyard.httpserver import HttpServer
 from switchyard.streamauth import sign
-from tests.appkit import served
 
 STREAM_SECRET = "test-stream-secret-0123456789"
 """``media_worker.stream_secret`` of the test workers and controllers (tests/controllerkit.py)."""
@@ -33,6 +33,7 @@ class RunningWorker:
 
     worker: Worker
     port: int
+    server: HttpServer
     host: str = "127.0.0.1"
 
     def url(self, call_id: str) -> str:
@@ -55,9 +56,10 @@ async def running_worker(
     **overrides: Any,
 ) -> AsyncIterator[RunningWorker]:
     """Serve a worker with ``WorkerSettings(**overrides)`` on an ephemeral port of its ``host`` (loopback
-    by default): the agents' ``pipelines`` when given, else the echo agent for every stream."""
+    by default), as ``switchyard-worker`` does (``HttpServer``, its limits): the agents' ``pipelines`` when
+    given, else the echo agent for every stream."""
     settings = WorkerSettings.model_validate({"port": 0, "stream_secret": STREAM_SECRET, **overrides})
     default = None if pipelines else EchoPipeline()
     worker = Worker(settings, model, pipelines or {}, metrics or WorkerMetrics(), default=default)
-    async with served(build_app(worker), settings.host) as port:
-        yield RunningWorker(worker, port, settings.host)
+    async with HttpServer(build_app(worker), settings.http, name="worker") as server:
+        yield RunningWorker(worker, await server.listen(settings.host, 0), server, settings.host)
