@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -101,9 +101,10 @@ class _Refused(asyncio.Protocol):
     """A connection beyond the limit: a 503, then closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_FULL)
-        transport.close()
+        # A cast, not an isinstance check: uvloop's TCPTransport (the worker's) is no asyncio.WriteTransport.
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(_FULL)
+        writer.close()
 
 
 class _Counted(asyncio.Protocol):

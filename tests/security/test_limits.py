@@ -26,9 +26,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
+from aiohttp import web
 
 from media_worker.vad.silero import SileroModel
-from switchyard.httpserver import ConnectionGate, HttpServer
+from switchyard.httpserver import ConnectionGate, HttpLimits, HttpServer
 from tests.controllerkit import TOKEN, running_controller, until
 from tests.fsemu import EmulatorConfig, FreeSwitchEmulator
 from tests.tlskit import make_cert
@@ -270,3 +272,29 @@ async def test_a_hanging_tls_handshake_or_head_is_cut_at_the_header_timeout(tmp_
                     break
         assert 1.0 <= time.monotonic() - started <= 1.0 + MARGIN
         writer.close()
+
+
+def test_the_connection_cap_holds_on_uvloop() -> None:
+    """switchyard-worker runs on uvloop, whose transports are not asyncio's classes."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def attack() -> tuple[bytes, bytes]:
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        async with HttpServer(app, HttpLimits(max_connections=1), name="uvloop") as server:
+            port = await server.listen("127.0.0.1", 0)
+            held = await asyncio.open_connection("127.0.0.1", port)
+            await until(lambda: server.gate is not None and server.gate.open == 1, "the first accepted")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            async with asyncio.timeout(5):
+                refused = await reader.read()
+            writer.close()
+            served = await exchange(*held, head("GET", "/healthz", "Connection: close"))
+            held[1].close()
+        return refused.split(b"\r\n", 1)[0], served
+
+    refused, served = uvloop.run(attack())
+    assert refused == b"HTTP/1.1 503 Service Unavailable"
+    assert served == b"HTTP/1.1 200 OK"
