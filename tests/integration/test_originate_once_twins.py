@@ -26,7 +26,9 @@ async def test_a_background_job_reaches_the_next_connection(esl_target: EslTarge
     # The parked B-leg never answers: the originate rings 2 s, then its job ends -ERR (drift_scenarios.py).
     target = f"loopback/{t.park_extension}/{t.context}"
     line = f"originate {{origination_uuid={call},originate_timeout=2}}{target} &park()"
-    watcher = await EslConnection.open(t.host, t.port, t.password, on_event=seen.append)
+    watcher = await EslConnection.open(
+        t.host, t.port, t.password, on_event=lambda event, _size: seen.append(event)
+    )
     async with watcher:
         await watcher.subscribe(["BACKGROUND_JOB", "CHANNEL_CREATE"])
         placer = await EslConnection.open(t.host, t.port, t.password)
