@@ -94,6 +94,13 @@ def _apis(events: list[Event], command: str) -> list[str]:
     ]
 
 
+def _playing_at_break(events: list[Event]) -> bool:
+    """Whether a file was playing when the controller sent its (first) ``uuid_break``."""
+    at = next(i for i, e in enumerate(events) if e.name == "API" and e.get("API-Command") == "uuid_break")
+    names = [e.name for e in events[:at]]
+    return names.count("PLAYBACK_START") > names.count("PLAYBACK_STOP")
+
+
 def _transcripts(events: list[Event], uuid: str) -> list[dict[str, Any]]:
     return [b for _, b in _custom(events, "mod_audio_stream::json", uuid) if b.get("type") == "transcript"]
 
@@ -201,7 +208,9 @@ async def test_caller_talking_over_the_answer_stops_the_rest(
         record = await rc.controller.store.get(uuid)
     assert _apis(events, "uuid_break") == [f"{uuid} all"]
     broken = [e for e in events if e.name == "PLAYBACK_STOP" and e.get("Playback-Status") == "break"]
-    assert broken
+    # The break cuts the file playing; on a loaded machine it may land in the gap between two queued files,
+    # when nothing plays (no "break" stop then). Either way the rest of the answer is not played (below).
+    assert broken or not _playing_at_break(events)
     assert record is not None
     assert record.stream.barge_ins >= 1
     assert "opening" in record.transcript[0].caller.lower()
