@@ -43,7 +43,7 @@ def make_worker(settings: WorkerProcessSettings) -> Worker:
     metrics = WorkerMetrics()
     executor = ThreadPoolExecutor(ws.inference_threads, thread_name_prefix="inference")
     model = VAD_PROVIDERS.make(ws.vad, executor)
-    providers = ProviderRegistry(executor)
+    providers = ProviderRegistry(executor, speech_cache_bytes=ws.speech_cache_bytes)
     pipelines = providers.pipelines(settings.agents, metrics)
     default = EchoPipeline() if ws.echo_unknown_agents else None
     return Worker(ws, model, pipelines, metrics, default=default, providers=providers)

@@ -95,6 +95,12 @@ class WorkerSettings(SettingsModel):
     inference_threads: int = Field(
         2, ge=1, le=64, description="threads running ASR/TTS models, off the event loop"
     )
+    speech_cache_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="speech kept per TTS configuration, so words said on many calls (greetings, reprompts, "
+        "scripted answers) are synthesized once (16 MiB: about 8 minutes of 16 kHz audio; 0 = off)",
+    )
     echo_unknown_agents: bool = Field(
         False,
         description="streams naming an agent not in agents: get the echo pipeline (tests), else refused",

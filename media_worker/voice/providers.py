@@ -2,15 +2,17 @@
 
 Each provider is made by its catalog (:mod:`media_worker.registry`: the provider module its block names).
 Providers are keyed by their settings: two agents with the same ASR (or TTS, or agent) block share one
-instance, so Whisper and Piper load once however many agents use them. CPU-bound inference (Whisper,
-Piper) runs in one thread pool of ``media_worker.inference_threads``, off the event loop, so ingest and VAD
-never wait for it. espeak-ng is the fallback voice for the apology when an agent's TTS cannot render it.
+instance, so Whisper and Piper load once however many agents use them, and each TTS speaks through a
+:class:`~media_worker.tts.cache.SpeechCache` (words said on many calls are made once). CPU-bound
+inference (Whisper, Piper) runs in one thread pool of ``media_worker.inference_threads``, off the event
+loop, so ingest and VAD never wait for it. espeak-ng is the fallback voice for the apology when an
+agent's TTS cannot render it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -22,6 +24,7 @@ from media_worker.metrics import WorkerMetrics
 from media_worker.registry import Catalog, ProviderSettings
 from media_worker.tts.base import PROVIDERS as TTS_PROVIDERS
 from media_worker.tts.base import TTS
+from media_worker.tts.cache import SpeechCache
 from media_worker.voice.base import VoicePipeline
 from media_worker.voice.conversation import ConversationPipeline, Providers
 from media_worker.voice.settings import AgentSettings
@@ -36,14 +39,18 @@ T = TypeVar("T")
 class ProviderRegistry:
     """Creates providers on first use of a configuration and keeps them for the process."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, *, speech_cache_bytes: int = 0) -> None:
         self.executor = executor
+        self.speech_cache_bytes = speech_cache_bytes
         self._made: dict[Hashable, object] = {}
 
-    def _once(self, catalog: Catalog[T], settings: ProviderSettings) -> T:
+    def _once(
+        self, catalog: Catalog[T], settings: ProviderSettings, wrap: Callable[[T], T] | None = None
+    ) -> T:
         key = (catalog.kind, settings.model_dump_json())
         if key not in self._made:
-            self._made[key] = catalog.make(settings, self.executor)
+            made = catalog.make(settings, self.executor)
+            self._made[key] = made if wrap is None else wrap(made)
         return self._made[key]  # type: ignore[return-value]
 
     def asr(self, settings: ProviderSettings) -> ASR:
@@ -52,7 +59,12 @@ class ProviderRegistry:
 
     def tts(self, settings: ProviderSettings) -> TTS:
         """The synthesiser of ``settings`` (a ``tts:`` block)."""
-        return self._once(TTS_PROVIDERS, settings)
+        return self._once(TTS_PROVIDERS, settings, self._cached)
+
+    def _cached(self, tts: TTS) -> TTS:
+        if self.speech_cache_bytes == 0:
+            return tts
+        return SpeechCache(tts, self.speech_cache_bytes)
 
     def agent(self, settings: ProviderSettings) -> Agent:
         """The agent of ``settings`` (an ``agent:`` block)."""

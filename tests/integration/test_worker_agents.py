@@ -12,6 +12,7 @@ import aiohttp
 from media_worker.__main__ import make_worker
 from media_worker.server import build_app
 from media_worker.settings import WorkerProcessSettings
+from media_worker.tts.cache import SpeechCache
 from switchyard.wire import CLOSE_POLICY
 from tests.appkit import served as served_app
 from tests.workerkit import STREAM_SECRET, stream_token
@@ -49,3 +50,25 @@ async def test_default_agent_greets_and_unknown_agent_is_refused() -> None:
     assert closing.type is aiohttp.WSMsgType.CLOSE
     assert closing.data == CLOSE_POLICY
     assert "metadata.agent" in str(closing.extra)
+
+
+async def test_a_greeting_said_on_every_call_is_synthesized_once() -> None:
+    settings = WorkerProcessSettings.model_validate({"media_worker": {"stream_secret": STREAM_SECRET}})
+    worker = make_worker(settings)
+    assert worker.providers is not None
+    agent = settings.agents[0]
+    tts = worker.providers.tts(agent.tts)
+    assert isinstance(tts, SpeechCache)
+    async with served_app(build_app(worker)) as port, aiohttp.ClientSession() as http:
+        greetings: list[list[str]] = []
+        for call in ("c1", "c2"):
+            ws = await http.ws_connect(f"ws://127.0.0.1:{port}/stream/{call}")
+            meta = {"call_id": call, "sample_rate": 16000, "agent": "default", "token": stream_token(call)}
+            await ws.send_str(json.dumps(meta))
+            heard = [json.loads((await ws.receive(timeout=10)).data)["data"]["audioData"]]
+            while (agent.greeting, None) not in tts:  # the whole greeting made before hanging up
+                heard.append(json.loads((await ws.receive(timeout=10)).data)["data"]["audioData"])
+            greetings.append(heard)
+            await ws.close()
+    assert greetings[1] == greetings[0][: len(greetings[1])]
+    assert tts.hits == 1
