@@ -23,7 +23,15 @@ from media_worker.vad.batcher import VadStream
 from media_worker.vad.detector import SpeechEnded, SpeechStarted
 from media_worker.vad.model import RATE
 from media_worker.voice.base import Dialog, Output, Utterance, close_stream
-from switchyard.messages import BargeIn, ControlMessage, Dtmf, PlaybackEvent, encode, stream_audio_message
+from switchyard.messages import (
+    BargeIn,
+    ControlMessage,
+    Dtmf,
+    PlaybackEvent,
+    TranscriptRequest,
+    encode,
+    stream_audio_message,
+)
 from switchyard.tasks import cancel_all
 from switchyard.wire import StreamMetadata
 
@@ -123,6 +131,9 @@ class CallSession:
         elif isinstance(message, BargeIn):
             self.speech.flushed()
             self._cancel_answer()
+        elif isinstance(message, TranscriptRequest):
+            self._outbox.extend(self._dialog.transcripts())
+            self._wake.set()
 
     # -- decisions ---------------------------------------------------------------------------------
     def _caller_started(self, event: SpeechStarted) -> None:

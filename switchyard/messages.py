@@ -2,7 +2,9 @@
 
 Controller → worker (``uuid_audio_stream <uuid> send_text <json>``, one word: JSON without spaces):
 ``playback`` start/stop of the n-th ``streamAudio`` file, a ``dtmf`` digit the caller pressed, ``barge_in``
-when the controller broke the playback itself. The worker decodes them with :func:`parse_control`.
+when the controller broke the playback itself, ``transcript_request`` when a restarted controller adopted
+the call (the worker sends its turns again; ones ended while no controller listened would be lost). The
+worker decodes them with :func:`parse_control`.
 
 Worker → controller (relayed by FreeSWITCH as ``mod_audio_stream::json``): ``barge_in`` (break the
 agent's playback), ``action`` (transfer / hangup / dtmf once the queued speech has played),
@@ -38,6 +40,7 @@ __all__ = [
     "ControlMessage",
     "Dtmf",
     "PlaybackEvent",
+    "TranscriptRequest",
     "TurnTranscript",
     "WorkerMessage",
     "encode",
@@ -85,7 +88,12 @@ class BargeIn:
     """Playback broken: by the worker (the caller spoke over it) or by the controller (e.g. an API call)."""
 
 
-ControlMessage = PlaybackEvent | Dtmf | BargeIn
+@dataclass(frozen=True, slots=True)
+class TranscriptRequest:
+    """Send every transcript turn of the call again (a restarted controller adopted it)."""
+
+
+ControlMessage = PlaybackEvent | Dtmf | BargeIn | TranscriptRequest
 
 
 # -- worker → controller ------------------------------------------------------------------------------
@@ -123,6 +131,7 @@ _TYPES: Final[dict[type[Any], str]] = {
     PlaybackEvent: "playback",
     Dtmf: "dtmf",
     BargeIn: "barge_in",
+    TranscriptRequest: "transcript_request",
     AgentAction: "action",
     TurnTranscript: "transcript",
     ActionRefused: "refused",
@@ -212,6 +221,8 @@ def parse_control(text: str) -> ControlMessage | None:
         return Dtmf(digit.upper())
     if kind == "barge_in":
         return BargeIn()
+    if kind == "transcript_request":
+        return TranscriptRequest()
     return None
 
 

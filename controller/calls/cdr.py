@@ -263,11 +263,13 @@ class CdrRecorder:
             draft.barge_ins += 1
         elif isinstance(message, TurnTranscript):
             try:
-                fields = dataclasses.asdict(message)
-                draft.transcript.append(TranscriptTurn.model_validate(fields))
-                return True
+                turn = TranscriptTurn.model_validate(dataclasses.asdict(message))
             except ValidationError as exc:
                 log.warning("a transcript from the worker is malformed: %s", exc.errors()[0]["msg"])
+                return False
+            if turn not in draft.transcript:  # a turn sent again (transcript_request) is kept once
+                draft.transcript.append(turn)
+                return True
         return False
 
     def routed(self, ch: Channel, decision: RouteDecision, worker: str | None, attempts: int) -> None:

@@ -46,7 +46,7 @@ def restore(draft: Draft, row: CdrRecord) -> None:
     draft.dtmf = stream.dtmf + draft.dtmf
     draft.connected_us = draft.connected_us or (epoch_us(stream.connected_at) if stream.connected_at else 0)
     draft.recordings = list(dict.fromkeys([*row.recording_paths, *draft.recordings]))
-    draft.transcript = [*row.transcript, *draft.transcript]
+    draft.transcript = [*row.transcript, *(turn for turn in draft.transcript if turn not in row.transcript)]
     draft.extra = {k: str(v) for k, v in row.extra.items()} | draft.extra
     stored = epoch_us(row.created_at)
     draft.created_us = min(draft.created_us, stored) if draft.created_us else stored

@@ -13,6 +13,8 @@ play it (audio_stream_wire.txt, section 5). So, per channel and in order:
 * ``::json {"type":"barge_in"}`` → ``uuid_break <uuid> all`` (plain ``uuid_break`` stops only the current
   file and the next queued one plays; ``all`` drops the queue too, silently) and the queue is forgotten;
 * DTMF on the leg → ``send_text {"type":"dtmf","digit":"5"}``;
+* a streaming agent leg adopted after a restart → ``send_text {"type":"transcript_request"}``: the worker
+  sends its turns again, and the CDR keeps those it lacks (the turns that ended while no controller ran);
 * ``::json {"type":"action",…}`` (the agent asks for it) waits until everything queued before it has
   played, then: ``transfer`` → if the agent may send the call there (controller.calls.transfers; a
   refusal is logged and noted in the CDR, and nothing runs), the stream is stopped and ``uuid_transfer
@@ -42,6 +44,7 @@ from typing import Final
 from controller.calls.changes import (
     AudioStreamMessage,
     CallChange,
+    ChannelAdopted,
     ChannelRemoved,
     DtmfReceived,
     PlaybackChanged,
@@ -60,6 +63,7 @@ from switchyard.messages import (
     ControlMessage,
     Dtmf,
     PlaybackEvent,
+    TranscriptRequest,
     encode,
     printable_argument,
 )
@@ -147,6 +151,9 @@ class AgentPlayback:
             ch = self._channels.get(change.uuid)
             if ch is not None:
                 self._send_text(ch, Dtmf(change.digit))
+        elif isinstance(change, ChannelAdopted) and change.route == "agent" and change.streaming:
+            # The worker's turns that ended while no controller listened reach the CDR only this way.
+            self._send_text(self._channel(node, change.uuid), TranscriptRequest())
         elif isinstance(change, ChannelRemoved):
             self._agents.pop(change.uuid, None)
             ch = self._channels.pop(change.uuid, None)

@@ -156,6 +156,10 @@ class SpeechCache(TTS):
 
     async def aclose(self) -> None:
         """Stop the syntheses in progress, forget what is kept, close ``inner``."""
+        log.info(
+            "speech cache of %s: %d played from memory, %d shared while made, %d made; %d bytes kept",
+            self.name, self.hits, self.shared, self.misses, self.bytes,
+        )  # fmt: skip
         tasks = [m.task for m in self._making.values() if m.task is not None]
         await cancel_all(tasks)
         self._kept.clear()

@@ -12,7 +12,7 @@ order they must arrive. Closing a generation early (barge-in) must stop all work
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,10 @@ class Dialog(ABC):
     def silence(self) -> AsyncIterator[Output] | None:
         """What the agent says when the caller has been silent for ``silence_timeout_s`` (None: nothing)."""
         return None
+
+    def transcripts(self) -> Sequence[str]:
+        """The call's transcript messages so far, as sent (a restarted controller asks for them again)."""
+        return ()
 
     def first_audio_sent(self, at: float) -> None:  # noqa: B027 - optional hook
         """The first audio chunk of the current answer left the worker at monotonic time ``at``."""

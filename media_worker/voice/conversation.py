@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 
 from media_worker.agent.base import Agent, Message
 from media_worker.asr.base import ASR, Transcript
@@ -31,6 +32,7 @@ __all__ = ["ConversationDialog", "ConversationPipeline", "Providers"]
 
 log = logging.getLogger("switchyard.worker.voice")
 
+KEPT_TURNS = 100  # transcript messages kept per call for a restarted controller
 PREPARED_STOP_S = 1.0  # bound on waiting for a stale eager transcription to stop
 
 
@@ -80,6 +82,7 @@ class ConversationDialog(Dialog):
         self.reprompts = 0
         self._prepared: tuple[int, int, asyncio.Task[tuple[Transcript, float]]] | None = None
         self._timings: TurnTimings | None = None  # of the answer whose first chunk is awaited
+        self._transcripts: deque[str] = deque(maxlen=KEPT_TURNS)
 
     # -- the session's hooks -----------------------------------------------------------------------
     def greeting(self) -> AsyncIterator[Output] | None:
@@ -125,7 +128,9 @@ class ConversationDialog(Dialog):
             yield out
         if reply.text:
             self.history.append(Message("assistant", reply.text))
-        yield encode(TurnTranscript(self.turn, said, reply.text, timings.since_end_ms()))
+        message = encode(TurnTranscript(self.turn, said, reply.text, timings.since_end_ms()))
+        self._transcripts.append(message)
+        yield message
 
     def silence(self) -> AsyncIterator[Output] | None:
         """The reprompt, or after ``max_reprompts`` the goodbye and a hangup."""
@@ -134,6 +139,10 @@ class ConversationDialog(Dialog):
             return self._say(s.goodbye, hangup=True)
         self.reprompts += 1
         return self._say(s.reprompt)
+
+    def transcripts(self) -> Sequence[str]:
+        """The last ``KEPT_TURNS`` transcript messages, as sent."""
+        return tuple(self._transcripts)
 
     def first_audio_sent(self, at: float) -> None:
         """Close the latency account of the current answer."""

@@ -192,3 +192,33 @@ async def test_a_restart_within_the_table_lag_keeps_the_new_call(tmp_path: Path)
     assert record.disposition == "answered"
     assert record.closed_while_down is False
     assert record.hangup_cause == "NORMAL_CLEARING"
+
+
+async def test_a_turn_that_ended_while_down_reaches_the_cdr_once(tmp_path: Path) -> None:
+    """The adopting controller asks the worker for its turns again (``transcript_request``); the CDR keeps
+    each turn once: the one recorded before the kill and the one that ended while no controller ran."""
+    calls = {"routes": ROUTES}
+    second_turn = TURN | {"turn": 2, "caller": "pay my bill", "agent": "Sure."}
+    async with (
+        FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path, channel_table_lag=REAL_TABLE_LAG)) as fs,
+        StandInWorker() as worker,
+    ):
+        async with running_controller(fs, tmp_path, calls=calls) as first:
+            await register_worker(first, "w1", worker.url)
+            uuid, session = await _streaming_call(fs, worker)
+            assert session.ws is not None
+            await session.ws.send_str(json.dumps(TURN))
+            await until(lambda: len(first.controller.cdrs._drafts[uuid].transcript) == 1, "turn kept")
+            await first.controller.cdrs.flush()
+        await session.ws.send_str(json.dumps(second_turn))  # nobody listens: FreeSWITCH fires it unheard
+        async with running_controller(fs, tmp_path, calls=calls) as second:
+            await until(lambda: any(t.get("type") == "transcript_request" for t in session.texts), "asked")
+            for turn in (TURN, second_turn):  # as the worker answers: every turn it has, again
+                await session.ws.send_str(json.dumps(turn))
+            await until(lambda: len(second.controller.cdrs._drafts[uuid].transcript) == 2, "turns kept")
+            await asyncio.sleep(0.2)  # a third copy would land by now
+            await fs.caller_hangup(uuid)
+            await second.call_ended(uuid)
+            record = await second.controller.store.get(uuid)
+    assert record is not None
+    assert [(t.turn, t.caller) for t in record.transcript] == [(1, "hello there"), (2, "pay my bill")]

@@ -3,11 +3,14 @@ caller; a stream naming an agent the worker does not have is refused with a reas
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
+import numpy as np
 
 from media_worker.__main__ import make_worker
 from media_worker.server import build_app
@@ -15,6 +18,7 @@ from media_worker.settings import WorkerProcessSettings
 from media_worker.tts.cache import SpeechCache
 from switchyard.wire import CLOSE_POLICY
 from tests.appkit import served as served_app
+from tests.speech import synthesize
 from tests.workerkit import STREAM_SECRET, stream_token
 
 
@@ -72,3 +76,34 @@ async def test_a_greeting_said_on_every_call_is_synthesized_once() -> None:
             await ws.close()
     assert greetings[1] == greetings[0][: len(greetings[1])]
     assert tts.hits == 1
+
+
+async def test_a_transcript_request_gets_every_turn_again(tmp_path: Path) -> None:
+    """What a restarted controller sends (``transcript_request``): the worker answers with each finished
+    turn's transcript message, exactly as it first sent it."""
+    settings = WorkerProcessSettings.model_validate({"media_worker": {"stream_secret": STREAM_SECRET}})
+    words = synthesize("I would like to pay my bill, please.", 16000, tmp_path)
+    silence = np.zeros(16000, dtype=np.int16)
+    audio = np.concatenate([silence, words, silence, silence]).tobytes()
+    async with served(settings) as base, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{base}/stream/c1")
+        meta = {"call_id": "c1", "sample_rate": 16000, "agent": "default", "token": stream_token("c1")}
+        await ws.send_str(json.dumps(meta))
+        for at in range(0, len(audio), 640):  # 20 ms frames, four times real time
+            await ws.send_bytes(audio[at : at + 640])
+            await asyncio.sleep(0.005)
+        first = await _next_transcript(ws)
+        await ws.send_str('{"type":"transcript_request"}')
+        again = await _next_transcript(ws)
+        await ws.close()
+    assert "bill" in json.loads(first)["caller"].lower()
+    assert again == first
+
+
+async def _next_transcript(ws: aiohttp.ClientWebSocketResponse) -> str:
+    async with asyncio.timeout(20):
+        while True:
+            message = await ws.receive()
+            assert message.type is aiohttp.WSMsgType.TEXT, message
+            if json.loads(message.data)["type"] == "transcript":
+                return str(message.data)

@@ -12,8 +12,10 @@ from switchyard.messages import (
     ActionRefused,
     AgentAction,
     BargeIn,
+    ControlMessage,
     Dtmf,
     PlaybackEvent,
+    TranscriptRequest,
     TurnTranscript,
     WorkerMessage,
     encode,
@@ -34,11 +36,10 @@ FILE = "/tmp/fs/5f0c2b7e-9c1d-4b0e-8f5a-2d8c1e3f4a5b_3.tmp.r16"
          f'{{"type":"playback","event":"stop","file":"{FILE}","status":"break"}}'),
         (Dtmf("5"), '{"type":"dtmf","digit":"5"}'),
         (BargeIn(), '{"type":"barge_in"}'),
+        (TranscriptRequest(), '{"type":"transcript_request"}'),
     ],
 )  # fmt: skip
-def test_controller_messages_are_one_word_and_decode_back(
-    message: PlaybackEvent | Dtmf | BargeIn, text: str
-) -> None:
+def test_controller_messages_are_one_word_and_decode_back(message: ControlMessage, text: str) -> None:
     assert encode(message) == text
     assert parse_control(text) == message
 
