@@ -271,7 +271,8 @@ class Controller:
 
     async def _serve_api(self) -> None:
         s = self.settings
-        app = build_app(self.api_ports(), s.api, s.calls, s.janus, s.users)
+        keys = s.api.idempotency.path or s.cdr.path.with_name("idempotency.sqlite3")
+        app = build_app(self.api_ports(), s.api, s.calls, s.janus, s.users, idempotency_path=keys)
         api = self.settings.api
         self.api_server = HttpServer(app, api.http, name="API", access_log=None)
         await self._stack.enter_async_context(self.api_server)

@@ -170,8 +170,13 @@ class ApiTlsSettings(TlsFiles):
 
 
 class IdempotencySettings(SettingsModel):
-    """``Idempotency-Key`` on POST /v1/calls (``controller.api.idempotency``): kept in memory only."""
+    """``Idempotency-Key`` on POST /v1/calls (``controller.api.idempotency``), kept on disk."""
 
+    path: Path | None = Field(
+        None,
+        description="SQLite file of the keys, so a restart keeps them (default: idempotency.sqlite3 beside "
+        "cdr.path)",
+    )
     ttl_s: float = Field(86_400.0, gt=0, description="a key's first answer is replayed this long")
     max_keys: int = Field(10_000, ge=1, description="keys remembered at most (the oldest is forgotten)")
     wait_s: float = Field(

@@ -16,8 +16,11 @@ The rules, for an operation declared ``Operation(idempotent=True)``:
 - The same key with another body: 422.
 - Answers that mean the request did nothing are not kept, so the key stays usable: ``NOT_KEPT`` (for
   POST /v1/calls a 503 means no node was connected and nothing was sent).
-- At most ``max_keys`` keys are kept, the oldest forgotten first. They live in memory: a controller restart
-  forgets them, and a retry after a restart can place a second call.
+- At most ``max_keys`` keys are kept, the oldest forgotten first. With a store (``api.idempotency.path``,
+  :mod:`controller.api.idemstore`) they survive a controller restart: a key is on disk before its first
+  request runs, and its answer once there is one. A key whose request was still running when the
+  controller died answers 409 ``LOST_ANSWER`` after the restart: its originate may or may not have been
+  placed (GET /v1/calls shows it), so it is never placed a second time under that key.
 - The first request runs in a task of its own, so a client that goes away does not cut it short and its
   answer is kept for the retry.
 """
@@ -28,6 +31,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -38,6 +42,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
+from controller.api.idemstore import KeyRow, SqliteKeyStore
 from switchyard.tasks import cancel_all
 
 __all__ = [
@@ -59,6 +64,10 @@ NOT_KEPT: Final = frozenset({400, 401, 403, 404, 422, 429, 503})
 """Statuses of answers given before the operation acted: the key is released, not bound to them."""
 _KEPT_HEADERS: Final = ("Location", "Retry-After")
 _IN_PROGRESS_RETRY_S: Final = 5
+LOST_ANSWER: Final = (
+    "the request with this Idempotency-Key was running when the controller restarted; its outcome is lost "
+    "(GET /v1/calls shows what it placed), and it is not run again"
+)
 
 
 class KeyRefused(Exception):
@@ -99,9 +108,10 @@ def header_parameter() -> dict[str, Any]:
         "in": "header",
         "required": False,
         "description": "retries with the same key and body get the first answer again (same status and "
-        "body, header Idempotent-Replayed: true) instead of acting twice; per token, kept in memory "
-        "(api.idempotency.ttl_s, max_keys; a controller restart forgets them); the same key with another "
-        "body is 422; a retry while the first runs waits for its answer (409 after api.idempotency.wait_s)",
+        "body, header Idempotent-Replayed: true) instead of acting twice; per token, kept on disk "
+        "(api.idempotency.ttl_s, max_keys; a restart keeps them, and a request it cut short answers 409); "
+        "the same key with another body is 422; a retry while the first runs waits for its answer (409 "
+        "after api.idempotency.wait_s)",
         "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": 128},
     }
 
@@ -122,6 +132,11 @@ class Answer:
         body = response.body if isinstance(response.body, bytes) else b""
         return cls(response.status, body, response.content_type, kept)
 
+    @classmethod
+    def of_row(cls, row: KeyRow) -> Answer:
+        """The answer a store kept."""
+        return cls(row.status or 0, row.body, row.content_type, row.headers)
+
     def response(self, replayed: bool) -> web.Response:
         """A fresh response saying it again."""
         headers = dict(self.headers)
@@ -135,8 +150,14 @@ class Answer:
 @dataclass(eq=False, slots=True)
 class _Entry:
     fingerprint: str
-    created: float
+    created: float  # the monotonic clock's
     answer: asyncio.Future[Answer | None]  # None: released (the first request did nothing)
+    wall: float  # time.time() when first seen (the store's)
+
+
+def _lost() -> Answer:
+    body = {"error": {"status": 409, "field": KEY_HEADER, "reason": LOST_ANSWER}}
+    return Answer(409, orjson.dumps(body), "application/json", ())
 
 
 Scope = tuple[str, ...]
@@ -151,11 +172,29 @@ class IdempotencyKeys:
         max_keys: int = 10_000,
         wait_s: float = 330.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        store: SqliteKeyStore | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.ttl_s, self.max_keys, self.wait_s = ttl_s, max_keys, wait_s
-        self._clock = clock
+        self._clock, self._wall = clock, wall
+        self.store = store
         self._entries: OrderedDict[Scope, _Entry] = OrderedDict()
         self._tasks: set[asyncio.Task[web.StreamResponse]] = set()
+
+    async def restore(self) -> int:
+        """Open the store and take up the keys it holds within ``ttl_s``; returns how many."""
+        if self.store is None:
+            return 0
+        await self.store.open()
+        now, wall = self._clock(), self._wall()
+        for row in (await self.store.load(wall - self.ttl_s))[-self.max_keys :]:
+            future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+            future.set_result(_lost() if row.status is None else Answer.of_row(row))
+            self._entries[row.scope] = _Entry(row.digest, now - (wall - row.created), future, row.created)
+        if self._entries:
+            log.info("%d Idempotency-Key entries restored from %s", len(self._entries), self.store.path)
+        return len(self._entries)
 
     def __len__(self) -> int:
         self._expire()
@@ -186,9 +225,17 @@ class IdempotencyKeys:
         self, scope: Scope, digest: str, run: Callable[[], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         while len(self._entries) >= self.max_keys:
-            self._entries.popitem(last=False)  # one still running still answers its own waiters
-        entry = _Entry(digest, self._clock(), asyncio.get_running_loop().create_future())
+            oldest, _ = self._entries.popitem(last=False)  # one still running still answers its waiters
+            self._forget(oldest)
+        entry = _Entry(digest, self._clock(), asyncio.get_running_loop().create_future(), self._wall())
         self._entries[scope] = entry
+        if self.store is not None:
+            try:
+                await self.store.pending(KeyRow(scope, digest, entry.wall))
+            except (sqlite3.Error, OSError) as exc:
+                log.error("Idempotency-Key store %s: %s", self.store.path, exc)
+                self._release(scope, entry)
+                raise KeyRefused(503, f"the {KEY_HEADER} cannot be recorded; nothing was done", 1) from exc
         task = asyncio.create_task(self._run(scope, entry, run), name=f"idempotent {scope[-1]}")
         self._tasks.add(task)
         task.add_done_callback(_retrieved)
@@ -211,11 +258,28 @@ class IdempotencyKeys:
             self._release(scope, entry)
         elif not entry.answer.done():
             entry.answer.set_result(answer)
+            await self._keep(scope, entry, answer)
         return answer.response(replayed=False)
+
+    async def _keep(self, scope: Scope, entry: _Entry, answer: Answer) -> None:
+        if self.store is None:
+            return
+        row = KeyRow(scope, entry.fingerprint, entry.wall, answer.status, answer.body, answer.content_type,
+                     answer.headers)  # fmt: skip
+        try:
+            await self.store.answered(row)
+        except (sqlite3.Error, OSError) as exc:  # the answer stands; a retry after a restart gets 409
+            log.error("Idempotency-Key store %s: answer not kept: %s", self.store.path, exc)
+
+    def _forget(self, scope: Scope) -> None:
+        """Delete ``scope``'s row, without waiting (the store's one thread keeps the order of writes)."""
+        if self.store is not None:
+            self.store.release_soon(scope)
 
     def _release(self, scope: Scope, entry: _Entry) -> None:
         if self._entries.get(scope) is entry:
             del self._entries[scope]
+            self._forget(scope)
         if not entry.answer.done():
             entry.answer.set_result(None)
 
@@ -237,10 +301,13 @@ class IdempotencyKeys:
             if not entry.answer.done():
                 return  # still running: kept until it answers
             del self._entries[scope]
+            self._forget(scope)
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Cancel first requests still running (at shutdown)."""
         await cancel_all(list(self._tasks), timeout)
+        if self.store is not None:
+            await self.store.aclose()
 
 
 def _retrieved(task: asyncio.Task[web.StreamResponse]) -> None:

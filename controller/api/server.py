@@ -7,11 +7,13 @@ no service of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from controller.api.calls import add_call_routes
 from controller.api.idempotency import IdempotencyKeys
+from controller.api.idemstore import SqliteKeyStore
 from controller.api.janus_events import add_janus_event_routes
 from controller.api.phone import add_phone_routes
 from controller.api.ports import PORTS, ApiPorts
@@ -37,17 +39,21 @@ def build_app(
     calls: CallSettings,
     janus: JanusSettings,
     users: Sequence[SipUser] = (),
+    *,
+    idempotency_path: Path | None = None,
 ) -> web.Application:
     """The API application on ``ports`` (client body size capped at 64 KiB).
 
     Janus's event handler is mounted when ``ports.janus_events`` is given, the browser identities,
     FreeSWITCH's directory lookups of them and the sign-in of ``users`` (the directory users) when
-    ``ports.browsers`` is.
+    ``ports.browsers`` is. ``Idempotency-Key`` entries are kept in ``idempotency_path`` (restored when the
+    app starts), or in memory only without one.
     """
     app = web.Application(client_max_size=64 * 1024)
     spec = ApiSpec("Switchyard controller", API_VERSION, api.tokens, api.worker_tokens)
     keys = api.idempotency
-    spec.idempotency = IdempotencyKeys(keys.ttl_s, keys.max_keys, keys.wait_s)
+    store = None if idempotency_path is None else SqliteKeyStore(idempotency_path)
+    spec.idempotency = IdempotencyKeys(keys.ttl_s, keys.max_keys, keys.wait_s, store=store)
     app[SPEC] = spec
     app[PORTS] = ports
     add_system_routes(app, spec, ports)
@@ -76,6 +82,11 @@ def build_app(
         if spec.idempotency is not None:
             await spec.idempotency.aclose()
 
+    async def restore_keys(app: web.Application) -> None:
+        if spec.idempotency is not None:
+            await spec.idempotency.restore()
+
+    app.on_startup.append(restore_keys)
     app.on_cleanup.append(close_keys)
 
     async def openapi(request: web.Request) -> web.Response:

@@ -281,3 +281,17 @@ async def test_openapi_documents_the_header_and_the_202(tmp_path: Path) -> None:
     assert header["name"] == "Idempotency-Key"
     assert header["schema"]["maxLength"] == 128
     assert {"201", "202", "409", "422", "503"} <= set(post["responses"])
+
+
+async def test_a_key_outlives_a_controller_restart(tmp_path: Path) -> None:
+    """The keys are on disk (beside the CDR database): after a restart the retry is replayed, not placed."""
+    async with FreeSwitchEmulator(EmulatorConfig(temp_dir=tmp_path)) as fs:
+        events = fs.record_events()
+        async with running_controller(fs, tmp_path) as first:
+            placed = await _post(first, BODY, "order-42")
+        async with running_controller(fs, tmp_path) as second:
+            retry = await _post(second, BODY, "order-42")
+    assert placed[0] == retry[0] == 201
+    assert retry[1] == placed[1]
+    assert retry[2].get("Idempotent-Replayed") == "true"
+    assert len(_originates(events)) == 1
