@@ -231,7 +231,7 @@ class IdempotencyKeys:
         self._entries[scope] = entry
         if self.store is not None:
             try:
-                await self.store.pending(KeyRow(scope, digest, entry.wall))
+                await self.store.put(KeyRow(scope, digest, entry.wall))
             except (sqlite3.Error, OSError) as exc:
                 log.error("Idempotency-Key store %s: %s", self.store.path, exc)
                 self._release(scope, entry)
@@ -267,7 +267,7 @@ class IdempotencyKeys:
         row = KeyRow(scope, entry.fingerprint, entry.wall, answer.status, answer.body, answer.content_type,
                      answer.headers)  # fmt: skip
         try:
-            await self.store.answered(row)
+            await self.store.put(row)
         except (sqlite3.Error, OSError) as exc:  # the answer stands; a retry after a restart gets 409
             log.error("Idempotency-Key store %s: answer not kept: %s", self.store.path, exc)
 

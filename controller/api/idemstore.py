@@ -1,10 +1,10 @@
 """The ``Idempotency-Key`` entries on disk, so a controller restart keeps them (``api.idempotency.path``).
 
-One SQLite file in WAL mode, one connection on one worker thread (as ``controller.store.sqlite``). A key
-is written *before* its first request runs (``pending``), so a controller killed while an originate was on
-its way still knows the key after its restart; the answer replaces it when there is one (``answered``),
-and a request that did nothing deletes it (``release``). Each write is committed when its coroutine
-returns: durable across a crash of the controller (not of the OS: ``synchronous=NORMAL``).
+One SQLite file in WAL mode (opened by ``controller.store.walfile``, as the CDR store's), one connection on
+one worker thread. A key is written (``put``) *before* its first request runs, so a controller killed
+while an originate was on its way still knows the key after its restart; its answer replaces the row when
+there is one, and a request that did nothing deletes it (``release_soon``). Each write is committed when
+its coroutine returns: durable across a crash of the controller (not of the OS: ``synchronous=NORMAL``).
 
 Layout (``PRAGMA user_version`` = 1): table ``keys``, one row per scope (token name, path, key as JSON),
 the body digest, the wall-clock time it was first seen, and the kept answer (NULL status: still pending
@@ -26,6 +26,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import orjson
 
+from controller.store.walfile import open_wal
+
 __all__ = ["KeyRow", "SqliteKeyStore"]
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT_S: Final = 5.0
 _SCHEMA: Final = """CREATE TABLE keys (
     scope        TEXT PRIMARY KEY NOT NULL,
     digest       TEXT NOT NULL,
@@ -72,7 +75,8 @@ class SqliteKeyStore:
         """Open (or create) the file.
 
         Raises:
-            sqlite3.Error, OSError: the file cannot be opened or is not ours.
+            StoreError: WAL mode refused or another schema version.
+            sqlite3.Error, OSError: the file cannot be opened.
         """
         await self._run(self._open)
 
@@ -80,17 +84,9 @@ class SqliteKeyStore:
         """Every key first seen at or after ``since`` (wall clock); older ones are deleted."""
         return await self._run(self._load, since)
 
-    async def pending(self, row: KeyRow) -> None:
-        """Note a key whose first request is about to run."""
+    async def put(self, row: KeyRow) -> None:
+        """Write a key's row: pending (before its first request runs) or with its answer."""
         await self._run(self._write, row)
-
-    async def answered(self, row: KeyRow) -> None:
-        """Keep a key's answer."""
-        await self._run(self._write, row)
-
-    async def release(self, scope: Scope) -> None:
-        """Forget a key (its request did nothing, or it expired)."""
-        await self._run(self._delete, scope)
 
     def release_soon(self, scope: Scope) -> None:
         """Forget a key without waiting (a failure is logged)."""
@@ -111,18 +107,7 @@ class SqliteKeyStore:
         return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.execute(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
-            db.close()
-            raise sqlite3.DatabaseError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
-        self._db = db
+        self._db = open_wal(self.path, (_SCHEMA,), SCHEMA_VERSION, BUSY_TIMEOUT_S)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from controller.store.base import CdrStore, StoreError
 from controller.store.cursor import PageKey, epoch_us
 from controller.store.records import CdrPage, CdrQuery, CdrRecord
+from controller.store.walfile import open_wal
 
 __all__ = ["SCHEMA_VERSION", "SqliteCdrStore"]
 
@@ -144,36 +145,7 @@ class _Database:
         self._conn: sqlite3.Connection | None = None
 
     def connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, each statement is its own committed transaction.
-        conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout_s * 1000)}")
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self._path}: cannot use WAL mode (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # IMMEDIATE: two processes opening a new file at once must not both create the schema.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version == 0:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise StoreError(f"{self._path}: schema version {version}, expected {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        self._conn = open_wal(self._path, _SCHEMA, SCHEMA_VERSION, self._busy_timeout_s)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
