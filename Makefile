@@ -22,28 +22,36 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project with its dev tools
 
-up: ## deploy the whole stack with docker compose (refuses missing or default secrets in .env)
+# `make up` knobs: media workers to run, seconds to wait for health, services to start (empty: all).
+WORKERS ?= 1
+WAIT ?= 300
+SERVICES ?=
+WITH_MONITORING := COMPOSE_PROFILES=monitoring
+
+up: ## deploy the whole stack with docker compose: writes .env if missing, builds, starts, waits for health
+	deploy/make-env .env
 	deploy/check-env .env
 	deploy/tls-cert .env
 	deploy/freeswitch-image .env
 	$(COMPOSE) build
-	COMPOSE_PROFILES=monitoring $(COMPOSE) up -d
-	$(COMPOSE) ps
+	$(WITH_MONITORING) $(COMPOSE) up -d --scale worker=$(WORKERS) $(SERVICES)
+	$(WITH_MONITORING) deploy/wait-healthy $(WAIT) $(COMPOSE)
+	$(WITH_MONITORING) $(COMPOSE) ps
 
 down: ## stop and remove the stack's containers (volumes are kept)
-	COMPOSE_PROFILES=monitoring $(COMPOSE) down
+	$(WITH_MONITORING) $(COMPOSE) down
 
 logs: ## follow the stack's logs
-	COMPOSE_PROFILES=monitoring $(COMPOSE) logs -f --tail=100
+	$(WITH_MONITORING) $(COMPOSE) logs -f --tail=100
 
 ps: ## the stack's services and their health
-	COMPOSE_PROFILES=monitoring $(COMPOSE) ps
+	$(WITH_MONITORING) $(COMPOSE) ps
 
 run: $(STAMP) ## run the controller from the venv against the nodes in SWITCHYARD_CONFIG (no docker)
 	$(BIN)/switchyard run
 
-render: $(STAMP) ## write freeswitch/conf and janus/conf from SWITCHYARD_CONFIG
-	$(BIN)/switchyard render --out .
+render: $(STAMP) ## render freeswitch/conf and janus/conf (the templates) into build/ from SWITCHYARD_CONFIG
+	$(BIN)/switchyard render --out build
 
 check: $(STAMP) ## lint, format check and strict typing
 	$(BIN)/ruff check .

@@ -21,6 +21,7 @@ from controller.app import Controller, on_signal
 from controller.calls.routes import RouteTable
 from controller.cli import add_client_commands, run_client
 from controller.logs import setup_logging
+from controller.render import template_dir
 from controller.render.freeswitch import render_freeswitch
 from controller.render.health import HEALTHCHECK_FILE, freeswitch_healthcheck
 from controller.render.janus import render_janus
@@ -79,12 +80,15 @@ def _controller(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ, args.config)
-        freeswitch = render_freeswitch(settings)
+        freeswitch = render_freeswitch(settings, args.templates)
         trees = {"freeswitch": freeswitch | {HEALTHCHECK_FILE: freeswitch_healthcheck(settings)}}
         if settings.janus.enabled:
-            trees["janus"] = render_janus(settings)
+            trees["janus"] = render_janus(settings, args.templates)
         for name, files in trees.items():
-            written = write_tree(files, args.out / name / "conf")
+            target = args.out / name / "conf"
+            if target.resolve() == template_dir(name, args.templates).resolve():
+                raise ValueError(f"--out {args.out}: {target} holds the templates; render elsewhere")
+            written = write_tree(files, target)
             print(f"{name}: {len(written)} file(s) in {args.out / name / 'conf'}")
     except (SettingsError, ValueError, OSError) as exc:
         print(f"switchyard render: {exc}", file=sys.stderr)
@@ -104,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--config", type=Path, help="settings file (default: $SWITCHYARD_CONFIG)")
     render = commands.add_parser("render", help="write freeswitch/conf and janus/conf from the settings")
     render.add_argument("--config", type=Path, help="settings file (default: $SWITCHYARD_CONFIG)")
-    render.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
+    render.add_argument("--out", type=Path, default=Path("build"), help="where to write (default: build)")
+    render.add_argument(
+        "--templates", type=Path, help="root of freeswitch/conf and janus/conf templates (default: built in)"
+    )
     add_client_commands(commands)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)

@@ -47,6 +47,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from controller.calls.contexts import DialingContexts
@@ -192,11 +193,13 @@ class _LineTest:
     max_s: int
 
 
-def render_freeswitch(settings: Settings) -> dict[str, str]:
-    """FreeSWITCH's configuration files: path relative to its conf dir → text.
+def render_freeswitch(settings: Settings, templates: Path | None = None) -> dict[str, str]:
+    """FreeSWITCH's configuration files: path relative to its conf dir → text, from the templates under
+    ``templates`` (default: :func:`controller.render.default_templates`).
 
     Raises:
         SettingsError: a value cannot be rendered (the message starts with the field path).
+        ValueError: there are no templates at ``templates``.
     """
     context = _context(settings)
     xml_curl = _xml_curl(settings)
@@ -208,7 +211,7 @@ def render_freeswitch(settings: Settings) -> dict[str, str]:
             "xml_curl": xml_curl,
         }
         files = (*FILES, XML_CURL_FILE)
-    env = template_environment("freeswitch", autoescape=True)
+    env = template_environment("freeswitch", autoescape=True, root=templates)
     return {name: env.get_template(name + ".j2").render(context) for name in files}
 
 

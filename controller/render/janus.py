@@ -165,23 +165,25 @@ def libconfig_value(value: object) -> str:
     raise TypeError(f"no libconfig form for {type(value).__name__}")
 
 
-def _environment() -> jinja2.Environment:
-    env = template_environment("janus", autoescape=False)
+def _environment(templates: Path | None) -> jinja2.Environment:
+    env = template_environment("janus", autoescape=False, root=templates)
     env.filters["lc"] = libconfig_value
     return env
 
 
-def render_janus(settings: Settings) -> dict[str, str]:
-    """Janus's configuration files: name inside the configs folder → text.
+def render_janus(settings: Settings, templates: Path | None = None) -> dict[str, str]:
+    """Janus's configuration files: name inside the configs folder → text, from the templates under
+    ``templates`` (default: :func:`controller.render.default_templates`).
 
     Raises:
         SettingsError: Janus is not enabled, or a value cannot be rendered (the message names the field).
+        ValueError: there are no templates at ``templates``.
     """
     janus = settings.janus
     if not janus.enabled:
         raise SettingsError("janus.enabled: rendering janus/conf needs janus.enabled true")
     context = _context(janus)
-    env = _environment()
+    env = _environment(templates)
     return {name: env.get_template(name + ".j2").render(context) for name in _FILES}
 
 

@@ -1,9 +1,10 @@
 # FreeSWITCH 1.10 from SignalWire's official Debian packages, plus mod_audio_stream built from its upstream
-# repository at a pinned commit. SignalWire's repository needs a personal access token: it is passed as a
-# BuildKit secret (id=signalwire_token) and never stored in a layer:
+# repository at a pinned commit: an option for those who hold a SignalWire personal access token (the
+# default image is built from public sources, deploy/docker/freeswitch-source.Dockerfile). The token is
+# passed as a BuildKit secret (id=signalwire_token) and never stored in a layer:
 #   DOCKER_BUILDKIT=1 docker build --secret id=signalwire_token,src=<file> -f deploy/docker/freeswitch.Dockerfile .
-# (`make freeswitch-image` does this with $SIGNALWIRE_TOKEN). CI cannot build this image (no token, and the
-# repository is not reachable from CI); it runs the FreeSWITCH emulator in this image's place.
+# (deploy/freeswitch-image does this when SIGNALWIRE_TOKEN is set). CI cannot build this image (no token,
+# and the repository is not reachable from CI).
 ARG BASE_IMAGE=debian:bookworm-slim
 
 FROM ${BASE_IMAGE} AS repo
@@ -39,7 +40,7 @@ RUN git clone https://github.com/amigniter/mod_audio_stream.git /src/mod_audio_s
     && cd /src/mod_audio_stream \
     && git checkout "$MOD_AUDIO_STREAM_COMMIT" \
     && git submodule update --init --recursive \
-    && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+    && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DUSE_TLS=ON \
     && cmake --build build -j"$(nproc)" \
     && DESTDIR=/out cmake --install build
 

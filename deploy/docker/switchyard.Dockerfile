@@ -34,6 +34,9 @@ RUN mkdir -p /src/controller /src/media_worker /src/switchyard \
 COPY controller /src/controller
 COPY media_worker /src/media_worker
 COPY switchyard /src/switchyard
+# The servers' configuration templates (top-level freeswitch/conf and janus/conf) go into the package.
+COPY freeswitch/conf /src/controller/render/templates/freeswitch/conf
+COPY janus/conf /src/controller/render/templates/janus/conf
 RUN pip install -q --no-deps /src && rm -rf /src
 
 RUN useradd --uid 10001 --no-log-init --home-dir /var/lib/switchyard --create-home switchyard \
