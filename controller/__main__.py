@@ -89,7 +89,7 @@ def _render(args: argparse.Namespace) -> int:
             if target.resolve() == template_dir(name, args.templates).resolve():
                 raise ValueError(f"--out {args.out}: {target} holds the templates; render elsewhere")
             written = write_tree(files, target)
-            print(f"{name}: {len(written)} file(s) in {args.out / name / 'conf'}")
+            print(f"{name}: {len(written)} file(s) in {target}")
     except (SettingsError, ValueError, OSError) as exc:
         print(f"switchyard render: {exc}", file=sys.stderr)
         return 2
